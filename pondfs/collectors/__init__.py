@@ -1,0 +1,1 @@
+"""Collectors: bring data from outside (HydroVu, ...) into the pond as new versions."""

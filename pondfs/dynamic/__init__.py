@@ -1,0 +1,1 @@
+"""Computed nodes: factories whose directories and files derive from other nodes."""
