@@ -1,0 +1,888 @@
+"""The filesystem model: nodes, directories, paths, transactions, over a Persistence.
+
+An :class:`FS` is a view of a pond as of one transaction. A writable view (``at`` not given)
+collects changes in a pending transaction that :meth:`FS.commit` turns into one atomic
+persistence commit; :meth:`FS.abort` drops them. Nodes are named by ``node_id``; paths are
+resolved by :meth:`FS.resolve`. Errors are :class:`FsError` with a POSIX errno.
+
+Rows are loaded lazily, one partition (a directory and its non-directory children) at a
+time, and kept for the life of the view.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import logging
+import stat as st
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from functools import wraps
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import formats
+from .cache import DerivedCache
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .errors import FsError
+from .glob import GlobPattern
+from .persistence import Persistence
+from .records import (
+    DATA,
+    DIRECTORY,
+    DYNAMIC,
+    FILE,
+    INLINE_LIMIT,
+    ROOT_ID,
+    SERIES,
+    SYMLINK,
+    TABLE,
+    DirOp,
+    NodeVersion,
+    TxnInfo,
+    new_node_id,
+)
+
+log = logging.getLogger(__name__)
+
+#: Symlinks followed in one resolution before ELOOP (as Linux).
+MAX_SYMLINKS = 40
+NAME_MAX = 255
+#: A directory version is a full listing after this many delta versions.
+SNAPSHOT_EVERY = 256
+
+_TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK}
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it can name a directory entry, else raise EINVAL/ENAMETOOLONG."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise FsError(errno.EINVAL, f"invalid name {name!r}: names cannot be empty, '.', '..' "
+                      "or hold '/' or NUL")
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise FsError(errno.ENAMETOOLONG, f"name too long ({len(name)} > {NAME_MAX}): {name[:40]}...")
+    return name
+
+
+def split_path(path: str) -> list[str]:
+    """The non-empty components of ``path`` (``.`` kept; resolution handles it)."""
+    return [c for c in path.split("/") if c]
+
+
+def join_path(parent: str, name: str) -> str:
+    """``parent``/``name`` for absolute pond paths."""
+    return parent.rstrip("/") + "/" + name
+
+
+@dataclass(frozen=True)
+class Stat:
+    """POSIX attributes of a node as the CLI and the mount report them."""
+
+    node_id: str
+    kind: str
+    format: str
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    version: int
+    txn: int
+    dynamic: bool = False
+
+
+def _locked(method):
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class FS:
+    """A pond's filesystem as of transaction ``at`` (read-only) or the newest one (writable).
+
+    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` maps
+    dynamic-node factory names to their constructors.
+    """
+
+    def __init__(
+        self,
+        store: Persistence,
+        *,
+        at: int | None = None,
+        cache: DerivedCache | None = None,
+        factories: FactoryRegistry | None = None,
+    ):
+        last = store.last_txn()
+        if at is not None and not 1 <= at <= last:
+            raise FsError(errno.ENOENT, f"no transaction {at}: the pond has 1..{last}")
+        self.store = store
+        self.as_of = last if at is None else at
+        self.read_only = at is not None
+        self.cache = cache or DerivedCache()
+        self.factories = factories or FactoryRegistry()
+        self._mutex = threading.RLock()
+        self._rows: dict[str, dict[str, list[NodeVersion]]] = {}
+        self._part_of: dict[str, str] = {ROOT_ID: ROOT_ID}
+        self._parent_of: dict[str, str] = {ROOT_ID: ROOT_ID}
+        self._listings: dict[str, dict[str, DirOp]] = {}
+        self._chain: dict[str, tuple[int, int]] = {}
+        self._pending: dict[str, NodeVersion] = {}
+        self._pending_ops: dict[str, list[DirOp]] = {}
+        self._pending_listings: dict[str, dict[str, DirOp]] = {}
+        self._dynamic: dict[str, DynamicNode] = {}
+
+    # ------------------------------------------------------------------ transactions
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the pending transaction holds changes."""
+        return bool(self._pending)
+
+    @_locked
+    def commit(self, command: str) -> int | None:
+        """Commit the pending changes as one transaction; its number, or None if nothing."""
+        if not self._pending:
+            return None
+        txn = self.as_of + 1
+        now = time.time_ns()
+        versions = [self._finish(v, txn, now) for v in self._pending.values()]
+        self.store.commit(versions, TxnInfo(txn, now, command, rows=len(versions)))
+        for v in versions:
+            rows = self._rows.get(v.part_id)
+            if rows is not None:
+                rows.setdefault(v.node_id, []).append(v.evolve(content=None))
+        self._listings.update(self._pending_listings)
+        self._clear_pending()
+        self.as_of = txn
+        return txn
+
+    @_locked
+    def abort(self) -> None:
+        """Drop the pending changes."""
+        for node_id, v in self._pending.items():
+            if v.version == 1:
+                self._part_of.pop(node_id, None)
+                self._parent_of.pop(node_id, None)
+        self._clear_pending()
+
+    def _clear_pending(self) -> None:
+        self._pending.clear()
+        self._pending_ops.clear()
+        self._pending_listings.clear()
+
+    def _finish(self, v: NodeVersion, txn: int, now: int) -> NodeVersion:
+        """The row to commit for a pending version: numbered, stamped, entries finalised."""
+        v = v.evolve(txn=txn, timestamp_ns=now)
+        if v.kind != DIRECTORY:
+            return v
+        ops = self._pending_ops.get(v.node_id, [])
+        versions, count = self._chain.get(v.node_id, (0, 0))
+        listing = self._pending_listings.get(v.node_id, self._listings.get(v.node_id, {}))
+        if v.version == 1 or versions + 1 >= SNAPSHOT_EVERY or count + len(ops) > max(
+            len(listing), 64
+        ):
+            self._chain[v.node_id] = (0, 0)
+            return v.evolve(entries=tuple(listing[n] for n in sorted(listing)), snapshot=True)
+        self._chain[v.node_id] = (versions + 1, count + len(ops))
+        return v.evolve(entries=tuple(ops), snapshot=False)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise FsError(errno.EROFS, f"read-only view of the pond as of transaction {self.as_of}")
+
+    # ------------------------------------------------------------------ rows
+
+    def _partition(self, part_id: str) -> dict[str, list[NodeVersion]]:
+        rows = self._rows.get(part_id)
+        if rows is None:
+            rows = {}
+            for v in self.store.partition(part_id, self.as_of):
+                rows.setdefault(v.node_id, []).append(v)
+            self._rows[part_id] = rows
+        return rows
+
+    def _committed(self, node_id: str) -> list[NodeVersion]:
+        part = self._part_of.get(node_id)
+        if part is None:
+            versions = self.store.node_versions(node_id, self.as_of)
+            if not versions:
+                return []
+            part = versions[-1].part_id
+            self._part_of[node_id] = part
+        return self._partition(part).get(node_id, [])
+
+    def _latest(self, node_id: str) -> NodeVersion:
+        v = self._pending.get(node_id)
+        if v is None:
+            rows = self._committed(node_id)
+            v = rows[-1] if rows else None
+        if v is None or v.deleted:
+            raise FsError(errno.ENOENT, f"no such node {node_id}")
+        return v
+
+    @_locked
+    def get(self, node_id: str) -> NodeVersion:
+        """The newest version of a stored node (pending changes included)."""
+        return self._latest(node_id)
+
+    def _carry(self, v: NodeVersion) -> NodeVersion:
+        """``v`` with its inline content loaded, so a new version can carry it."""
+        if v.inline and v.content is None and v.kind != DIRECTORY:
+            return v.evolve(content=self.store.read_inline(v))
+        return v
+
+    def _stage(self, v: NodeVersion) -> None:
+        self._pending[v.node_id] = v
+        self._part_of[v.node_id] = v.part_id
+
+    def _next_version(self, node_id: str, **changes) -> NodeVersion:
+        """Stage a new version of ``node_id`` (or amend the one pending) with ``changes``."""
+        self._check_writable()
+        pending = self._pending.get(node_id)
+        if pending is not None:
+            v = pending.evolve(**changes)
+        else:
+            latest = self._carry(self._latest(node_id))
+            v = latest.evolve(version=latest.version + 1, **changes)
+        self._stage(v)
+        return v
+
+    # ------------------------------------------------------------------ directories
+
+    def _listing(self, dir_id: str) -> dict[str, DirOp]:
+        pending = self._pending_listings.get(dir_id)
+        if pending is not None:
+            return pending
+        listing = self._listings.get(dir_id)
+        if listing is None:
+            listing = self._replay(dir_id)
+            self._listings[dir_id] = listing
+        return listing
+
+    def _replay(self, dir_id: str) -> dict[str, DirOp]:
+        versions = self._committed(dir_id)
+        start = max((i for i, v in enumerate(versions) if v.snapshot), default=0)
+        listing: dict[str, DirOp] = {}
+        delta_ops = 0
+        for v in versions[start:]:
+            if v.snapshot:
+                listing = {}
+            else:
+                delta_ops += len(v.entries)
+            for op in v.entries:
+                if op.op == "add":
+                    listing[op.name] = op
+                else:
+                    listing.pop(op.name, None)
+        self._chain[dir_id] = (max(len(versions) - start - 1, 0), delta_ops)
+        for op in listing.values():
+            self._part_of[op.node_id] = op.node_id if op.kind == DIRECTORY else dir_id
+            if op.kind == DIRECTORY:
+                self._parent_of[op.node_id] = dir_id
+        return listing
+
+    def _dir_change(self, dir_id: str, op: DirOp) -> None:
+        """Record an entry change in ``dir_id`` and stage its new version (mtime, ctime)."""
+        self._check_writable()
+        listing = self._pending_listings.get(dir_id)
+        if listing is None:
+            listing = dict(self._listing(dir_id))
+            self._pending_listings[dir_id] = listing
+        if op.op == "add":
+            listing[op.name] = op
+        else:
+            listing.pop(op.name, None)
+        self._pending_ops.setdefault(dir_id, []).append(op)
+        now = time.time_ns()
+        self._next_version(dir_id, mtime_ns=now, ctime_ns=now, entries=(), snapshot=False)
+
+    def _require_dir(self, dir_id: str) -> NodeVersion:
+        if dir_id in self._dynamic:
+            raise FsError(errno.EROFS, "computed directories cannot be changed")
+        v = self._latest(dir_id)
+        if v.kind == DYNAMIC:
+            raise FsError(errno.EROFS, "computed directories cannot be changed")
+        if v.kind != DIRECTORY:
+            raise FsError(errno.ENOTDIR, f"not a directory: {dir_id}")
+        return v
+
+    @_locked
+    def listdir(self, dir_id: str) -> dict[str, str]:
+        """Names in a directory mapped to node ids (stored or computed)."""
+        dynamic = self._dynamic_node(dir_id)
+        if dynamic is not None:
+            if not isinstance(dynamic, DynamicDirectory):
+                raise FsError(errno.ENOTDIR, f"not a directory: {dir_id}")
+            return {name: self._adopt(dir_id, name, child) for name, child in dynamic.entries()}
+        self._require_dir(dir_id)
+        return {name: op.node_id for name, op in self._listing(dir_id).items()}
+
+    @_locked
+    def lookup(self, dir_id: str, name: str) -> str | None:
+        """The node id named ``name`` in directory ``dir_id``, or None."""
+        dynamic = self._dynamic_node(dir_id)
+        if dynamic is not None:
+            if not isinstance(dynamic, DynamicDirectory):
+                raise FsError(errno.ENOTDIR, f"not a directory: {dir_id}")
+            child = dynamic.lookup(name)
+            return None if child is None else self._adopt(dir_id, name, child)
+        self._require_dir(dir_id)
+        op = self._listing(dir_id).get(name)
+        return None if op is None else op.node_id
+
+    def _subdirs(self, dir_id: str) -> int:
+        return sum(1 for op in self._listing(dir_id).values() if op.kind == DIRECTORY)
+
+    # ------------------------------------------------------------------ dynamic nodes
+
+    def _adopt(self, parent_id: str, name: str, child: DynamicNode) -> str:
+        node_id = f"{parent_id}/{name}"
+        self._dynamic.setdefault(node_id, child)
+        return node_id
+
+    def _dynamic_node(self, node_id: str) -> DynamicNode | None:
+        """The computed node behind ``node_id``, made from its factory on first use."""
+        node = self._dynamic.get(node_id)
+        if node is not None or "/" in node_id:
+            return node
+        v = self._pending.get(node_id)
+        if v is None:
+            rows = self._committed(node_id)
+            v = rows[-1] if rows else None
+        if v is None or v.kind != DYNAMIC or v.deleted:
+            return None
+        node = self.factories.build(v.format, self, self._carry(v).content or b"", node_id)
+        self._dynamic[node_id] = node
+        return node
+
+    # ------------------------------------------------------------------ attributes
+
+    @_locked
+    def stat(self, node_id: str) -> Stat:
+        """POSIX attributes of a node."""
+        dynamic = self._dynamic.get(node_id)
+        if dynamic is not None:
+            return self._dynamic_stat(node_id, dynamic)
+        v = self._latest(node_id)
+        if v.kind == DYNAMIC:
+            node = self._dynamic_node(node_id)
+            assert node is not None
+            return replace(self._dynamic_stat(node_id, node), uid=v.uid, gid=v.gid,
+                           mtime_ns=v.mtime_ns, ctime_ns=v.ctime_ns, atime_ns=v.atime_ns,
+                           version=v.version, txn=v.txn)
+        mode = _TYPE_BITS[v.kind] | (v.mode & 0o7777)
+        nlink = 2 + self._subdirs(node_id) if v.kind == DIRECTORY else 1
+        size = self._series_size(v) if v.format == SERIES else v.size
+        return Stat(node_id, v.kind, v.format, mode, nlink, v.uid, v.gid, size, v.atime_ns,
+                    v.mtime_ns, v.ctime_ns, v.version, v.txn)
+
+    def _dynamic_stat(self, node_id: str, node: DynamicNode) -> Stat:
+        is_dir = isinstance(node, DynamicDirectory)
+        mode = (st.S_IFDIR | 0o555) if is_dir else (st.S_IFREG | 0o444)
+        size = 0 if is_dir else node.size()
+        mtime = node.mtime_ns()
+        return Stat(node_id, DIRECTORY if is_dir else FILE, "" if is_dir else DATA, mode,
+                    2 if is_dir else 1, 0, 0, size, mtime, mtime, mtime, 0, self.as_of, True)
+
+    @_locked
+    def setattr(
+        self,
+        node_id: str,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        atime_ns: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Change permission bits, owner or times; ctime becomes now."""
+        self._require_stored(node_id)
+        changes: dict = {"ctime_ns": time.time_ns()}
+        for key, value in (("uid", uid), ("gid", gid), ("atime_ns", atime_ns),
+                           ("mtime_ns", mtime_ns)):
+            if value is not None:
+                changes[key] = value
+        if mode is not None:
+            changes["mode"] = mode & 0o7777
+        self._next_version(node_id, **changes)
+
+    def _require_stored(self, node_id: str) -> NodeVersion:
+        if node_id in self._dynamic:
+            raise FsError(errno.EROFS, "computed nodes cannot be changed")
+        return self._latest(node_id)
+
+    @_locked
+    def getxattr(self, node_id: str, name: str) -> bytes:
+        """An extended attribute's value; ENODATA if it is not set."""
+        if node_id in self._dynamic:
+            raise FsError(errno.ENODATA, f"no attribute {name}")
+        try:
+            return self._latest(node_id).xattrs[name]
+        except KeyError:
+            raise FsError(errno.ENODATA, f"no attribute {name}") from None
+
+    @_locked
+    def listxattr(self, node_id: str) -> list[str]:
+        """Names of a node's extended attributes."""
+        return [] if node_id in self._dynamic else sorted(self._latest(node_id).xattrs)
+
+    @_locked
+    def setxattr(self, node_id: str, name: str, value: bytes) -> None:
+        """Set an extended attribute (a new version of the node)."""
+        v = self._require_stored(node_id)
+        self._next_version(node_id, xattrs={**v.xattrs, name: bytes(value)},
+                           ctime_ns=time.time_ns())
+
+    @_locked
+    def removexattr(self, node_id: str, name: str) -> None:
+        """Remove an extended attribute; ENODATA if it is not set."""
+        v = self._require_stored(node_id)
+        if name not in v.xattrs:
+            raise FsError(errno.ENODATA, f"no attribute {name}")
+        xattrs = {k: val for k, val in v.xattrs.items() if k != name}
+        self._next_version(node_id, xattrs=xattrs, ctime_ns=time.time_ns())
+
+    # ------------------------------------------------------------------ creating
+
+    def _create(self, dir_id: str, name: str, kind: str, fmt: str, mode: int, uid: int,
+                gid: int, stored: tuple[str, int, bytes] | None = None) -> str:
+        self._require_dir(dir_id)
+        validate_name(name)
+        if name in self._listing(dir_id):
+            raise FsError(errno.EEXIST, f"already exists: {name}")
+        node_id = new_node_id()
+        now = time.time_ns()
+        sha, size, content = stored or (hashlib.sha256(b"").hexdigest(), 0, b"")
+        v = NodeVersion(
+            part_id=node_id if kind == DIRECTORY else dir_id, node_id=node_id, version=1, txn=0,
+            kind=kind, format=fmt, mode=mode & 0o7777, uid=uid, gid=gid, atime_ns=now,
+            mtime_ns=now, ctime_ns=now, size=size, sha256=sha, inline=True, content=content,
+        )
+        self._stage(v)
+        if kind == DIRECTORY:
+            self._parent_of[node_id] = dir_id
+            self._pending_listings[node_id] = {}
+        self._dir_change(dir_id, DirOp(name, node_id, kind))
+        return node_id
+
+    @_locked
+    def init_root(self, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
+        """Create the root directory of an empty pond (the first transaction)."""
+        self._check_writable()
+        if self.as_of != 0 or self._pending:
+            raise FsError(errno.EEXIST, "the pond already has a root directory")
+        now = time.time_ns()
+        self._stage(NodeVersion(ROOT_ID, ROOT_ID, 1, 0, DIRECTORY, mode=mode, uid=uid, gid=gid,
+                                atime_ns=now, mtime_ns=now, ctime_ns=now, snapshot=True))
+        self._pending_listings[ROOT_ID] = {}
+
+    @_locked
+    def mkdir(self, dir_id: str, name: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> str:
+        """Create a directory; its node id."""
+        return self._create(dir_id, name, DIRECTORY, "", mode, uid, gid)
+
+    @_locked
+    def create(self, dir_id: str, name: str, fmt: str = DATA, mode: int = 0o644, uid: int = 0,
+               gid: int = 0) -> str:
+        """Create an empty file of format ``fmt``; its node id."""
+        if fmt not in (DATA, TABLE, SERIES):
+            raise FsError(errno.EINVAL, f"unknown file format {fmt!r} (data, table or series)")
+        return self._create(dir_id, name, FILE, fmt, mode, uid, gid)
+
+    @_locked
+    def symlink(self, dir_id: str, name: str, target: str, uid: int = 0, gid: int = 0) -> str:
+        """Create a symbolic link to ``target``; its node id."""
+        if not target or "\0" in target:
+            raise FsError(errno.EINVAL, f"invalid symlink target {target!r}")
+        data = target.encode()
+        return self._create(dir_id, name, SYMLINK, "", 0o777, uid, gid,
+                            (hashlib.sha256(data).hexdigest(), len(data), data))
+
+    @_locked
+    def create_dynamic(self, dir_id: str, name: str, factory: str, config: bytes,
+                       uid: int = 0, gid: int = 0) -> str:
+        """Create a computed node made by ``factory`` from ``config``; its node id."""
+        self.factories.validate(factory, config)
+        return self._create(dir_id, name, DYNAMIC, factory, 0o555, uid, gid,
+                            (hashlib.sha256(config).hexdigest(), len(config), config))
+
+    @_locked
+    def set_dynamic_config(self, node_id: str, config: bytes) -> None:
+        """Replace a computed node's configuration (a new version)."""
+        v = self._require_stored(node_id)
+        if v.kind != DYNAMIC:
+            raise FsError(errno.EINVAL, f"not a computed node: {node_id}")
+        self.factories.validate(v.format, config)
+        self._dynamic.pop(node_id, None)
+        now = time.time_ns()
+        self._next_version(node_id, content=config, size=len(config), inline=True,
+                           sha256=hashlib.sha256(config).hexdigest(), mtime_ns=now, ctime_ns=now)
+
+    # ------------------------------------------------------------------ file content
+
+    @_locked
+    def write_content(self, node_id: str, chunks: Iterable[bytes]) -> None:
+        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole)."""
+        v = self._require_stored(node_id)
+        if v.kind != FILE:
+            raise FsError(errno.EISDIR if v.kind == DIRECTORY else errno.EINVAL,
+                          f"not a regular file: {node_id}")
+        stored = self.store.store(chunks, INLINE_LIMIT)
+        now = time.time_ns()
+        self._next_version(node_id, sha256=stored.sha256, size=stored.size,
+                           inline=stored.inline is not None, content=stored.inline,
+                           mtime_ns=now, ctime_ns=now, min_time=None, max_time=None)
+
+    @_locked
+    def write_table(self, node_id: str, table: pa.Table) -> None:
+        """Replace a table file's content with ``table`` as Parquet."""
+        self.write_content(node_id, [formats.parquet_bytes(table)])
+
+    @_locked
+    def append_series(self, node_id: str, table: pa.Table, time_column: str | None = None) -> None:
+        """Append ``table`` as a new version of a series (merged with one pending in this
+        transaction), recording its event-time range."""
+        v = self._require_stored(node_id)
+        if v.format != SERIES:
+            raise FsError(errno.EINVAL, f"not a series: {node_id}")
+        column = formats.time_column_of(table, time_column or v.time_column or None, node_id)
+        pending = self._pending.get(node_id)
+        if pending is not None and pending.min_time is not None:
+            earlier = formats.read_parquet(self._content_bytes(pending), node_id)
+            table = formats.merge_series([earlier, table], column)
+        low, high = formats.time_range(table, column)
+        stored = self.store.store([formats.parquet_bytes(table)], INLINE_LIMIT)
+        now = time.time_ns()
+        self._next_version(node_id, sha256=stored.sha256, size=stored.size,
+                           inline=stored.inline is not None, content=stored.inline,
+                           mtime_ns=now, ctime_ns=now, min_time=low, max_time=high,
+                           time_column=column)
+
+    @_locked
+    def truncate(self, node_id: str, size: int) -> None:
+        """Cut or zero-extend a data file to ``size`` bytes."""
+        if size < 0:
+            raise FsError(errno.EINVAL, f"negative size {size}")
+        v = self._require_stored(node_id)
+        if v.size == size:
+            return
+        source = self.open_read(node_id)
+
+        def resized() -> Iterator[bytes]:
+            with source:
+                left = size
+                while left and (chunk := source.read(min(formats.CHUNK, left))):
+                    left -= len(chunk)
+                    yield chunk
+                while left:
+                    n = min(formats.CHUNK, left)
+                    left -= n
+                    yield bytes(n)
+
+        self.write_content(node_id, resized())
+
+    def _content_bytes(self, v: NodeVersion) -> bytes:
+        with self._open_version(v) as f:
+            return f.read()
+
+    def _open_version(self, v: NodeVersion) -> BinaryIO:
+        if v.inline:
+            return io.BytesIO(v.content if v.content is not None else self.store.read_inline(v))
+        return self.store.open_object(v.sha256)
+
+    @_locked
+    def open_read(self, node_id: str) -> BinaryIO:
+        """A seekable reader of a file's bytes (a series as one merged Parquet file)."""
+        dynamic = self._dynamic_node(node_id)
+        if dynamic is not None:
+            if isinstance(dynamic, DynamicFile):
+                return dynamic.open()
+            raise FsError(errno.EISDIR, f"is a directory: {node_id}")
+        v = self._latest(node_id)
+        if v.kind == DIRECTORY:
+            raise FsError(errno.EISDIR, f"is a directory: {node_id}")
+        if v.format == SERIES:
+            key = self._series_key(v)
+            reader = self.cache.open(key)
+            if reader is None:
+                self._fill_series(v, key)
+                reader = self.cache.open(key)
+            assert reader is not None
+            return reader
+        return self._open_version(v)
+
+    @_locked
+    def readlink(self, node_id: str) -> str:
+        """A symlink's target."""
+        v = self._latest(node_id)
+        if v.kind != SYMLINK:
+            raise FsError(errno.EINVAL, f"not a symbolic link: {node_id}")
+        return self._content_bytes(v).decode()
+
+    # ------------------------------------------------------------------ series
+
+    def _series_versions(self, v: NodeVersion) -> list[NodeVersion]:
+        committed = self._committed(v.node_id)
+        if committed and committed[0].version != 1:
+            committed = self.store.node_versions(v.node_id, self.as_of)
+        versions = [c for c in committed if c.min_time is not None and not c.deleted]
+        pending = self._pending.get(v.node_id)
+        if pending is not None and pending.min_time is not None:
+            versions.append(pending)
+        return versions
+
+    def _series_key(self, v: NodeVersion) -> str:
+        parts = [v.node_id] + [c.sha256 for c in self._series_versions(v)]
+        return "series-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def _fill_series(self, v: NodeVersion, key: str) -> None:
+        table = self.read_series(v.node_id)
+        self.cache.fill(key, lambda sink: sink.write(formats.parquet_bytes(table)))
+
+    def _series_size(self, v: NodeVersion) -> int:
+        key = self._series_key(v)
+        size = self.cache.size(key)
+        if size is None:
+            self._fill_series(v, key)
+            size = self.cache.size(key)
+        assert size is not None
+        return size
+
+    @_locked
+    def read_series(self, node_id: str, start: int | None = None, end: int | None = None
+                    ) -> pa.Table:
+        """A series' rows with ``start <= time <= end`` (bounds optional), time-ordered.
+
+        Versions whose recorded time range misses the window are not read at all.
+        """
+        v = self._latest(node_id)
+        if v.format != SERIES:
+            raise FsError(errno.EINVAL, f"not a series: {node_id}")
+        tables = []
+        for version in self._series_versions(v):
+            if start is not None and version.max_time < start:
+                continue
+            if end is not None and version.min_time > end:
+                continue
+            tables.append(formats.read_parquet(self._content_bytes(version), node_id))
+        merged = formats.merge_series(tables, v.time_column)
+        if merged.num_rows and (start is not None or end is not None):
+            column = merged.column(v.time_column)
+            if pa.types.is_timestamp(column.type):
+                column = column.cast(pa.int64())
+            mask = None
+            if start is not None:
+                mask = pc.greater_equal(column, start)
+            if end is not None:
+                upper = pc.less_equal(column, end)
+                mask = upper if mask is None else pc.and_(mask, upper)
+            merged = merged.filter(mask)
+        return merged
+
+    # ------------------------------------------------------------------ removing, renaming
+
+    def _tombstone(self, node_id: str) -> None:
+        now = time.time_ns()
+        self._next_version(node_id, deleted=True, content=b"", inline=True, size=0, sha256="",
+                           ctime_ns=now, entries=(), snapshot=False)
+
+    @_locked
+    def unlink(self, dir_id: str, name: str) -> None:
+        """Remove a non-directory entry."""
+        self._require_dir(dir_id)
+        op = self._listing(dir_id).get(name)
+        if op is None:
+            raise FsError(errno.ENOENT, f"no such file: {name}")
+        if op.kind == DIRECTORY:
+            raise FsError(errno.EISDIR, f"is a directory: {name}")
+        self._tombstone(op.node_id)
+        self._dir_change(dir_id, DirOp(name, op.node_id, op.kind, "remove"))
+
+    @_locked
+    def rmdir(self, dir_id: str, name: str) -> None:
+        """Remove an empty directory."""
+        self._require_dir(dir_id)
+        op = self._listing(dir_id).get(name)
+        if op is None:
+            raise FsError(errno.ENOENT, f"no such directory: {name}")
+        if op.kind != DIRECTORY:
+            raise FsError(errno.ENOTDIR, f"not a directory: {name}")
+        if self._listing(op.node_id):
+            raise FsError(errno.ENOTEMPTY, f"directory not empty: {name}")
+        self._tombstone(op.node_id)
+        self._dir_change(dir_id, DirOp(name, op.node_id, DIRECTORY, "remove"))
+
+    def _is_ancestor(self, ancestor: str, node_id: str) -> bool:
+        while True:
+            if node_id == ancestor:
+                return True
+            parent = self._parent_of.get(node_id)
+            if parent is None or parent == node_id:
+                return False
+            node_id = parent
+
+    @_locked
+    def rename(self, src_dir: str, src_name: str, dst_dir: str, dst_name: str, *,
+               noreplace: bool = False) -> None:
+        """Move an entry, replacing a compatible destination unless ``noreplace``."""
+        self._require_dir(src_dir)
+        self._require_dir(dst_dir)
+        validate_name(dst_name)
+        src = self._listing(src_dir).get(src_name)
+        if src is None:
+            raise FsError(errno.ENOENT, f"no such file or directory: {src_name}")
+        dst = self._listing(dst_dir).get(dst_name)
+        if src.kind == DIRECTORY and self._is_ancestor(src.node_id, dst_dir):
+            raise FsError(errno.EINVAL, f"cannot move {src_name} into itself")
+        if dst is not None:
+            if dst.node_id == src.node_id:
+                return
+            if noreplace:
+                raise FsError(errno.EEXIST, f"already exists: {dst_name}")
+            if src.kind == DIRECTORY and dst.kind != DIRECTORY:
+                raise FsError(errno.ENOTDIR, f"not a directory: {dst_name}")
+            if src.kind != DIRECTORY and dst.kind == DIRECTORY:
+                raise FsError(errno.EISDIR, f"is a directory: {dst_name}")
+            if dst.kind == DIRECTORY and self._listing(dst.node_id):
+                raise FsError(errno.ENOTEMPTY, f"directory not empty: {dst_name}")
+            self._tombstone(dst.node_id)
+            self._dir_change(dst_dir, DirOp(dst_name, dst.node_id, dst.kind, "remove"))
+        self._dir_change(src_dir, DirOp(src_name, src.node_id, src.kind, "remove"))
+        self._dir_change(dst_dir, DirOp(dst_name, src.node_id, src.kind))
+        changes: dict = {"ctime_ns": time.time_ns()}
+        if src.kind == DIRECTORY:
+            self._parent_of[src.node_id] = dst_dir
+        elif src_dir != dst_dir:
+            changes["part_id"] = dst_dir
+        self._next_version(src.node_id, **changes)
+
+    # ------------------------------------------------------------------ paths
+
+    @_locked
+    def resolve(self, path: str, cwd: str = "/", *, follow: bool = True) -> str:
+        """The node id at ``path`` (relative to ``cwd``); symlinks followed (the last one only
+        when ``follow``), at most MAX_SYMLINKS of them (else ELOOP)."""
+        return self._walk(path, cwd, follow)[0]
+
+    @_locked
+    def resolve_parent(self, path: str, cwd: str = "/") -> tuple[str, str]:
+        """The directory that would hold ``path`` and the last name, validated."""
+        parts = split_path(path)
+        if not parts:
+            raise FsError(errno.EINVAL, f"invalid path {path!r}: it names no entry")
+        parent = "/".join(parts[:-1])
+        parent = ("/" + parent if path.startswith("/") else parent) or (
+            "/" if path.startswith("/") else ".")
+        dir_id = self._walk(parent, cwd, True)[0]
+        if self.kind(dir_id) != DIRECTORY:
+            raise FsError(errno.ENOTDIR, f"not a directory: {parent}")
+        return dir_id, validate_name(parts[-1])
+
+    def _walk(self, path: str, cwd: str, follow: bool) -> tuple[str, str]:
+        stack: list[str] = [ROOT_ID]
+        names: list[str] = []
+        pending = split_path(path)
+        if not path.startswith("/"):
+            for part in split_path(cwd):
+                dir_id = stack[-1]
+                child = self.lookup(dir_id, part)
+                if child is None:
+                    raise FsError(errno.ENOENT, f"no such directory: {cwd}")
+                stack.append(child)
+                names.append(part)
+        links = 0
+        while pending:
+            part = pending.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if len(stack) > 1:
+                    stack.pop()
+                    names.pop()
+                continue
+            here = "/" + "/".join(names)
+            if self.kind(stack[-1]) != DIRECTORY:
+                raise FsError(errno.ENOTDIR, f"not a directory: {here}")
+            child = self.lookup(stack[-1], part)
+            if child is None:
+                raise FsError(errno.ENOENT, f"no such file or directory: {join_path(here, part)}")
+            if self.kind(child) == SYMLINK and (pending or follow):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise FsError(errno.ELOOP, f"too many levels of symbolic links: {path}")
+                target = self.readlink(child)
+                if target.startswith("/"):
+                    stack, names = [ROOT_ID], []
+                pending = split_path(target) + pending
+                continue
+            stack.append(child)
+            names.append(part)
+        return stack[-1], "/" + "/".join(names)
+
+    @_locked
+    def kind(self, node_id: str) -> str:
+        """``directory``, ``file`` or ``symlink`` (computed nodes report what they act as)."""
+        node = self._dynamic_node(node_id)
+        if node is not None:
+            return DIRECTORY if isinstance(node, DynamicDirectory) else FILE
+        return self._latest(node_id).kind
+
+    @_locked
+    def canonical(self, path: str, cwd: str = "/") -> str:
+        """The absolute path of ``path`` with every symlink resolved."""
+        return self._walk(path, cwd, True)[1]
+
+    # ------------------------------------------------------------------ visiting
+
+    def glob(self, pattern: str, cwd: str = "/") -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """(path, node id, captures) of every node matching ``pattern``, in path order."""
+        compiled = GlobPattern(pattern)
+        root = ROOT_ID if compiled.absolute else self.resolve(cwd)
+
+        def children(dir_id: str) -> Iterable[tuple[str, str]]:
+            return sorted(self.listdir(dir_id).items())
+
+        def child(dir_id: str, name: str) -> str | None:
+            return self.lookup(dir_id, name) if self.kind(dir_id) == DIRECTORY else None
+
+        yield from compiled.walk(root, children, lambda n: self.kind(n) == DIRECTORY, child)
+
+    def walk(self, path: str = "/", cwd: str = "/") -> Iterator[tuple[str, str]]:
+        """(path, node id) of ``path`` and everything below it, depth first, names sorted;
+        symlinks are listed, not followed."""
+        node_id, absolute = self._walk(path, cwd, True)
+        stack = [(absolute, node_id)]
+        while stack:
+            here, node_id = stack.pop()
+            yield here, node_id
+            if self.kind(node_id) == DIRECTORY:
+                entries = sorted(self.listdir(node_id).items(), reverse=True)
+                stack.extend((join_path(here, name), child) for name, child in entries)
+
+    # ------------------------------------------------------------------ history
+
+    def versions(self, node_id: str) -> list[NodeVersion]:
+        """Every committed version of a node, oldest first."""
+        return self.store.node_versions(node_id, self.as_of)
+
+    def transactions(self) -> list[TxnInfo]:
+        """Committed transactions up to this view, newest first."""
+        return self.store.transactions(self.as_of)
+
+
+def read_all(fs: FS, node_id: str) -> bytes:
+    """A whole file's bytes (for small files and tests)."""
+    with fs.open_read(node_id) as f:
+        return f.read()
+

@@ -1,0 +1,75 @@
+"""The small interface through which tinyfs keeps its nodes.
+
+Two implementations: :class:`pondfs.tinyfs.memory.MemoryPersistence` (for fast tests) and
+:class:`pondfs.oplog.OplogPersistence` (a Delta Lake table on disk or S3). tinyfs never learns
+which one it has.
+
+Rows are append-only: reading "as of" transaction T is filtering ``txn <= T``. A commit makes
+all of a transaction's rows visible at once, or none of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import BinaryIO
+
+from .records import NodeVersion, StoredContent, TxnInfo
+
+
+class Persistence(ABC):
+    """Where node versions, content and transactions live."""
+
+    @abstractmethod
+    def last_txn(self) -> int:
+        """The newest committed transaction number (0 for a store with nothing in it)."""
+
+    @abstractmethod
+    def partition(self, part_id: str, as_of: int) -> list[NodeVersion]:
+        """Every version with ``txn <= as_of`` stored in partition ``part_id``, without
+        inline content (``content`` is None), in (node_id, version) order."""
+
+    @abstractmethod
+    def node_versions(self, node_id: str, as_of: int) -> list[NodeVersion]:
+        """Every version of one node with ``txn <= as_of``, in any partition, oldest first."""
+
+    @abstractmethod
+    def scan(self, as_of: int) -> Iterator[NodeVersion]:
+        """Every version with ``txn <= as_of`` in every partition, without inline content
+        (for ``check`` and whole-pond reports; not a hot path)."""
+
+    @abstractmethod
+    def read_inline(self, version: NodeVersion) -> bytes:
+        """The inline content of a version listed by :meth:`partition`."""
+
+    @abstractmethod
+    def open_object(self, sha256: str) -> BinaryIO:
+        """A seekable binary reader of a content object; raises CorruptContent if missing."""
+
+    @abstractmethod
+    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+        """Consume ``chunks`` and keep their bytes: inline when shorter than ``inline_limit``,
+        else as a content object named by its SHA-256 (written before any commit refers to
+        it, so a crash leaves at most an unreferenced object). Never holds a large content
+        whole in memory."""
+
+    @abstractmethod
+    def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
+        """Append ``versions`` (all with ``txn == info.txn``) as one atomic transaction."""
+
+    @abstractmethod
+    def transactions(self, as_of: int) -> list[TxnInfo]:
+        """Committed transactions up to ``as_of``, newest first."""
+
+    @abstractmethod
+    def writer_lock(self, holder: str) -> AbstractContextManager[None]:
+        """Hold the single-writer lock while the context is open; raise PondLocked naming the
+        current holder if another process has it. ``holder`` describes this writer."""
+
+    def object_ids(self) -> Iterator[str]:
+        """Every content object present (for ``check``); empty when there is no object store."""
+        return iter(())
+
+    def close(self) -> None:
+        """Release whatever the store holds open."""

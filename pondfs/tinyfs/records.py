@@ -1,0 +1,126 @@
+"""The data model shared by tinyfs and its persistence: node versions and transactions.
+
+Every change to a node is a new :class:`NodeVersion` (one row of the operation log). A
+directory version holds either a full listing (``snapshot``) or the names added and removed
+since the previous version, so adding the 10,000th entry does not rewrite 10,000 entries.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+
+#: The node id of every pond's root directory.
+ROOT_ID = "00000000-0000-0000-0000-000000000000"
+
+#: Content at least this large is kept as a content-addressed object instead of in the row.
+INLINE_LIMIT = 64 * 1024
+
+DIRECTORY = "directory"
+FILE = "file"
+SYMLINK = "symlink"
+DYNAMIC = "dynamic"
+KINDS = (DIRECTORY, FILE, SYMLINK, DYNAMIC)
+
+DATA = "data"
+TABLE = "table"
+SERIES = "series"
+FILE_FORMATS = (DATA, TABLE, SERIES)
+
+
+def new_node_id() -> str:
+    """A fresh time-ordered UUID (version 7) as a string, so newer nodes sort later."""
+    ms = time.time_ns() // 1_000_000
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= secrets.randbits(12) << 64
+    value |= 0b10 << 62
+    value |= secrets.randbits(62)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(frozen=True)
+class DirOp:
+    """One directory entry change: ``op`` is "add" or "remove"; ``kind`` is the child's kind.
+
+    The kind tells where the child's own rows live: a directory in its own partition, any
+    other node in its parent's.
+    """
+
+    name: str
+    node_id: str
+    kind: str
+    op: str = "add"
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    """Where some bytes went: inline (``inline`` holds them) or a content object by ``sha256``."""
+
+    sha256: str
+    size: int
+    inline: bytes | None
+
+
+@dataclass(frozen=True)
+class NodeVersion:
+    """One version of one node: a row of the operation log.
+
+    ``part_id`` is the partition: a directory's own id for directories, the parent's id for
+    everything else. ``content`` holds inline bytes when the row carries them (written rows
+    always do when ``inline`` is true; rows read back by listing a partition leave it None,
+    and :meth:`Persistence.read_inline` fetches them). Content that is not inline is the
+    content object named by ``sha256``.
+    """
+
+    part_id: str
+    node_id: str
+    version: int
+    txn: int
+    kind: str
+    format: str = ""
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    atime_ns: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    size: int = 0
+    sha256: str = ""
+    inline: bool = True
+    content: bytes | None = None
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+    min_time: int | None = None
+    max_time: int | None = None
+    time_column: str = ""
+    entries: tuple[DirOp, ...] = ()
+    snapshot: bool = False
+    deleted: bool = False
+    timestamp_ns: int = 0
+
+    def evolve(self, **changes) -> NodeVersion:
+        """A copy with ``changes`` applied (versions are immutable)."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TxnInfo:
+    """What a pond transaction was: its number, when, who and which command."""
+
+    txn: int
+    timestamp_ns: int
+    command: str
+    user: str = field(default_factory=lambda: _user())
+    rows: int = 0
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
