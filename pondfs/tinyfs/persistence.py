@@ -67,6 +67,10 @@ class Persistence(ABC):
         """Hold the single-writer lock while the context is open; raise PondLocked naming the
         current holder if another process has it. ``holder`` describes this writer."""
 
+    def refresh(self) -> None:
+        """Move this store's view to the newest committed transaction (stores that pin a
+        snapshot at open override this)."""
+
     def object_ids(self) -> Iterator[str]:
         """Every content object present (for ``check``); empty when there is no object store."""
         return iter(())

@@ -1,0 +1,79 @@
+"""Opening a pond: the Delta Lake oplog wired to a tinyfs view, with the writer lock.
+
+This is the one place that knows both sides; the CLI and the mount call it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .oplog import create_pond, open_pond
+from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
+
+
+def pond_location(explicit: str | None) -> str:
+    """The pond named by ``--pond`` or, failing that, the POND environment variable."""
+    location = explicit or os.environ.get("POND")
+    if not location:
+        raise FsError(errno.EINVAL, "no pond given: use --pond PATH or set POND")
+    return location
+
+
+def factories() -> FactoryRegistry:
+    """The registry of every dynamic-node factory pondfs ships."""
+    return FactoryRegistry()
+
+
+def holder_description(what: str) -> str:
+    """How a writer names itself in the lock: command, pid, host."""
+    return f"{what} (pid {os.getpid()} on {socket.gethostname()})"
+
+
+def _cache(location: str) -> DerivedCache:
+    return DerivedCache(Path(location) / "cache")
+
+
+def init(location: str) -> int:
+    """Create a new pond with an empty root directory; the first transaction's number."""
+    store = create_pond(location)
+    try:
+        with store.writer_lock(holder_description("pond init")):
+            fs = FS(store, cache=_cache(location), factories=factories())
+            fs.init_root(uid=os.getuid(), gid=os.getgid())
+            txn = fs.commit("init")
+            assert txn is not None
+            return txn
+    finally:
+        store.close()
+
+
+@contextmanager
+def open_fs(location: str, *, write: bool = False, at: int | None = None,
+            holder: str | None = None) -> Iterator[FS]:
+    """A view of the pond at ``location``: as of ``at``, or the newest, writable if ``write``.
+
+    A writable view holds the single-writer lock until the context ends; changes not
+    committed by then are dropped.
+    """
+    if write and at is not None:
+        raise FsError(errno.EROFS, f"cannot write to the pond as of transaction {at}")
+    store = open_pond(location)
+    try:
+        if not write:
+            yield FS(store, at=at, cache=_cache(location), factories=factories())
+            return
+        with store.writer_lock(holder or holder_description(" ".join(sys.argv))):
+            store.refresh()
+            fs = FS(store, cache=_cache(location), factories=factories())
+            try:
+                yield fs
+            finally:
+                fs.abort()
+    finally:
+        store.close()
