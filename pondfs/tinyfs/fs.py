@@ -341,6 +341,12 @@ class FS:
         op = self._listing(dir_id).get(name)
         return None if op is None else op.node_id
 
+    @_locked
+    def entries(self, dir_id: str) -> dict[str, DirOp]:
+        """A stored directory's entries with each child's kind (no computed directories)."""
+        self._require_dir(dir_id)
+        return dict(self._listing(dir_id))
+
     def _subdirs(self, dir_id: str) -> int:
         return sum(1 for op in self._listing(dir_id).values() if op.kind == DIRECTORY)
 
