@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .oplog import create_pond, open_pond
+from .oplog import maintain as maintain_oplog
 from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
 
 
@@ -55,15 +56,15 @@ def init(location: str) -> int:
 
 @contextmanager
 def open_fs(location: str, *, write: bool = False, at: int | None = None,
-            holder: str | None = None) -> Iterator[FS]:
+            holder: str | None = None, durable: bool = False) -> Iterator[FS]:
     """A view of the pond at ``location``: as of ``at``, or the newest, writable if ``write``.
 
     A writable view holds the single-writer lock until the context ends; changes not
-    committed by then are dropped.
+    committed by then are dropped. ``durable`` commits fsync what they wrote.
     """
     if write and at is not None:
         raise FsError(errno.EROFS, f"cannot write to the pond as of transaction {at}")
-    store = open_pond(location)
+    store = open_pond(location, durable=durable)
     try:
         if not write:
             yield FS(store, at=at, cache=_cache(location), factories=factories())
@@ -75,5 +76,15 @@ def open_fs(location: str, *, write: bool = False, at: int | None = None,
                 yield fs
             finally:
                 fs.abort()
+    finally:
+        store.close()
+
+
+def maintain(location: str, *, retention_hours: float, holder: str) -> dict:
+    """Checkpoint, compact and vacuum the pond's oplog; remove unreferenced old objects."""
+    store = open_pond(location)
+    try:
+        with store.writer_lock(holder):
+            return maintain_oplog(store, retention_hours=retention_hours)
     finally:
         store.close()

@@ -1,0 +1,648 @@
+"""The ``pond`` command: a versioned filesystem from the shell.
+
+Every command that changes the pond is one transaction: it commits whole at the end or
+leaves the pond exactly as it was. Errors print one line on stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import stat as st
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from tqdm import tqdm
+
+from . import __version__, pond
+from .query import format_json, format_table, oplog_table, run_query
+from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError
+from .tinyfs import formats
+from .tinyfs.check import Checker
+from .tinyfs.fs import join_path
+
+log = logging.getLogger("pondfs.cli")
+
+POND_PREFIX = "pond:"
+HOST_PREFIX = "host:"
+
+CP_HELP = """\
+Copy files between the host and the pond, as one transaction.
+
+Which side a path is on: a path written pond:/x is in the pond and host:x on the host.
+Without a prefix, the sources are host paths and the destination is a pond path (copying
+in); once any source says pond:, the copy goes out and an unprefixed destination is a host
+path. Copying within the pond is not supported (use pond mv).
+
+Formats (--format): data (raw bytes), table (one Parquet table) or series (each copy
+appends a version; CSV input is converted to Parquet). Without --format a copy into an
+existing file keeps its format; a new file is data. A series read out is one Parquet file.
+"""
+
+
+def _progress(total: int | None, unit: str, desc: str) -> tqdm:
+    """A progress bar on stderr, shown only when stderr is a terminal."""
+    return tqdm(total=total, unit=unit, unit_scale=unit == "B", desc=desc, file=sys.stderr,
+                disable=not sys.stderr.isatty(), leave=False)
+
+
+@contextmanager
+def _writing(args: argparse.Namespace) -> Iterator[FS]:
+    """A writable view for one command; commits if the command finishes without error."""
+    command = "pond " + " ".join(args.argv)
+    with pond.open_fs(args.location, write=True,
+                      holder=pond.holder_description(command)) as fs:
+        yield fs
+        fs.commit(command)
+
+
+def _reading(args: argparse.Namespace) -> FS:
+    return pond.open_fs(args.location, at=getattr(args, "at", None))
+
+
+# ---------------------------------------------------------------------- init, mkdir, ls
+
+def cmd_init(args: argparse.Namespace) -> int:
+    txn = pond.init(args.location)
+    print(f"initialized pond at {args.location} (transaction {txn})")
+    return 0
+
+
+def cmd_mkdir(args: argparse.Namespace) -> int:
+    with _writing(args) as fs:
+        for path in args.paths:
+            if args.parents:
+                _makedirs(fs, path)
+            else:
+                dir_id, name = fs.resolve_parent(path)
+                fs.mkdir(dir_id, name, mode=0o777 & ~_umask(), uid=os.getuid(), gid=os.getgid())
+    return 0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _makedirs(fs: FS, path: str) -> str:
+    dir_id = fs.resolve("/")
+    walked = ""
+    for part in path.split("/"):
+        if not part or part == ".":
+            continue
+        walked = join_path(walked, part)
+        child = fs.lookup(dir_id, part) if part != ".." else fs.resolve(walked)
+        if child is None:
+            child = fs.mkdir(dir_id, part, mode=0o777 & ~_umask(), uid=os.getuid(),
+                             gid=os.getgid())
+        elif fs.kind(fs.resolve(walked)) != DIRECTORY:
+            raise FsError(errno.ENOTDIR, f"not a directory: {walked}")
+        else:
+            child = fs.resolve(walked)
+        dir_id = child
+    return dir_id
+
+
+def _mode_string(mode: int) -> str:
+    return st.filemode(mode)
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _ls_line(fs: FS, node_id: str, name: str) -> str:
+    s = fs.stat(node_id)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.mtime_ns / 1e9))
+    target = f" -> {fs.readlink(node_id)}" if s.kind == SYMLINK else ""
+    fmt = s.format or ("dynamic" if s.dynamic else "-")
+    return (f"{_mode_string(s.mode)} {s.nlink:>3} {_user(s.uid):<8} {_group(s.gid):<8} "
+            f"{s.size:>10} {when} v{s.version:<4} {fmt:<7} {name}{target}")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with _reading(args) as fs:
+        for i, path in enumerate(args.paths or ["/"]):
+            if any(c in path for c in "*?[{"):
+                matches = [(p, node_id) for p, node_id, _ in fs.glob(path)]
+                if not matches:
+                    raise FsError(errno.ENOENT, f"no match for {path}")
+                entries = matches
+            else:
+                node_id = fs.resolve(path, follow=False)
+                if fs.kind(node_id) == SYMLINK or fs.kind(node_id) != DIRECTORY:
+                    entries = [(path, node_id)]
+                else:
+                    if len(args.paths) > 1:
+                        print(("\n" if i else "") + f"{path}:")
+                    entries = sorted(fs.listdir(node_id).items())
+            for name, node_id in entries:
+                print(_ls_line(fs, node_id, name) if args.long else name)
+    return 0
+
+
+# ---------------------------------------------------------------------- cat, stat
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    with _reading(args) as fs:
+        for path in args.paths:
+            node_id = fs.resolve(path)
+            if fs.kind(node_id) == DIRECTORY:
+                raise FsError(errno.EISDIR, f"is a directory: {path}")
+            with fs.open_read(node_id) as f:
+                for chunk in formats.chunks_of(f):
+                    out.write(chunk)
+    out.flush()
+    return 0
+
+
+def cmd_stat(args: argparse.Namespace) -> int:
+    with _reading(args) as fs:
+        for path in args.paths:
+            node_id = fs.resolve(path, follow=False)
+            s = fs.stat(node_id)
+            print(f"  path: {path}")
+            print(f"  node: {s.node_id}  version: {s.version}  transaction: {s.txn}")
+            print(f"  kind: {s.kind}  format: {s.format or '-'}"
+                  f"{'  (computed)' if s.dynamic else ''}")
+            print(f"  size: {s.size}  mode: {s.mode & 0o7777:04o} ({_mode_string(s.mode)})"
+                  f"  links: {s.nlink}  uid: {s.uid}  gid: {s.gid}")
+            for label, ns in (("access", s.atime_ns), ("modify", s.mtime_ns),
+                              ("change", s.ctime_ns)):
+                print(f"{label:>6}: {_iso(ns)}")
+            if not s.dynamic and s.kind != DIRECTORY:
+                v = fs.get(node_id)
+                print(f"sha256: {v.sha256}  stored: {'inline' if v.inline else 'object'}")
+                if v.format == SERIES:
+                    print(f"  time column: {v.time_column}  versions: {v.version}")
+    return 0
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns // 1_000_000_000)) + \
+        f".{ns % 1_000_000_000:09d}"
+
+
+# ---------------------------------------------------------------------- cp
+
+def _split_side(path: str) -> tuple[str | None, str]:
+    if path.startswith(POND_PREFIX):
+        return "pond", path[len(POND_PREFIX):] or "/"
+    if path.startswith(HOST_PREFIX):
+        return "host", path[len(HOST_PREFIX):]
+    return None, path
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    sources = [_split_side(p) for p in args.sources]
+    dest_side, dest = _split_side(args.dest)
+    outward = any(side == "pond" for side, _ in sources)
+    if outward:
+        if any(side != "pond" for side, _ in sources) or dest_side == "pond":
+            raise FsError(errno.EINVAL, "cp: copy within the pond, or from both sides at "
+                          "once, is not supported (see pond cp --help)")
+        with _reading(args) as fs:
+            _copy_out(fs, [p for _, p in sources], dest, args.recursive)
+        return 0
+    if dest_side == "host" or any(side == "pond" for side, _ in sources):
+        raise FsError(errno.EINVAL, "cp: one side must be the pond (see pond cp --help)")
+    host_sources = [p for _, p in sources]
+    for src in host_sources:
+        if not os.path.lexists(src):
+            raise FsError(errno.ENOENT, f"cp: {src}: no such file or directory")
+        if os.path.isdir(src) and not args.recursive:
+            raise FsError(errno.EISDIR, f"cp: {src}: is a directory (use -r)")
+    with _writing(args) as fs:
+        copier = _CopyIn(fs, args.format, args.time_column)
+        copier.run(host_sources, dest)
+    return 0
+
+
+class _CopyIn:
+    """Copies host files and trees into one pond transaction, with a progress bar."""
+
+    def __init__(self, fs: FS, fmt: str | None, time_column: str | None):
+        self.fs = fs
+        self.fmt = fmt
+        self.time_column = time_column
+        self.uid, self.gid = os.getuid(), os.getgid()
+
+    def run(self, sources: list[str], dest: str) -> None:
+        """Copy every source to ``dest`` (into it when it is a directory)."""
+        total = sum(_tree_size(s) for s in sources)
+        dest_id = self._existing(dest)
+        into_dir = dest_id is not None and self.fs.kind(dest_id) == DIRECTORY
+        if len(sources) > 1 and not into_dir:
+            raise FsError(errno.ENOTDIR, f"cp: target {dest} is not a directory")
+        with _progress(total, "B", "copy") as bar:
+            self.bar = bar
+            for src in sources:
+                if into_dir:
+                    assert dest_id is not None
+                    self._copy(src, dest_id, os.path.basename(os.path.normpath(src)))
+                else:
+                    dir_id, name = self.fs.resolve_parent(dest)
+                    self._copy(src, dir_id, name)
+
+    def _existing(self, path: str) -> str | None:
+        try:
+            return self.fs.resolve(path)
+        except FsError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    def _copy(self, src: str, dir_id: str, name: str) -> None:
+        if os.path.islink(src):
+            existing = self.fs.lookup(dir_id, name)
+            if existing is not None:
+                self.fs.unlink(dir_id, name)
+            self.fs.symlink(dir_id, name, os.readlink(src), self.uid, self.gid)
+        elif os.path.isdir(src):
+            child = self.fs.lookup(dir_id, name)
+            if child is None:
+                child = self.fs.mkdir(dir_id, name, st.S_IMODE(os.stat(src).st_mode),
+                                      self.uid, self.gid)
+            elif self.fs.kind(child) != DIRECTORY:
+                raise FsError(errno.ENOTDIR, f"cp: cannot overwrite non-directory {name} "
+                              f"with directory {src}")
+            for entry in sorted(os.listdir(src)):
+                self._copy(os.path.join(src, entry), child, entry)
+        else:
+            self._copy_file(src, dir_id, name)
+
+    def _copy_file(self, src: str, dir_id: str, name: str) -> None:
+        node_id = self.fs.lookup(dir_id, name)
+        fmt = self.fmt
+        if node_id is not None:
+            existing = self.fs.get(node_id)
+            if existing.kind == DIRECTORY:
+                raise FsError(errno.EISDIR, f"cp: cannot overwrite directory {name} with a file")
+            fmt = fmt or existing.format
+            if existing.format != fmt:
+                raise FsError(errno.EINVAL, f"cp: {name} is a {existing.format} file; "
+                              f"cannot write {fmt} into it")
+        fmt = fmt or DATA
+        table = _read_input_table(src) if fmt in (TABLE, SERIES) else None
+        if node_id is None:
+            mode = st.S_IMODE(os.stat(src).st_mode)
+            node_id = self.fs.create(dir_id, name, fmt, mode, self.uid, self.gid)
+        if table is None:
+            with open(src, "rb") as f:
+                self.fs.write_content(node_id, self._counted(formats.chunks_of(f)))
+            return
+        if fmt == TABLE:
+            self.fs.write_table(node_id, table)
+        else:
+            self.fs.append_series(node_id, table, self.time_column)
+        self.bar.update(os.path.getsize(src))
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.bar.update(len(chunk))
+            yield chunk
+
+
+def _tree_size(path: str) -> int:
+    if os.path.islink(path):
+        return 0
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path)
+               for f in files if not os.path.islink(os.path.join(d, f)))
+
+
+def _read_input_table(src: str) -> pa.Table:
+    if src.lower().endswith(".csv"):
+        with open(src, "rb") as f:
+            return formats.read_csv(f, src)
+    with open(src, "rb") as f:
+        return formats.read_parquet(f, src)
+
+
+def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
+    into_dir = os.path.isdir(dest)
+    if len(sources) > 1 and not into_dir:
+        raise FsError(errno.ENOTDIR, f"cp: target {dest} is not a directory")
+    plan: list[tuple[str, str, str]] = []
+    for src in sources:
+        node_id = fs.resolve(src)
+        target = os.path.join(dest, os.path.basename(src.rstrip("/")) or "pond") \
+            if into_dir else dest
+        if fs.kind(node_id) == DIRECTORY:
+            if not recursive:
+                raise FsError(errno.EISDIR, f"cp: {src}: is a directory (use -r)")
+            plan.extend(_pond_tree(fs, node_id, target))
+        else:
+            plan.append((node_id, target, "file"))
+    with _progress(len(plan), "file", "copy") as bar:
+        for node_id, target, kind in plan:
+            if kind == "dir":
+                os.makedirs(target, exist_ok=True)
+            elif kind == "link":
+                os.symlink(fs.readlink(node_id), target)
+            else:
+                with fs.open_read(node_id) as f, open(target, "wb") as out:
+                    for chunk in formats.chunks_of(f):
+                        out.write(chunk)
+            bar.update(1)
+
+
+def _pond_tree(fs: FS, dir_id: str, target: str) -> Iterator[tuple[str, str, str]]:
+    yield dir_id, target, "dir"
+    for name, child in sorted(fs.listdir(dir_id).items()):
+        kind = fs.kind(child)
+        path = os.path.join(target, name)
+        if kind == DIRECTORY:
+            yield from _pond_tree(fs, child, path)
+        else:
+            yield child, path, "link" if kind == SYMLINK else "file"
+
+
+# ---------------------------------------------------------------------- rm, mv, ln
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    with _writing(args) as fs:
+        for path in args.paths:
+            try:
+                dir_id, name = fs.resolve_parent(path)
+                node_id = fs.lookup(dir_id, name)
+                if node_id is None:
+                    raise FsError(errno.ENOENT, f"rm: {path}: no such file or directory")
+            except FsError as exc:
+                if args.force and exc.errno == errno.ENOENT:
+                    continue
+                raise
+            if fs.kind(node_id) == DIRECTORY and fs.stat(node_id).dynamic is False and \
+                    fs.get(node_id).kind == DIRECTORY:
+                if not args.recursive:
+                    raise FsError(errno.EISDIR, f"rm: {path}: is a directory (use -r)")
+                _remove_tree(fs, node_id)
+                fs.rmdir(dir_id, name)
+            else:
+                fs.unlink(dir_id, name)
+    return 0
+
+
+def _remove_tree(fs: FS, dir_id: str) -> None:
+    for name, op in sorted(fs.entries(dir_id).items()):
+        if op.kind == DIRECTORY:
+            _remove_tree(fs, op.node_id)
+            fs.rmdir(dir_id, name)
+        else:
+            fs.unlink(dir_id, name)
+
+
+def cmd_mv(args: argparse.Namespace) -> int:
+    with _writing(args) as fs:
+        src_dir, src_name = fs.resolve_parent(args.source)
+        if fs.lookup(src_dir, src_name) is None:
+            raise FsError(errno.ENOENT, f"mv: {args.source}: no such file or directory")
+        try:
+            target = fs.resolve(args.dest)
+        except FsError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            target = None
+        if target is not None and fs.kind(target) == DIRECTORY:
+            dst_dir, dst_name = target, src_name
+        else:
+            dst_dir, dst_name = fs.resolve_parent(args.dest)
+        fs.rename(src_dir, src_name, dst_dir, dst_name)
+    return 0
+
+
+def cmd_ln(args: argparse.Namespace) -> int:
+    if not args.symbolic:
+        raise FsError(errno.EPERM, "ln: hard links are not supported; use ln -s")
+    with _writing(args) as fs:
+        dir_id, name = fs.resolve_parent(args.link)
+        fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
+    return 0
+
+
+# ---------------------------------------------------------------------- history
+
+def cmd_log(args: argparse.Namespace) -> int:
+    with _reading(args) as fs:
+        if args.path is None:
+            rows = [{"txn": t.txn, "time": _iso(t.timestamp_ns)[:19], "user": t.user,
+                     "rows": t.rows, "command": t.command} for t in fs.transactions()]
+        else:
+            node_id = fs.resolve(args.path, follow=False)
+            rows = [{"version": v.version, "txn": v.txn, "time": _iso(v.timestamp_ns)[:19],
+                     "kind": v.kind, "format": v.format, "size": v.size,
+                     "sha256": v.sha256[:12], "min_time": v.min_time, "max_time": v.max_time,
+                     "removed": v.deleted}
+                    for v in reversed(fs.versions(node_id))]
+        if args.limit is not None:
+            rows = rows[: args.limit]
+        _print_table(pa.Table.from_pylist(rows) if rows else pa.table({}), args.output)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _reading(args) as fs:
+        table = oplog_table(fs)
+        if args.path is not None:
+            node_id = fs.resolve(args.path, follow=False)
+            table = table.filter(pa.compute.equal(table.column("node_id"), node_id))
+        table = table.sort_by([("txn", "ascending"), ("node_id", "ascending"),
+                               ("version", "ascending")])
+        _print_table(table, args.output)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    with _reading(args) as fs:
+        _print_table(run_query(fs, args.sql), args.output)
+    return 0
+
+
+def _print_table(table: pa.Table, output: str) -> None:
+    if output == "csv":
+        pacsv.write_csv(table, sys.stdout.buffer)
+    elif output == "json":
+        print(format_json(table))
+    elif table.num_columns:
+        print(format_table(table))
+
+
+# ---------------------------------------------------------------------- check, maintain
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with _reading(args) as fs, _progress(None, "version", "check") as bar:
+        report = Checker(fs, verify_content=not args.quick,
+                         progress=lambda n: bar.update(1)).run()
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    for note in report.notes:
+        print(f"note: {note}")
+    state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"pond check: {report.nodes} nodes, {report.versions} versions: {state}")
+    return 0 if report.ok else 1
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    report = pond.maintain(args.location, retention_hours=args.retention_hours,
+                           holder=pond.holder_description("pond maintain"))
+    for key, value in report.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+def _add_at(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", type=int, metavar="TXN",
+                   help="read the pond as of transaction TXN (time travel)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``pond`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="pond", description="A versioned filesystem for environmental data.",
+        epilog="The pond is --pond PATH, or $POND. Commands that change the pond are one "
+               "transaction each; read commands accept --at TXN.")
+    parser.add_argument("--pond", metavar="PATH", help="the pond (default: $POND)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"pondfs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help_text: str, **kw) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=kw.pop("description", help_text),
+                           **kw)
+        p.set_defaults(func=func)
+        return p
+
+    command("init", cmd_init, "create a new, empty pond")
+
+    p = command("ls", cmd_ls, "list directories, files or glob matches")
+    p.add_argument("-l", dest="long", action="store_true",
+                   help="long listing: mode, links, owner, size, time, version, format")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="paths or globs (default /)")
+    _add_at(p)
+
+    p = command("cat", cmd_cat, "write files to stdout (a series as one Parquet file)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _add_at(p)
+
+    p = command("stat", cmd_stat, "show a node's attributes")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _add_at(p)
+
+    p = command("cp", cmd_cp, "copy files between the host and the pond", description=CP_HELP,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-r", "--recursive", action="store_true", help="copy directories")
+    p.add_argument("--format", choices=[DATA, TABLE, SERIES], help="format of new pond files")
+    p.add_argument("--time-column", help="a series' time column (default: timestamp)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("dest", metavar="DEST")
+    _add_at(p)
+
+    p = command("mkdir", cmd_mkdir, "create directories")
+    p.add_argument("-p", "--parents", action="store_true",
+                   help="create missing parents; no error if it exists")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
+    p = command("rm", cmd_rm, "remove files (and directories with -r)")
+    p.add_argument("-r", "--recursive", action="store_true", help="remove directories")
+    p.add_argument("-f", "--force", action="store_true", help="ignore missing paths")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
+    p = command("mv", cmd_mv, "move or rename a file or directory")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("dest", metavar="DEST")
+
+    p = command("ln", cmd_ln, "make a symbolic link (ln -s TARGET LINK)")
+    p.add_argument("-s", "--symbolic", action="store_true", help="symbolic (required)")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("link", metavar="LINK")
+
+    outputs = ["table", "csv", "json"]
+    p = command("log", cmd_log, "transactions newest first, or the versions of one path")
+    p.add_argument("path", nargs="?", metavar="PATH")
+    p.add_argument("-n", dest="limit", type=int, metavar="N", help="at most N lines")
+    p.add_argument("-o", "--output", choices=outputs, default="table")
+    _add_at(p)
+
+    p = command("show", cmd_show, "raw oplog rows (of one path, or all)")
+    p.add_argument("path", nargs="?", metavar="PATH")
+    p.add_argument("-o", "--output", choices=outputs, default="table")
+    _add_at(p)
+
+    p = command("query", cmd_query, "run DataFusion SQL over pond files and the oplog",
+                description="Run SQL. FROM '/path' or FROM '/glob/*.series' reads table and "
+                            "series files; the table oplog holds the oplog's rows.")
+    p.add_argument("sql", metavar="SQL")
+    p.add_argument("-o", "--output", choices=outputs, default="table")
+    _add_at(p)
+
+    p = command("check", cmd_check, "verify every invariant of the pond; exit 1 on problems")
+    p.add_argument("--quick", action="store_true", help="skip content hashes")
+    _add_at(p)
+
+    p = command("maintain", cmd_maintain,
+                "checkpoint, compact small files, remove unreferenced old data")
+    p.add_argument("--retention-hours", type=float, default=168.0,
+                   help="keep unreferenced data younger than this (default 168)")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one ``pond`` command; its exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="pond: %(levelname)s: %(message)s")
+    try:
+        args.location = pond.pond_location(args.pond)
+        return args.func(args)
+    except FsError as exc:
+        print(f"pond {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 141
+    except KeyboardInterrupt:
+        print("pond: interrupted; nothing was committed", file=sys.stderr)
+        return 130
+
+
+def main() -> None:
+    """Console entry point. Exits without interpreter teardown, which deltalake has been
+    seen to abort in, so a success is never reported as a crash."""
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or 141
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
