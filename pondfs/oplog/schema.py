@@ -1,0 +1,98 @@
+"""The row layout of the operation log: one Arrow/Delta row per :class:`NodeVersion`.
+
+Every NodeVersion field is a column of the same name. ``xattrs`` is a map from name to bytes,
+``entries`` a list of (name, node_id, kind, op) structs, ``content`` the inline bytes (null
+when the content is a content object). The table is partitioned by ``part_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from pondfs.tinyfs.records import DirOp, NodeVersion
+
+log = logging.getLogger(__name__)
+
+#: The partition column of the Delta table.
+PARTITION_COLUMN = "part_id"
+
+#: The column that carries inline bytes; left out of listings.
+CONTENT_COLUMN = "content"
+
+ENTRY_TYPE = pa.struct(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("node_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("op", pa.string(), nullable=False),
+    ]
+)
+
+XATTRS_TYPE = pa.map_(pa.string(), pa.binary())
+
+SCHEMA = pa.schema(
+    [
+        pa.field("part_id", pa.string(), nullable=False),
+        pa.field("node_id", pa.string(), nullable=False),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("txn", pa.int64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("mode", pa.int64(), nullable=False),
+        pa.field("uid", pa.int64(), nullable=False),
+        pa.field("gid", pa.int64(), nullable=False),
+        pa.field("atime_ns", pa.int64(), nullable=False),
+        pa.field("mtime_ns", pa.int64(), nullable=False),
+        pa.field("ctime_ns", pa.int64(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("inline", pa.bool_(), nullable=False),
+        pa.field(CONTENT_COLUMN, pa.binary(), nullable=True),
+        pa.field("xattrs", XATTRS_TYPE, nullable=False),
+        pa.field("min_time", pa.int64(), nullable=True),
+        pa.field("max_time", pa.int64(), nullable=True),
+        pa.field("time_column", pa.string(), nullable=False),
+        pa.field("entries", pa.list_(ENTRY_TYPE), nullable=False),
+        pa.field("snapshot", pa.bool_(), nullable=False),
+        pa.field("deleted", pa.bool_(), nullable=False),
+        pa.field("timestamp_ns", pa.int64(), nullable=False),
+    ]
+)
+
+#: The columns of a listing: everything but the inline bytes.
+LISTING_COLUMNS = [name for name in SCHEMA.names if name != CONTENT_COLUMN]
+
+
+def to_table(versions: Sequence[NodeVersion]) -> pa.Table:
+    """The Arrow table of ``versions``, one row each, in :data:`SCHEMA`."""
+    columns: dict[str, list] = {name: [] for name in SCHEMA.names}
+    for v in versions:
+        for name in SCHEMA.names:
+            value = getattr(v, name)
+            if name == "xattrs":
+                value = sorted(value.items())
+            elif name == "entries":
+                value = [
+                    {"name": e.name, "node_id": e.node_id, "kind": e.kind, "op": e.op}
+                    for e in value
+                ]
+            elif name == CONTENT_COLUMN and not v.inline:
+                value = None
+            columns[name].append(value)
+    return pa.table(columns, schema=SCHEMA)
+
+
+def from_table(table: pa.Table) -> list[NodeVersion]:
+    """The NodeVersions of ``table``'s rows; absent columns (``content``) come back None."""
+    present = [name for name in SCHEMA.names if name in table.column_names]
+    columns = {name: table.column(name).to_pylist() for name in present}
+    versions = []
+    for i in range(table.num_rows):
+        fields = {name: columns[name][i] for name in present}
+        fields["xattrs"] = dict(fields.get("xattrs") or ())
+        fields["entries"] = tuple(DirOp(**e) for e in fields.get("entries") or ())
+        versions.append(NodeVersion(**fields))
+    return versions
