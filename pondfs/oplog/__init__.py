@@ -1,0 +1,10 @@
+"""Delta Lake persistence of a pond: the operation log, content objects and writer lock.
+
+``create_pond``/``open_pond`` give an :class:`OplogPersistence`, the tinyfs persistence that
+keeps node versions as rows of a Delta table; ``maintain`` keeps it compact.
+"""
+
+from .maintain import maintain
+from .table import OplogPersistence, create_pond, open_pond
+
+__all__ = ["OplogPersistence", "create_pond", "maintain", "open_pond"]

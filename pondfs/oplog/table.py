@@ -1,0 +1,629 @@
+"""Delta Lake persistence of a pond: :class:`OplogPersistence` and the pond directory layout.
+
+A pond directory holds::
+
+    oplog/     the Delta table of node versions, partitioned by part_id
+    objects/   content objects, objects/<sha[:2]>/<sha>
+    cache/     derived caches (owned by other layers)
+    lock       the single-writer lock file
+
+One pond transaction is one Delta commit whose commit metadata carries the transaction
+number, command, user and time, and whose app transaction ``("pond", txn)`` lets any snapshot
+answer "which transaction is this?" without reading rows.
+
+Reads go through a per-version index of the table's data files (their partition and txn and
+node_id ranges, from the Delta log's add actions) and read only the Parquet files that can
+hold the rows asked for, with pyarrow datasets (which release the GIL). Rows with ``txn <= T``
+never change once T is committed, so listings are cached by (partition, T) across versions.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+import pyarrow.fs as pafs
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from pondfs.tinyfs.errors import CorruptContent, FsError
+from pondfs.tinyfs.persistence import Persistence
+from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
+
+from .lock import WriterLock, lock_holder
+from .objects import ObjectStore, fsync_dir
+from .schema import CONTENT_COLUMN, LISTING_COLUMNS, PARTITION_COLUMN, SCHEMA, from_table, to_table
+
+log = logging.getLogger(__name__)
+
+#: The Delta app id under which pond transaction numbers are recorded.
+APP_ID = "pond"
+
+#: Compact when the table has this many more data files than partitions.
+COMPACT_AFTER_FILES = 64
+
+#: Replace the writer's DeltaTable object after this many commits (it slows down with age).
+REOPEN_AFTER_COMMITS = 200
+
+#: Bytes of inline content kept in memory for :meth:`OplogPersistence.read_inline`.
+CONTENT_CACHE_BYTES = 256 * 1024 * 1024
+
+#: Rows of partition listings kept in memory.
+LISTING_CACHE_ROWS = 200_000
+
+# Keep the whole commit history: ``pond log`` reads transactions from it, and Delta would
+# otherwise delete commit files older than 30 days. Checkpoints stay at Delta's default.
+_TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}
+
+_OPLOG = "oplog"
+_OBJECTS = "objects"
+_CACHE = "cache"
+_LOCK = "lock"
+
+
+def create_pond(path: str | os.PathLike[str], **options: Any) -> OplogPersistence:
+    """Create an empty pond at ``path`` (a new or existing directory) and open it.
+
+    ``options`` are passed to :class:`OplogPersistence`.
+    """
+    root = Path(path)
+    if (root / _OPLOG / "_delta_log").exists():
+        raise FsError(errno.EEXIST, f"{path}: a pond already exists")
+    if root.exists() and not root.is_dir():
+        raise FsError(errno.ENOTDIR, f"{path}: not a directory")
+    for sub in (_OPLOG, _OBJECTS, _CACHE):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    DeltaTable.create(
+        str((root / _OPLOG).resolve()),
+        pa.schema(SCHEMA),
+        partition_by=[PARTITION_COLUMN],
+        configuration=_TABLE_CONFIGURATION,
+    )
+    log.info("created pond %s", root)
+    return OplogPersistence(root, **options)
+
+
+def open_pond(path: str | os.PathLike[str], **options: Any) -> OplogPersistence:
+    """Open the pond at ``path``; ``options`` are passed to :class:`OplogPersistence`."""
+    root = Path(path)
+    if not root.exists():
+        raise FsError(errno.ENOENT, f"{path}: no such pond")
+    if not root.is_dir():
+        raise FsError(errno.ENOTDIR, f"{path}: not a pond (no oplog/_delta_log)")
+    if not (root / _OPLOG / "_delta_log").is_dir():
+        raise FsError(errno.EINVAL, f"{path}: not a pond (no oplog/_delta_log)")
+    return OplogPersistence(root, **options)
+
+
+class OplogPersistence(Persistence):
+    """A pond's node versions in a Delta table, its large content in an :class:`ObjectStore`.
+
+    Opening pins the newest snapshot: readers never see part of a transaction, nor any
+    transaction committed after they opened until :meth:`refresh`. The writer's own commits
+    advance its snapshot. ``durable=True`` makes each commit fsync the data files and log entry
+    it wrote, so a returned commit survives a power loss. Calls are serialized by a lock, so
+    worker threads may share one instance.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        durable: bool = False,
+        storage_options: dict[str, str] | None = None,
+        compact_after_files: int = COMPACT_AFTER_FILES,
+        reopen_after_commits: int = REOPEN_AFTER_COMMITS,
+        content_cache_bytes: int = CONTENT_CACHE_BYTES,
+    ):
+        self.root = Path(root)
+        self.table_uri = str((self.root / _OPLOG).resolve())
+        self.storage_options = dict(storage_options or {})
+        self.objects = ObjectStore(self.root / _OBJECTS)
+        self.durable = durable
+        self.compact_after_files = compact_after_files
+        self.reopen_after_commits = reopen_after_commits
+        self._mutex = threading.RLock()
+        self._table = self._open_table()
+        self._commits_on_table = 0
+        self._index: _FileIndex | None = None
+        self._reader = _ParquetReader(self.table_uri, pa.schema(self._table.schema().to_arrow()))
+        self._listings = _LRU(LISTING_CACHE_ROWS)
+        self._content = _LRU(content_cache_bytes)
+        self._lock_held = False
+        log.debug("opened %s at table version %d", self.root, self._table.version())
+
+    # -- transactions --------------------------------------------------------------------
+
+    def last_txn(self) -> int:
+        with self._mutex:
+            return self._table.transaction_version(APP_ID) or 0
+
+    def table_version(self) -> int:
+        """The Delta version of the pinned snapshot."""
+        with self._mutex:
+            return self._table.version()
+
+    def refresh(self) -> None:
+        """Move to the newest committed snapshot."""
+        with self._mutex:
+            self._table.update_incremental()
+            self._index = None
+
+    def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
+        """Append ``versions`` as pond transaction ``info.txn``: one Delta commit.
+
+        ``info.txn`` must follow :meth:`last_txn`. Contents of rows that are not inline are
+        dropped; large content belongs in objects (see :meth:`store`).
+        """
+        with self._mutex:
+            last = self.last_txn()
+            if info.txn != last + 1:
+                raise FsError(
+                    errno.EINVAL,
+                    f"transaction {info.txn} does not follow the last committed "
+                    f"transaction {last}",
+                )
+            wrong = [v for v in versions if v.txn != info.txn]
+            if wrong:
+                raise FsError(
+                    errno.EINVAL,
+                    f"transaction {info.txn} includes a version of node {wrong[0].node_id} "
+                    f"with txn {wrong[0].txn}",
+                )
+            metadata = {
+                "pond.txn": str(info.txn),
+                "pond.command": info.command,
+                "pond.user": info.user,
+                "pond.timestamp_ns": str(info.timestamp_ns),
+                "pond.rows": str(len(versions)),
+            }
+            try:
+                write_deltalake(
+                    self._table,
+                    to_table(versions),
+                    mode="append",
+                    partition_by=[PARTITION_COLUMN],
+                    storage_options=self.storage_options or None,
+                    commit_properties=CommitProperties(
+                        custom_metadata=metadata,
+                        app_transactions=[Transaction(APP_ID, info.txn)],
+                    ),
+                )
+            except Exception as exc:
+                raise FsError(
+                    errno.EIO, f"commit of transaction {info.txn} failed: {exc}"
+                ) from exc
+            finally:
+                self._index = None
+            committed = self.last_txn()
+            if committed != info.txn:
+                raise FsError(
+                    errno.EIO,
+                    f"commit of transaction {info.txn} recorded transaction {committed}",
+                )
+            version = self._table.version()
+            log.debug(
+                "committed transaction %d (%d rows) as table version %d",
+                info.txn, len(versions), version,
+            )
+            if self.durable:
+                self._sync_commit(version)
+            self._commits_on_table += 1
+            self._after_commit()
+
+    def _after_commit(self) -> None:
+        """Keep reads and commits fast as history grows: compact, and renew the writer."""
+        excess = self._files().excess_files
+        if excess > self.compact_after_files:
+            log.info("compacting: %d more data files than partitions", excess)
+            self.compact()
+        if self._commits_on_table >= self.reopen_after_commits:
+            log.debug("reopening the writer's table after %d commits", self._commits_on_table)
+            self._table = self._open_table()
+            self._commits_on_table = 0
+            self._index = None
+
+    def transactions(self, as_of: int) -> list[TxnInfo]:
+        with self._mutex:
+            limit = min(as_of, self.last_txn())
+            history = self._table.history()
+        found = []
+        for entry in history:
+            if "pond.txn" not in entry:
+                continue
+            txn = int(entry["pond.txn"])
+            if txn <= limit:
+                found.append(
+                    TxnInfo(
+                        txn=txn,
+                        timestamp_ns=int(entry.get("pond.timestamp_ns", 0)),
+                        command=entry.get("pond.command", ""),
+                        user=entry.get("pond.user", ""),
+                        rows=int(entry.get("pond.rows", 0)),
+                    )
+                )
+        found.sort(key=lambda t: t.txn, reverse=True)
+        return found
+
+    @contextmanager
+    def writer_lock(self, holder: str) -> Iterator[None]:
+        """Hold the pond's single-writer lock; on taking it, move to the newest snapshot so
+        the next transaction number is right."""
+        with WriterLock(self.root / _LOCK, holder):
+            self._lock_held = True
+            try:
+                self.refresh()
+                yield
+            finally:
+                self._lock_held = False
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether this instance holds the writer lock now."""
+        return self._lock_held
+
+    def lock_holder(self) -> str | None:
+        """Who holds the writer lock (see :func:`pondfs.oplog.lock.lock_holder`), or None."""
+        return lock_holder(self.root / _LOCK)
+
+    # -- rows ----------------------------------------------------------------------------
+
+    def partition(self, part_id: str, as_of: int) -> list[NodeVersion]:
+        with self._mutex:
+            as_of = min(as_of, self.last_txn())
+            key = (part_id, as_of)
+            cached = self._listings.get(key)
+            if cached is None:
+                files = self._files().in_partition(part_id, as_of)
+                table = self._reader.read(
+                    files, LISTING_COLUMNS, pc.field("txn") <= as_of
+                ).sort_by([("node_id", "ascending"), ("version", "ascending")])
+                cached = from_table(table)
+                self._listings.put(key, cached, len(cached) + 1)
+            return list(cached)
+
+    def node_versions(self, node_id: str, as_of: int) -> list[NodeVersion]:
+        with self._mutex:
+            as_of = min(as_of, self.last_txn())
+            files = self._files().everywhere(as_of, node_id)
+            table = self._reader.read(
+                files,
+                LISTING_COLUMNS,
+                (pc.field("node_id") == node_id) & (pc.field("txn") <= as_of),
+            ).sort_by([("txn", "ascending"), ("version", "ascending")])
+            return from_table(table)
+
+    def scan(self, as_of: int) -> Iterator[NodeVersion]:
+        """Every version with ``txn <= as_of``, one data file at a time (memory stays
+        bounded by the largest file), in no particular order."""
+        with self._mutex:
+            as_of = min(as_of, self.last_txn())
+            files = self._files().everywhere(as_of)
+        for file in files:
+            with self._mutex:
+                table = self._reader.read([file], LISTING_COLUMNS, pc.field("txn") <= as_of)
+            yield from from_table(table)
+
+    def read_inline(self, version: NodeVersion) -> bytes:
+        if version.content is not None:
+            return version.content
+        if not version.inline:
+            raise FsError(
+                errno.EINVAL,
+                f"node {version.node_id} version {version.version} has no inline content",
+            )
+        key = (version.node_id, version.version)
+        with self._mutex:
+            for file in self._files().holding(version):
+                contents = self._content.get(file.path)
+                if contents is None:
+                    contents = self._reader.inline_contents(file)
+                    self._content.put(file.path, contents, sum(map(len, contents.values())))
+                if key in contents:
+                    return contents[key]
+        raise CorruptContent(
+            f"inline content of node {version.node_id} version {version.version} "
+            f"(transaction {version.txn}) is not in the oplog"
+        )
+
+    def referenced_objects(self) -> set[str]:
+        """The content objects named by any row, in any version of any node."""
+        with self._mutex:
+            files = self._files().everywhere(self.last_txn())
+            table = self._reader.read(files, ["sha256"], pc.field("inline") == pa.scalar(False))
+        return set(table.column("sha256").to_pylist())
+
+    # -- content -------------------------------------------------------------------------
+
+    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+        """Keep ``chunks``: inline when shorter than ``inline_limit``, else as an object.
+
+        At most ``inline_limit`` bytes plus one chunk are held in memory.
+        """
+        head = bytearray()
+        rest = iter(chunks)
+        for chunk in rest:
+            head += chunk
+            if len(head) >= inline_limit:
+                break
+        else:
+            if len(head) < inline_limit:
+                data = bytes(head)
+                return StoredContent(hashlib.sha256(data).hexdigest(), len(data), data)
+        sha, size = self.objects.put(chain([head], rest))
+        return StoredContent(sha, size, None)
+
+    def open_object(self, sha256: str) -> BinaryIO:
+        return self.objects.open(sha256)
+
+    def object_ids(self) -> Iterator[str]:
+        return self.objects.ids()
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def compact(self) -> dict[str, Any]:
+        """Rewrite each partition's small data files into one; return Delta's metrics."""
+        with self._mutex:
+            metrics = self._table.optimize.compact()
+            self._index = None
+            log.info(
+                "compaction replaced %s data files with %s",
+                metrics.get("numFilesRemoved"), metrics.get("numFilesAdded"),
+            )
+            return metrics
+
+    def checkpoint(self) -> None:
+        """Write a Delta checkpoint of the current version, so opening reads one file."""
+        with self._mutex:
+            self._table.create_checkpoint()
+
+    def vacuum(self, retention_hours: float) -> list[str]:
+        """Delete data files no snapshot of the last ``retention_hours`` uses; return them.
+
+        Readers pinned to an older snapshot may then fail to read: keep the retention longer
+        than any reader lives.
+        """
+        with self._mutex:
+            removed = self._table.vacuum(
+                retention_hours=int(retention_hours),
+                dry_run=False,
+                enforce_retention_duration=False,
+                full=True,
+            )
+            self._index = None
+            return removed
+
+    def data_file_count(self) -> int:
+        """How many data files the pinned snapshot reads."""
+        with self._mutex:
+            return len(self._files())
+
+    def close(self) -> None:
+        with self._mutex:
+            self._index = None
+            self._listings.clear()
+            self._content.clear()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _open_table(self) -> DeltaTable:
+        return DeltaTable(self.table_uri, storage_options=self.storage_options or None)
+
+    def _files(self) -> _FileIndex:
+        if self._index is None:
+            self._index = _FileIndex(pa.table(self._table.get_add_actions(flatten=True)))
+        return self._index
+
+    def _sync_commit(self, version: int) -> None:
+        """fsync what table version ``version`` wrote: its data files, its log entry, and
+        the directories that name them (local Delta commits do not)."""
+        table_dir = Path(self.table_uri)
+        entry = table_dir / "_delta_log" / f"{version:020d}.json"
+        dirs = {table_dir, entry.parent}
+        for line in entry.read_text().splitlines():
+            add = json.loads(line).get("add")
+            if add:
+                path = table_dir / unquote(add["path"])
+                _fsync_file(path)
+                dirs.add(path.parent)
+        _fsync_file(entry)
+        for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+            fsync_dir(directory)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class _DataFile:
+    """One data file and the ranges of txn and node_id its statistics promise (None when
+    unknown: such a file is a candidate for every lookup)."""
+
+    path: str
+    part_id: str
+    min_txn: int | None
+    max_txn: int | None
+    min_node: str | None
+    max_node: str | None
+
+    def may_hold(self, txn_from: int | None, txn_to: int, node_id: str | None = None) -> bool:
+        """Whether rows with ``txn_from <= txn <= txn_to`` (of ``node_id``) may be here."""
+        if self.min_txn is not None and self.min_txn > txn_to:
+            return False
+        if txn_from is not None and self.max_txn is not None and self.max_txn < txn_from:
+            return False
+        if node_id is None:
+            return True
+        if self.min_node is not None and self.min_node > node_id:
+            return False
+        # Writers may truncate long string statistics; a truncated maximum is no bound.
+        truncated = self.max_node is None or len(self.max_node) != len(node_id)
+        return truncated or node_id <= self.max_node
+
+
+class _FileIndex:
+    """The data files of one table version, with the txn and node_id ranges they hold.
+
+    Built from the Delta log's add actions (a few ms for thousands of files), so lookups
+    need not open any file; a partition's files become Python records on first use.
+    """
+
+    _STATS = ("min.txn", "max.txn", "min.node_id", "max.node_id")
+
+    def __init__(self, actions: pa.Table):
+        self._actions = actions
+        self._by_part: dict[str, list[_DataFile]] = {}
+        self.excess_files = 0
+        if actions.num_rows:
+            partitions = pc.count_distinct(actions.column(_PART_STAT))
+            self.excess_files = actions.num_rows - partitions.as_py()
+
+    def __len__(self) -> int:
+        return self._actions.num_rows
+
+    def in_partition(self, part_id: str, as_of: int) -> list[_DataFile]:
+        """The files of ``part_id`` that may hold rows with ``txn <= as_of``."""
+        return [f for f in self._partition(part_id) if f.may_hold(None, as_of)]
+
+    def holding(self, version: NodeVersion) -> list[_DataFile]:
+        """The files of ``version``'s partition that may hold that very row."""
+        return [
+            f
+            for f in self._partition(version.part_id)
+            if f.may_hold(version.txn, version.txn, version.node_id)
+        ]
+
+    def everywhere(self, as_of: int, node_id: str | None = None) -> list[_DataFile]:
+        """The files of any partition that may hold rows with ``txn <= as_of`` (of
+        ``node_id``)."""
+        return [f for f in _records(self._actions) if f.may_hold(None, as_of, node_id)]
+
+    def _partition(self, part_id: str) -> list[_DataFile]:
+        files = self._by_part.get(part_id)
+        if files is None:
+            files = []
+            if self._actions.num_rows:
+                column = self._actions.column(_PART_STAT)
+                files = _records(self._actions.filter(pc.equal(column, part_id)))
+            self._by_part[part_id] = files
+        return files
+
+
+_PART_STAT = f"partition.{PARTITION_COLUMN}"
+
+
+def _records(actions: pa.Table) -> list[_DataFile]:
+    """Add actions as :class:`_DataFile` records."""
+    if not actions.num_rows:
+        return []
+    unknown = [None] * actions.num_rows
+    stats = [
+        actions.column(name).to_pylist() if name in actions.column_names else unknown
+        for name in _FileIndex._STATS
+    ]
+    return [
+        _DataFile(path, part_id, *values)
+        for path, part_id, *values in zip(
+            actions.column("path").to_pylist(),
+            actions.column(_PART_STAT).to_pylist(),
+            *stats,
+            strict=True,
+        )
+    ]
+
+
+class _ParquetReader:
+    """Reads rows from chosen data files of the table with pyarrow datasets."""
+
+    def __init__(self, table_uri: str, schema: pa.Schema):
+        self.schema = schema
+        self._format = pds.ParquetFileFormat()
+        parsed = urlparse(table_uri)
+        if parsed.scheme in ("", "file"):
+            root = parsed.path if parsed.scheme else table_uri
+            self._fs: pafs.FileSystem = pafs.SubTreeFileSystem(root, pafs.LocalFileSystem())
+        else:
+            remote, root = pafs.FileSystem.from_uri(table_uri)
+            self._fs = pafs.SubTreeFileSystem(root, remote)
+        self._fragments = _LRU(20_000)
+
+    def read(self, files: list[_DataFile], columns: list[str], where: pc.Expression) -> pa.Table:
+        """The rows of ``files`` matching ``where``, with ``columns``."""
+        fragments = [self._fragment(file) for file in files]
+        dataset = pds.FileSystemDataset(fragments, self.schema, self._format, self._fs)
+        return dataset.to_table(columns=columns, filter=where)
+
+    def inline_contents(self, file: _DataFile) -> dict[Hashable, bytes]:
+        """The inline content of every row of one data file, by (node_id, version)."""
+        table = self.read(
+            [file],
+            ["node_id", "version", CONTENT_COLUMN],
+            pc.field("inline") == pa.scalar(True),
+        )
+        contents = table.column(CONTENT_COLUMN).to_pylist()
+        keys = zip(
+            table.column("node_id").to_pylist(), table.column("version").to_pylist(), strict=True
+        )
+        return {key: content or b"" for key, content in zip(keys, contents, strict=True)}
+
+    def _fragment(self, file: _DataFile) -> pds.Fragment:
+        fragment = self._fragments.get(file.path)
+        if fragment is None:
+            fragment = self._format.make_fragment(
+                unquote(file.path),
+                filesystem=self._fs,
+                partition_expression=pc.field(PARTITION_COLUMN) == file.part_id,
+            )
+            self._fragments.put(file.path, fragment, 1)
+        return fragment
+
+
+class _LRU:
+    """A least-recently-used cache bounded by the total weight of its values."""
+
+    def __init__(self, max_weight: int):
+        self.max_weight = max_weight
+        self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._weight = 0
+
+    def get(self, key: Hashable) -> Any:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: Hashable, value: Any, weight: int) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._weight -= old[1]
+        if weight > self.max_weight:
+            return
+        self._items[key] = (value, weight)
+        self._weight += weight
+        while self._weight > self.max_weight:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self._weight -= dropped
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._weight = 0
