@@ -1,0 +1,403 @@
+"""The Delta Lake persistence (pondfs.oplog) on real tables in a temporary directory."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from pondfs.oplog import OplogPersistence, create_pond, maintain, open_pond
+from pondfs.oplog.lock import WriterLock, lock_holder
+from pondfs.oplog.objects import ObjectStore
+from pondfs.tinyfs.errors import CorruptContent, FsError, PondLocked
+from pondfs.tinyfs.records import (
+    DIRECTORY,
+    FILE,
+    ROOT_ID,
+    SERIES,
+    DirOp,
+    NodeVersion,
+    TxnInfo,
+    new_node_id,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+FAR_FUTURE = 10**9
+
+
+def txn_info(txn: int, command: str = "test", rows: int = 0) -> TxnInfo:
+    return TxnInfo(txn=txn, timestamp_ns=time.time_ns(), command=command, user="tester", rows=rows)
+
+
+def file_version(part_id: str, txn: int, node_id: str | None = None, version: int = 1,
+                 content: bytes = b"data") -> NodeVersion:
+    return NodeVersion(
+        part_id=part_id, node_id=node_id or new_node_id(), version=version, txn=txn,
+        kind=FILE, format="data", size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(), content=content,
+    )
+
+
+@pytest.fixture
+def pond(tmp_path: Path) -> OplogPersistence:
+    store = create_pond(tmp_path / "pond")
+    yield store
+    store.close()
+
+
+def run_python(code: str, **kwargs) -> subprocess.Popen:
+    """Start a fresh interpreter (never fork after deltalake is loaded) running ``code``."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+    )
+
+
+# -- creating and opening ------------------------------------------------------------------
+
+def test_create_makes_the_layout_and_refuses_an_existing_pond(tmp_path: Path) -> None:
+    store = create_pond(tmp_path / "p")
+    assert store.last_txn() == 0
+    for sub in ("oplog/_delta_log", "objects", "cache"):
+        assert (tmp_path / "p" / sub).is_dir()
+    with pytest.raises(FsError) as info:
+        create_pond(tmp_path / "p")
+    assert info.value.errno == errno.EEXIST
+    assert str(info.value) == f"{tmp_path / 'p'}: a pond already exists"
+
+
+def test_open_names_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(FsError) as info:
+        open_pond(tmp_path / "missing")
+    assert info.value.errno == errno.ENOENT
+    assert str(info.value) == f"{tmp_path / 'missing'}: no such pond"
+
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(FsError) as info:
+        open_pond(tmp_path / "plain")
+    assert info.value.errno == errno.EINVAL
+    assert "not a pond (no oplog/_delta_log)" in str(info.value)
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FsError) as info:
+        open_pond(tmp_path / "file")
+    assert info.value.errno == errno.ENOTDIR
+
+
+# -- rows ----------------------------------------------------------------------------------
+
+def test_every_field_round_trips(pond: OplogPersistence, tmp_path: Path) -> None:
+    child = new_node_id()
+    series = new_node_id()
+    root = NodeVersion(
+        part_id=ROOT_ID, node_id=ROOT_ID, version=1, txn=1, kind=DIRECTORY, mode=0o40755,
+        uid=1000, gid=2**32 - 2, atime_ns=1, mtime_ns=2, ctime_ns=3, snapshot=True,
+        entries=(DirOp("data", child, FILE), DirOp("gone", series, SERIES, op="remove")),
+        xattrs={"user.bin": b"\x00\xff\x80", "user.empty": b""}, timestamp_ns=123,
+    )
+    data = file_version(ROOT_ID, 1, node_id=child, content=b"\x00hello\xff")
+    ts = NodeVersion(
+        part_id=ROOT_ID, node_id=series, version=3, txn=1, kind=FILE, format=SERIES,
+        size=10, sha256="a" * 64, inline=False, min_time=-5, max_time=2**62,
+        time_column="timestamp", deleted=True,
+    )
+    pond.commit([root, data, ts], txn_info(1, rows=3))
+
+    for store in (pond, open_pond(tmp_path / "pond")):
+        listed = store.partition(ROOT_ID, 1)
+        expected = sorted([root, data.evolve(content=None), ts], key=lambda v: (v.node_id,
+                                                                                v.version))
+        assert listed == expected
+        assert store.node_versions(series, 1) == [ts]
+        assert store.read_inline(listed[[v.node_id for v in listed].index(child)]) == \
+            b"\x00hello\xff"
+        assert list(store.scan(1)) and sorted(store.scan(1), key=lambda v: v.node_id) == \
+            sorted(expected, key=lambda v: v.node_id)
+
+
+def test_as_of_sees_only_earlier_transactions(pond: OplogPersistence) -> None:
+    node = new_node_id()
+    other_dir = new_node_id()
+    for txn in (1, 2, 3):
+        pond.commit([file_version(ROOT_ID, txn, node_id=node, version=txn,
+                                  content=b"v%d" % txn)], txn_info(txn))
+    # A file moved to another directory has rows in both partitions.
+    pond.commit([file_version(other_dir, 4, node_id=node, version=4, content=b"v4")],
+                txn_info(4))
+
+    assert [v.version for v in pond.partition(ROOT_ID, 2)] == [1, 2]
+    assert [v.version for v in pond.partition(ROOT_ID, FAR_FUTURE)] == [1, 2, 3]
+    assert pond.partition(ROOT_ID, 0) == []
+    assert [v.version for v in pond.node_versions(node, 3)] == [1, 2, 3]
+    moved = pond.node_versions(node, FAR_FUTURE)
+    assert [(v.version, v.part_id) for v in moved] == [
+        (1, ROOT_ID), (2, ROOT_ID), (3, ROOT_ID), (4, other_dir)]
+    assert [pond.read_inline(v) for v in moved] == [b"v1", b"v2", b"v3", b"v4"]
+    assert {v.txn for v in pond.scan(2)} == {1, 2}
+
+
+def test_transaction_numbers_must_follow(pond: OplogPersistence) -> None:
+    with pytest.raises(FsError) as info:
+        pond.commit([file_version(ROOT_ID, 2)], txn_info(2))
+    assert info.value.errno == errno.EINVAL
+    assert "does not follow the last committed transaction 0" in str(info.value)
+
+    with pytest.raises(FsError) as info:
+        pond.commit([file_version(ROOT_ID, 7)], txn_info(1))
+    assert "with txn 7" in str(info.value)
+    assert pond.table_version() == 0
+
+    pond.commit([file_version(ROOT_ID, 1)], txn_info(1))
+    pond.commit([], txn_info(2, "nothing changed"))
+    assert pond.last_txn() == 2
+    with pytest.raises(FsError):
+        pond.commit([file_version(ROOT_ID, 2)], txn_info(2))
+    assert pond.last_txn() == 2
+
+
+def test_transactions_come_from_commit_metadata_newest_first(pond: OplogPersistence) -> None:
+    for txn, command in ((1, "init"), (2, "copy a"), (3, "copy b")):
+        pond.commit([file_version(ROOT_ID, txn)], txn_info(txn, command, rows=1))
+    pond.compact()  # an OPTIMIZE commit, which is no pond transaction
+    pond.commit([file_version(ROOT_ID, 4), file_version(ROOT_ID, 4)], txn_info(4, "copy c"))
+
+    txns = pond.transactions(FAR_FUTURE)
+    assert [(t.txn, t.command, t.rows) for t in txns] == [
+        (4, "copy c", 2), (3, "copy b", 1), (2, "copy a", 1), (1, "init", 1)]
+    assert all(t.user == "tester" and t.timestamp_ns > 0 for t in txns)
+    assert [t.txn for t in pond.transactions(2)] == [2, 1]
+    assert any(h["operation"] == "OPTIMIZE" for h in pond._table.history())
+
+
+def test_reader_keeps_its_snapshot_until_refresh(pond: OplogPersistence, tmp_path: Path) -> None:
+    pond.commit([file_version(ROOT_ID, 1)], txn_info(1))
+    reader = open_pond(tmp_path / "pond")
+    late = file_version(ROOT_ID, 2)
+    pond.commit([late], txn_info(2))
+
+    assert reader.last_txn() == 1
+    assert len(reader.partition(ROOT_ID, FAR_FUTURE)) == 1
+    assert reader.node_versions(late.node_id, FAR_FUTURE) == []
+    assert [t.txn for t in reader.transactions(FAR_FUTURE)] == [1]
+    reader.refresh()
+    assert reader.last_txn() == 2
+    assert len(reader.partition(ROOT_ID, FAR_FUTURE)) == 2
+
+
+def test_taking_the_lock_moves_a_stale_writer_to_the_newest_snapshot(
+        pond: OplogPersistence, tmp_path: Path) -> None:
+    stale = open_pond(tmp_path / "pond")
+    with pond.writer_lock("first"):
+        pond.commit([file_version(ROOT_ID, 1)], txn_info(1))
+    with stale.writer_lock("second"):
+        assert stale.last_txn() == 1
+        stale.commit([file_version(ROOT_ID, 2)], txn_info(2))
+    assert stale.last_txn() == 2
+
+
+def test_durable_commits_are_readable_after_reopening(tmp_path: Path) -> None:
+    store = create_pond(tmp_path / "pond", durable=True)
+    for txn in (1, 2):
+        store.commit([file_version(new_node_id(), txn, content=b"d%d" % txn)], txn_info(txn))
+    again = open_pond(tmp_path / "pond")
+    assert again.last_txn() == 2
+    assert sorted(again.read_inline(v) for v in again.scan(2)) == [b"d1", b"d2"]
+
+
+# -- content -------------------------------------------------------------------------------
+
+def test_store_is_inline_just_below_the_limit(pond: OplogPersistence) -> None:
+    limit = 100
+    below = pond.store([b"a" * 40, b"b" * 59], limit)
+    assert below.inline == b"a" * 40 + b"b" * 59
+    assert below.size == 99
+    assert below.sha256 == hashlib.sha256(below.inline).hexdigest()
+    assert list(pond.object_ids()) == []
+
+    at = pond.store([b"c" * 60, b"d" * 40], limit)
+    assert at.inline is None and at.size == 100
+    assert at.sha256 == hashlib.sha256(b"c" * 60 + b"d" * 40).hexdigest()
+    assert list(pond.object_ids()) == [at.sha256]
+    with pond.open_object(at.sha256) as reader:
+        reader.seek(60)
+        assert reader.read(5) == b"ddddd"
+        reader.seek(0)
+        assert reader.read() == b"c" * 60 + b"d" * 40
+
+    empty = pond.store([], limit)
+    assert empty.inline == b"" and empty.size == 0
+    again = pond.store(iter([b"c" * 60 + b"d" * 40]), limit)
+    assert again == at  # the same content is stored once
+    assert list(pond.object_ids()) == [at.sha256]
+
+
+def test_a_flipped_byte_in_an_object_is_caught(pond: OplogPersistence) -> None:
+    content = os.urandom(3 * 1024 * 1024 + 17)
+    stored = pond.store([content], 1024)
+    store = ObjectStore(pond.root / "objects")
+    assert store.verify(stored.sha256)
+    path = store.path(stored.sha256)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(2 * 1024 * 1024)
+        byte = f.read(1)
+        f.seek(2 * 1024 * 1024)
+        f.write(bytes([byte[0] ^ 1]))
+
+    assert not store.verify(stored.sha256)
+    with pond.open_object(stored.sha256) as reader, pytest.raises(CorruptContent) as info:
+        while reader.read(65536):
+            pass
+    assert stored.sha256 in str(info.value)
+    assert info.value.errno == errno.EIO
+
+    path.unlink()
+    with pytest.raises(CorruptContent, match=stored.sha256):
+        pond.open_object(stored.sha256)
+
+
+def test_storing_50_mib_keeps_memory_bounded(pond: OplogPersistence) -> None:
+    chunk = 1024 * 1024
+    expected = hashlib.sha256()
+
+    def chunks():
+        for i in range(50):
+            block = bytes([i]) * chunk
+            expected.update(block)
+            yield block
+
+    tracemalloc.start()
+    try:
+        stored = pond.store(chunks(), 64 * 1024)
+        with pond.open_object(stored.sha256) as reader:
+            while reader.read(chunk):
+                pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored.size == 50 * chunk and stored.inline is None
+    assert stored.sha256 == expected.hexdigest()
+    assert peak < 8 * chunk, f"peak {peak} bytes"
+
+
+# -- the writer lock -----------------------------------------------------------------------
+
+def test_a_second_writer_in_another_process_is_refused_with_the_holder(
+        pond: OplogPersistence) -> None:
+    lock_path = pond.root / "lock"
+    with pond.writer_lock("mount at /mnt/x"):
+        assert pond.holds_lock
+        proc = run_python(f"""
+            from pondfs.oplog import open_pond
+            from pondfs.tinyfs.errors import PondLocked
+            try:
+                with open_pond({str(pond.root)!r}).writer_lock("pond copy"):
+                    print("acquired")
+            except PondLocked as exc:
+                print("locked:", exc.holder)
+        """)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert out.startswith("locked: ")
+        assert f"pid {os.getpid()}" in out and "mount at /mnt/x" in out
+        assert "mount at /mnt/x" in lock_holder(lock_path)
+        with pytest.raises(PondLocked, match="mount at /mnt/x"):
+            with WriterLock(lock_path, "same process"):
+                pass
+    assert not pond.holds_lock
+    assert lock_holder(lock_path) is None
+    with WriterLock(lock_path, "after release"):
+        assert "after release" in lock_holder(lock_path)
+
+
+def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
+    lock_path = tmp_path / "lock"
+    proc = run_python(f"""
+        import time
+        from pondfs.oplog.lock import WriterLock
+        with WriterLock({str(lock_path)!r}, "doomed writer"):
+            print("holding", flush=True)
+            time.sleep(60)
+    """)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        with pytest.raises(PondLocked, match="doomed writer"):
+            with WriterLock(lock_path, "waiting"):
+                pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert lock_holder(lock_path) is None  # the dead holder's line is stale
+    with WriterLock(lock_path, "survivor"):
+        assert "survivor" in lock_holder(lock_path)
+
+
+# -- keeping it fast and small -------------------------------------------------------------
+
+def test_auto_compaction_bounds_the_data_files(tmp_path: Path) -> None:
+    store = create_pond(tmp_path / "pond", compact_after_files=16, reopen_after_commits=50)
+    dirs = [new_node_id() for _ in range(3)]
+    written = {d: [] for d in dirs}
+    most_files = 0
+    for txn in range(1, 151):
+        v = file_version(dirs[txn % 3], txn, content=b"%d" % txn)
+        written[v.part_id].append(v)
+        store.commit([v], txn_info(txn))
+        most_files = max(most_files, store.data_file_count())
+    assert most_files <= 16 + len(dirs) + 1
+    assert any(h["operation"] == "OPTIMIZE" for h in store._table.history())
+    for d in dirs:
+        listed = store.partition(d, FAR_FUTURE)
+        assert listed == sorted((v.evolve(content=None) for v in written[d]),
+                                key=lambda v: v.node_id)
+        assert [store.read_inline(v) for v in listed] == \
+            [v.content for v in sorted(written[d], key=lambda v: v.node_id)]
+    assert len(store.transactions(FAR_FUTURE)) == 150
+
+
+def test_maintain_removes_only_what_no_row_references(pond: OplogPersistence) -> None:
+    kept = pond.store([b"k" * 5000], 100)
+    old_version = file_version(ROOT_ID, 1, content=b"")
+    old_version = old_version.evolve(inline=False, sha256=kept.sha256, size=kept.size,
+                                     content=None)
+    pond.commit([old_version], txn_info(1))
+    # A newer version drops the object; time travel still needs it.
+    pond.commit([old_version.evolve(version=2, txn=2, inline=True, content=b"small",
+                                    sha256="", size=5)], txn_info(2))
+    for txn in range(3, 8):
+        pond.commit([file_version(ROOT_ID, txn, content=b"f%d" % txn)], txn_info(txn))
+    orphan = pond.store([b"o" * 5000], 100)
+    young = pond.store([b"y" * 5000], 100)
+    long_ago = time.time() - 3600
+    for sha in (kept.sha256, orphan.sha256):
+        os.utime(ObjectStore(pond.root / "objects").path(sha), (long_ago, long_ago))
+
+    report = maintain(pond, retention_hours=0.5)
+
+    assert report["objects_removed"] == [orphan.sha256]
+    assert set(pond.object_ids()) == {kept.sha256, young.sha256}
+    assert report["data_files_after"] == 1 < report["data_files_before"]
+    with pond.open_object(kept.sha256) as reader:
+        assert reader.read() == b"k" * 5000
+    assert not pond.holds_lock
+
+    report = maintain(pond, retention_hours=0)
+    assert report["objects_removed"] == [young.sha256]
+    assert report["files_vacuumed"] >= 7  # the small files the compaction replaced
+    assert set(pond.object_ids()) == {kept.sha256}
+    fresh = open_pond(pond.root)
+    listed = fresh.partition(ROOT_ID, FAR_FUTURE)
+    assert len(listed) == 7
+    assert [fresh.read_inline(v) for v in listed if v.inline][-1] == b"f7"
+    assert any((pond.root / "oplog" / "_delta_log").glob("*.checkpoint.parquet"))
