@@ -810,6 +810,10 @@ class FS:
         links = 0
         while pending:
             part = pending.pop(0)
+            here = "/" + "/".join(names)
+            # Checked before '.' and '..' too: "file/.." is ENOTDIR, not file's directory.
+            if self.kind(stack[-1]) != DIRECTORY:
+                raise FsError(errno.ENOTDIR, f"not a directory: {here}")
             if part == ".":
                 continue
             if part == "..":
@@ -817,9 +821,6 @@ class FS:
                     stack.pop()
                     names.pop()
                 continue
-            here = "/" + "/".join(names)
-            if self.kind(stack[-1]) != DIRECTORY:
-                raise FsError(errno.ENOTDIR, f"not a directory: {here}")
             child = self.lookup(stack[-1], part)
             if child is None:
                 raise FsError(errno.ENOENT, f"no such file or directory: {join_path(here, part)}")
