@@ -424,6 +424,8 @@ class FS:
         self._next_version(node_id, **changes)
 
     def _require_stored(self, node_id: str) -> NodeVersion:
+        """The newest version of a node about to change (EROFS on a read-only view)."""
+        self._check_writable()
         if node_id in self._dynamic:
             raise FsError(errno.EROFS, "computed nodes cannot be changed")
         return self._latest(node_id)
@@ -463,6 +465,7 @@ class FS:
 
     def _create(self, dir_id: str, name: str, kind: str, fmt: str, mode: int, uid: int,
                 gid: int, stored: tuple[str, int, bytes] | None = None) -> str:
+        self._check_writable()  # before anything is staged
         self._require_dir(dir_id)
         validate_name(name)
         if name in self._listing(dir_id):
