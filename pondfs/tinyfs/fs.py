@@ -540,13 +540,18 @@ class FS:
 
     # ------------------------------------------------------------------ file content
 
+    def _require_file(self, node_id: str) -> NodeVersion:
+        """The newest version of a regular file whose content is about to change."""
+        v = self._require_stored(node_id)
+        if v.kind != FILE:
+            err = {DIRECTORY: errno.EISDIR, DYNAMIC: errno.EROFS}.get(v.kind, errno.EINVAL)
+            raise FsError(err, f"not a regular file: {node_id}")
+        return v
+
     @_locked
     def write_content(self, node_id: str, chunks: Iterable[bytes]) -> None:
         """Replace a file's content with the bytes of ``chunks`` (streamed, never whole)."""
-        v = self._require_stored(node_id)
-        if v.kind != FILE:
-            raise FsError(errno.EISDIR if v.kind == DIRECTORY else errno.EINVAL,
-                          f"not a regular file: {node_id}")
+        self._require_file(node_id)
         stored = self.store.store(chunks, INLINE_LIMIT)
         now = time.time_ns()
         self._next_version(node_id, sha256=stored.sha256, size=stored.size,
@@ -583,7 +588,7 @@ class FS:
         """Cut or zero-extend a data file to ``size`` bytes."""
         if size < 0:
             raise FsError(errno.EINVAL, f"negative size {size}")
-        v = self._require_stored(node_id)
+        v = self._require_file(node_id)
         if v.size == size:
             return
         source = self.open_read(node_id)
