@@ -135,6 +135,9 @@ class FS:
         self._rows: dict[str, dict[str, list[NodeVersion]]] = {}
         self._part_of: dict[str, str] = {ROOT_ID: ROOT_ID}
         self._parent_of: dict[str, str] = {ROOT_ID: ROOT_ID}
+        # _part_of and _parent_of describe committed nodes only, so abort has nothing to undo
+        # there; the parents of directories made or moved by the pending transaction are here.
+        self._pending_parents: dict[str, str] = {}
         self._listings: dict[str, dict[str, DirOp]] = {}
         self._chain: dict[str, tuple[int, int]] = {}
         self._pending: dict[str, NodeVersion] = {}
@@ -159,10 +162,12 @@ class FS:
         versions = [self._finish(v, txn, now) for v in self._pending.values()]
         self.store.commit(versions, TxnInfo(txn, now, command, rows=len(versions)))
         for v in versions:
+            self._part_of[v.node_id] = v.part_id
             rows = self._rows.get(v.part_id)
             if rows is not None:
                 rows.setdefault(v.node_id, []).append(v.evolve(content=None))
         self._listings.update(self._pending_listings)
+        self._parent_of.update(self._pending_parents)
         self._clear_pending()
         self.as_of = txn
         return txn
@@ -170,16 +175,13 @@ class FS:
     @_locked
     def abort(self) -> None:
         """Drop the pending changes."""
-        for node_id, v in self._pending.items():
-            if v.version == 1:
-                self._part_of.pop(node_id, None)
-                self._parent_of.pop(node_id, None)
         self._clear_pending()
 
     def _clear_pending(self) -> None:
         self._pending.clear()
         self._pending_ops.clear()
         self._pending_listings.clear()
+        self._pending_parents.clear()
 
     def _finish(self, v: NodeVersion, txn: int, now: int) -> NodeVersion:
         """The row to commit for a pending version: numbered, stamped, entries finalised."""
@@ -244,7 +246,6 @@ class FS:
 
     def _stage(self, v: NodeVersion) -> None:
         self._pending[v.node_id] = v
-        self._part_of[v.node_id] = v.part_id
 
     def _next_version(self, node_id: str, **changes) -> NodeVersion:
         """Stage a new version of ``node_id`` (or amend the one pending) with ``changes``."""
@@ -480,7 +481,7 @@ class FS:
         )
         self._stage(v)
         if kind == DIRECTORY:
-            self._parent_of[node_id] = dir_id
+            self._pending_parents[node_id] = dir_id
             self._pending_listings[node_id] = {}
         self._dir_change(dir_id, DirOp(name, node_id, kind))
         return node_id
@@ -741,7 +742,7 @@ class FS:
         while True:
             if node_id == ancestor:
                 return True
-            parent = self._parent_of.get(node_id)
+            parent = self._pending_parents.get(node_id) or self._parent_of.get(node_id)
             if parent is None or parent == node_id:
                 return False
             node_id = parent
@@ -776,7 +777,7 @@ class FS:
         self._dir_change(dst_dir, DirOp(dst_name, src.node_id, src.kind))
         changes: dict = {"ctime_ns": time.time_ns()}
         if src.kind == DIRECTORY:
-            self._parent_of[src.node_id] = dst_dir
+            self._pending_parents[src.node_id] = dst_dir
         elif src_dir != dst_dir:
             changes["part_id"] = dst_dir
         self._next_version(src.node_id, **changes)
