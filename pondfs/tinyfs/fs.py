@@ -56,6 +56,10 @@ NAME_MAX = 255
 #: A directory version is a full listing after this many delta versions.
 SNAPSHOT_EVERY = 256
 
+#: The content of a series version that adds no rows.
+_NO_ROWS = {"content": b"", "inline": True, "size": 0, "sha256": hashlib.sha256(b"").hexdigest(),
+            "min_time": None, "max_time": None}
+
 _TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK}
 
 
@@ -255,6 +259,10 @@ class FS:
             v = pending.evolve(**changes)
         else:
             latest = self._carry(self._latest(node_id))
+            if latest.format == SERIES and latest.kind == FILE and "sha256" not in changes:
+                # A series version holds the rows it adds: a new version that changes only
+                # attributes, name or place adds none (carrying the last batch would repeat it).
+                changes = {**_NO_ROWS, **changes}
             v = latest.evolve(version=latest.version + 1, **changes)
         self._stage(v)
         return v
