@@ -657,7 +657,8 @@ class FS:
 
     def _series_versions(self, v: NodeVersion) -> list[NodeVersion]:
         committed = self._committed(v.node_id)
-        if committed and committed[0].version != 1:
+        if [c.version for c in committed] != list(range(1, len(committed) + 1)):
+            # The file moved between directories: some versions are in other partitions.
             committed = self.store.node_versions(v.node_id, self.as_of)
         versions = [c for c in committed if c.min_time is not None and not c.deleted]
         pending = self._pending.get(v.node_id)
