@@ -356,6 +356,23 @@ class FS:
         self._require_dir(dir_id)
         return dict(self._listing(dir_id))
 
+    @_locked
+    def loaded(self, node_id: str) -> bool:
+        """Whether :meth:`stat`, :meth:`lookup` and :meth:`listdir` of ``node_id`` can be
+        answered from rows already in memory, without reading persistence (an event loop
+        calls those directly when this is true and from a worker thread otherwise)."""
+        v = self._pending.get(node_id)
+        if v is None:
+            rows = self._rows.get(self._part_of.get(node_id, ""), {}).get(node_id)
+            if not rows:
+                return False
+            v = rows[-1]
+        if v.kind == DYNAMIC or v.format == SERIES or node_id in self._dynamic:
+            return False
+        if v.kind == DIRECTORY:
+            return node_id in self._pending_listings or node_id in self._listings
+        return True
+
     def _subdirs(self, dir_id: str) -> int:
         return sum(1 for op in self._listing(dir_id).values() if op.kind == DIRECTORY)
 
@@ -557,15 +574,20 @@ class FS:
             raise FsError(err, f"not a regular file: {node_id}")
         return v
 
-    @_locked
     def write_content(self, node_id: str, chunks: Iterable[bytes]) -> None:
-        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole)."""
-        self._require_file(node_id)
+        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole).
+
+        The bytes are stored without holding the view's lock, so other threads (a FUSE event
+        loop) are not stalled while a large content is hashed and written.
+        """
+        with self._mutex:
+            self._require_file(node_id)
         stored = self.store.store(chunks, INLINE_LIMIT)
-        now = time.time_ns()
-        self._next_version(node_id, sha256=stored.sha256, size=stored.size,
-                           inline=stored.inline is not None, content=stored.inline,
-                           mtime_ns=now, ctime_ns=now, min_time=None, max_time=None)
+        with self._mutex:
+            now = time.time_ns()
+            self._next_version(node_id, sha256=stored.sha256, size=stored.size,
+                               inline=stored.inline is not None, content=stored.inline,
+                               mtime_ns=now, ctime_ns=now, min_time=None, max_time=None)
 
     @_locked
     def write_table(self, node_id: str, table: pa.Table) -> None:
