@@ -83,6 +83,12 @@ def join_path(parent: str, name: str) -> str:
     return parent.rstrip("/") + "/" + name
 
 
+def _is_computed(node_id: str) -> bool:
+    """Whether ``node_id`` names an entry of a computed directory (made on demand, never
+    stored): such ids are ``<directory id>/<name>``, and stored ids never hold a '/'."""
+    return "/" in node_id
+
+
 @dataclass(frozen=True)
 class Stat:
     """POSIX attributes of a node as the CLI and the mount report them."""
@@ -380,14 +386,22 @@ class FS:
 
     def _adopt(self, parent_id: str, name: str, child: DynamicNode) -> str:
         node_id = f"{parent_id}/{name}"
-        self._dynamic.setdefault(node_id, child)
+        self._dynamic[node_id] = child  # the newest computation wins
         return node_id
 
     def _dynamic_node(self, node_id: str) -> DynamicNode | None:
         """The computed node behind ``node_id``, made from its factory on first use."""
         node = self._dynamic.get(node_id)
-        if node is not None or "/" in node_id:
+        if node is not None:
             return node
+        if _is_computed(node_id):
+            # Not made in this view yet, or its directory was reconfigured: ask it again.
+            parent_id, name = node_id.rsplit("/", 1)
+            parent = self._dynamic_node(parent_id)
+            child = parent.lookup(name) if isinstance(parent, DynamicDirectory) else None
+            if child is not None:
+                self._adopt(parent_id, name, child)
+            return child
         v = self._pending.get(node_id)
         if v is None:
             rows = self._committed(node_id)
@@ -403,7 +417,7 @@ class FS:
     @_locked
     def stat(self, node_id: str) -> Stat:
         """POSIX attributes of a node."""
-        dynamic = self._dynamic.get(node_id)
+        dynamic = self._dynamic_node(node_id) if _is_computed(node_id) else None
         if dynamic is not None:
             return self._dynamic_stat(node_id, dynamic)
         v = self._latest(node_id)
@@ -452,14 +466,14 @@ class FS:
     def _require_stored(self, node_id: str) -> NodeVersion:
         """The newest version of a node about to change (EROFS on a read-only view)."""
         self._check_writable()
-        if node_id in self._dynamic:
+        if _is_computed(node_id):
             raise FsError(errno.EROFS, "computed nodes cannot be changed")
         return self._latest(node_id)
 
     @_locked
     def getxattr(self, node_id: str, name: str) -> bytes:
         """An extended attribute's value; ENODATA if it is not set."""
-        if node_id in self._dynamic:
+        if _is_computed(node_id):
             raise FsError(errno.ENODATA, f"no attribute {name}")
         try:
             return self._latest(node_id).xattrs[name]
@@ -469,7 +483,7 @@ class FS:
     @_locked
     def listxattr(self, node_id: str) -> list[str]:
         """Names of a node's extended attributes."""
-        return [] if node_id in self._dynamic else sorted(self._latest(node_id).xattrs)
+        return [] if _is_computed(node_id) else sorted(self._latest(node_id).xattrs)
 
     @_locked
     def setxattr(self, node_id: str, name: str, value: bytes) -> None:
@@ -559,7 +573,8 @@ class FS:
         if v.kind != DYNAMIC:
             raise FsError(errno.EINVAL, f"not a computed node: {node_id}")
         self.factories.validate(v.format, config)
-        self._dynamic.pop(node_id, None)
+        for made in [k for k in self._dynamic if k == node_id or k.startswith(node_id + "/")]:
+            del self._dynamic[made]  # remade from the new configuration when next used
         now = time.time_ns()
         self._next_version(node_id, content=config, size=len(config), inline=True,
                            sha256=hashlib.sha256(config).hexdigest(), mtime_ns=now, ctime_ns=now)
