@@ -62,6 +62,7 @@ import time
 import unicodedata
 from collections import Counter, OrderedDict, deque
 from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -322,7 +323,11 @@ class FakeHydroVu:
     stops in :meth:`close`; use it as a context manager::
 
         with FakeHydroVu(client_id="id", client_secret="secret") as hydrovu:
-            requests.post(f"{hydrovu.base_url}/oauth/token", ...)
+            token = requests.post(
+                f"{hydrovu.base_url}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=("id", "secret"),
+            ).json()["access_token"]
 
     ``data_dir`` defaults to the demo sample shipped with pondfs. ``now`` is the fake clock:
     readings after it are not served yet (default: the last reading of all archives).
@@ -370,8 +375,11 @@ class FakeHydroVu:
         self.port: int = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}{API_PREFIX}"
         self.control_url = f"http://127.0.0.1:{self.port}{CONTROL_PATH}"
+        # A short poll interval makes close() prompt: shutdown() waits for the next poll.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"fake-hydrovu-{self.port}"
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-hydrovu-{self.port}",
         )
         self._thread.start()
         log.info(
@@ -601,7 +609,7 @@ class FakeHydroVu:
             response.fault = fault.kind
             return response
         elif fault is not None:
-            response = _error(fault.status, "Internal Server Error")
+            response = _error(fault.status, HTTPStatus(fault.status).phrase)
             response.fault = fault.kind
             return response
 
