@@ -31,7 +31,10 @@ Choices made where the real behaviour is [unsure]:
 * Ids: parameters and units named in the API notes keep their real ids (1 Temperature, 65 µS/cm,
   ...); other names get a slug id (``"do"``, ``"saturation-o2"``, ``"sat"``), so some ids are
   not digits. Location ids are 16-digit integers below 2**53 derived from the device name.
+* Names are served exactly as the archive columns spell them, e.g. U+2126 OHM SIGN in
+  ``Ω-cm`` and U+00B5 MICRO SIGN in ``µS/cm`` (the API notes print U+03A9 GREEK OMEGA).
 * 429 is never produced by load, only by injected faults (with ``Retry-After``).
+* HTTP/1.0, one request per connection, so closing the server never waits on idle keep-alives.
 * An unknown location gets 404 without the "No results were found" text.
 
 Test controls, from Python or from another process through ``POST /_fake/control`` (see
