@@ -264,11 +264,15 @@ class FS:
         if pending is not None:
             v = pending.evolve(**changes)
         else:
-            latest = self._carry(self._latest(node_id))
+            latest = self._latest(node_id)
             if latest.format == SERIES and latest.kind == FILE and "sha256" not in changes:
                 # A series version holds the rows it adds: a new version that changes only
                 # attributes, name or place adds none (carrying the last batch would repeat it).
                 changes = {**_NO_ROWS, **changes}
+            if "content" not in changes:
+                # Only a version that keeps the old bytes needs them read back (an overwrite
+                # or a removal must not cost a persistence read).
+                latest = self._carry(latest)
             v = latest.evolve(version=latest.version + 1, **changes)
         self._stage(v)
         return v
