@@ -1,0 +1,1312 @@
+"""tinyfs: the filesystem model over each persistence (memory, and a real Delta oplog).
+
+Every test runs on both stores (the ``store``/``fs`` fixtures in conftest.py). Most tests
+commit, then look again through a fresh :class:`FS` on the same store, so what they check is
+what was persisted, not what one view remembers; many end by running the consistency checker.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import stat as st
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pondfs.tinyfs import (
+    DIRECTORY,
+    FILE,
+    FS,
+    ROOT_ID,
+    SYMLINK,
+    DynamicDirectory,
+    DynamicFile,
+    FactoryRegistry,
+    FsError,
+    Persistence,
+    read_all,
+)
+from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs.fs import SNAPSHOT_EVERY
+from pondfs.tinyfs.records import INLINE_LIMIT
+
+# ---------------------------------------------------------------- helpers
+
+
+@contextmanager
+def raises(err: int) -> Iterator[pytest.ExceptionInfo[FsError]]:
+    """Expect an FsError carrying ``err``."""
+    with pytest.raises(FsError) as info:
+        yield info
+    got = info.value.errno
+    assert got == err, f"expected {errno.errorcode[err]}, got {errno.errorcode.get(got, got)}"
+
+
+def make_file(fs: FS, dir_id: str, name: str, data: bytes = b"", **kwargs) -> str:
+    node = fs.create(dir_id, name, **kwargs)
+    if data:
+        fs.write_content(node, [data])
+    return node
+
+
+def path_file(fs: FS, path: str, data: bytes = b"") -> str:
+    """Create the file at ``path`` (its parent must exist) holding ``data``."""
+    dir_id, name = fs.resolve_parent(path)
+    return make_file(fs, dir_id, name, data)
+
+
+def mkdirs(fs: FS, path: str) -> str:
+    """Create every missing directory of an absolute ``path``; the last one's id."""
+    node = ROOT_ID
+    for part in path.strip("/").split("/"):
+        node = fs.lookup(node, part) or fs.mkdir(node, part)
+    return node
+
+
+def cat(fs: FS, path: str) -> bytes:
+    return read_all(fs, fs.resolve(path))
+
+
+def assert_consistent(store: Persistence) -> None:
+    """The checker finds no broken invariant in the newest state of ``store``."""
+    report = Checker(FS(store)).run()
+    assert report.ok, report.problems
+
+
+def tick() -> None:
+    """Let the clock move, so 'later' timestamps are strictly later."""
+    time.sleep(0.002)
+
+
+# ---------------------------------------------------------------- basics
+
+
+def test_init_makes_root_and_one_transaction(store):
+    fs = FS(store)
+    root = fs.stat(ROOT_ID)
+    assert root.kind == DIRECTORY
+    assert st.S_ISDIR(root.mode) and root.mode & 0o7777 == 0o755
+    assert root.nlink == 2
+    assert fs.listdir(ROOT_ID) == {}
+    assert store.last_txn() == 1
+    with raises(errno.EEXIST):
+        fs.init_root()
+
+
+def test_create_write_read_and_stat_persist(store, fs):
+    docs = fs.mkdir(ROOT_ID, "docs")
+    sub = fs.mkdir(docs, "sub")
+    node = make_file(fs, sub, "hello.txt", b"hello, pond\n", mode=0o640, uid=7, gid=8)
+    assert fs.commit("write") == 2
+
+    fresh = FS(store)
+    assert fresh.resolve("/docs/sub/hello.txt") == node
+    assert cat(fresh, "/docs/sub/hello.txt") == b"hello, pond\n"
+    s = fresh.stat(node)
+    assert (s.kind, s.format, s.size, s.nlink) == (FILE, "data", 12, 1)
+    assert st.S_ISREG(s.mode) and s.mode & 0o7777 == 0o640
+    assert (s.uid, s.gid) == (7, 8)
+    assert (s.version, s.txn) == (1, 2)  # created and written in one transaction: one version
+    assert fresh.listdir(ROOT_ID) == {"docs": docs}
+    assert fresh.listdir(docs) == {"sub": sub}
+    assert fresh.lookup(sub, "hello.txt") == node
+    assert fresh.lookup(sub, "missing") is None
+    assert fresh.kind(sub) == DIRECTORY and fresh.kind(node) == FILE
+    assert_consistent(store)
+
+
+def test_empty_file_reads_empty(store, fs):
+    node = fs.create(ROOT_ID, "empty")
+    fs.commit("touch")
+    fresh = FS(store)
+    assert read_all(fresh, node) == b""
+    assert fresh.stat(node).size == 0
+
+
+def test_uncommitted_changes_are_visible_to_their_view_only(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"pending")
+    assert fs.dirty
+    assert read_all(fs, node) == b"pending"
+    assert FS(store).listdir(ROOT_ID) == {}
+    fs.commit("c")
+    assert not fs.dirty
+    assert FS(store).listdir(ROOT_ID) == {"f": node}
+
+
+def test_many_files_and_dirs_persist(store, fs):
+    expected = {}
+    for d in range(5):
+        dir_id = fs.mkdir(ROOT_ID, f"d{d}")
+        for f in range(20):
+            data = f"{d}/{f}".encode()
+            make_file(fs, dir_id, f"f{f:02}", data)
+            expected[f"/d{d}/f{f:02}"] = data
+    fs.commit("many")
+    fresh = FS(store)
+    assert {p: cat(fresh, p) for p in expected} == expected
+    assert sorted(fresh.listdir(ROOT_ID)) == [f"d{d}" for d in range(5)]
+    assert fresh.stat(ROOT_ID).nlink == 7
+    assert_consistent(store)
+
+
+# ---------------------------------------------------------------- paths
+
+
+@pytest.fixture
+def tree(store, fs):
+    """/a/b/c/file.txt, /top.txt, and symlinks; committed. Returns a fresh FS."""
+    mkdirs(fs, "/a/b/c")
+    path_file(fs, "/a/b/c/file.txt", b"deep")
+    path_file(fs, "/top.txt", b"top")
+    fs.symlink(fs.resolve("/a"), "rel", "b/c/file.txt")
+    fs.symlink(fs.resolve("/a"), "abs", "/a/b/c/file.txt")
+    fs.symlink(ROOT_ID, "chain", "/a/rel")
+    fs.symlink(ROOT_ID, "dirlink", "a/b")
+    fs.symlink(fs.resolve("/a/b"), "up", "../../top.txt")
+    fs.symlink(ROOT_ID, "dangling", "nowhere")
+    fs.commit("tree")
+    return FS(store)
+
+
+def test_resolve_absolute_relative_dot_and_dotdot(tree):
+    file_id = tree.resolve("/a/b/c/file.txt")
+    assert tree.resolve("b/c/file.txt", cwd="/a") == file_id
+    assert tree.resolve("./c/./file.txt", cwd="/a/b") == file_id
+    assert tree.resolve("../b/c/file.txt", cwd="/a/b") == file_id
+    assert tree.resolve("/a/b/c/../c/file.txt") == file_id
+    assert tree.resolve("//a///b/c/file.txt") == file_id
+    assert tree.resolve("/") == ROOT_ID
+    assert tree.resolve(".") == ROOT_ID
+    assert tree.resolve(".", cwd="/a") == tree.resolve("/a")
+    assert tree.resolve("../..", cwd="/a/b") == ROOT_ID
+
+
+def test_dotdot_at_root_stays_at_root(tree):
+    assert tree.resolve("/..") == ROOT_ID
+    assert tree.resolve("/../../..") == ROOT_ID
+    assert tree.resolve("../../a", cwd="/") == tree.resolve("/a")
+    assert tree.canonical("/../a/..") == "/"
+
+
+def test_symlinks_relative_absolute_and_chains(tree):
+    file_id = tree.resolve("/a/b/c/file.txt")
+    assert tree.resolve("/a/rel") == file_id
+    assert tree.resolve("/a/abs") == file_id
+    assert tree.resolve("/chain") == file_id  # chain -> /a/rel -> b/c/file.txt
+    assert tree.resolve("/a/b/up") == tree.resolve("/top.txt")
+    assert cat(tree, "/chain") == b"deep"
+    link = tree.resolve("/chain", follow=False)
+    assert link != file_id
+    assert tree.kind(link) == SYMLINK
+    assert tree.readlink(link) == "/a/rel"
+    assert tree.stat(link).size == len("/a/rel")
+    assert st.S_ISLNK(tree.stat(link).mode)
+    with raises(errno.EINVAL):
+        tree.readlink(file_id)
+
+
+def test_symlink_to_a_directory_in_the_middle_of_a_path(tree):
+    file_id = tree.resolve("/a/b/c/file.txt")
+    assert tree.resolve("/dirlink/c/file.txt") == file_id
+    # '..' after a symlink is taken in the directory the link led to, as the kernel does
+    assert tree.resolve("/dirlink/../b/c/file.txt") == file_id
+    assert tree.canonical("/dirlink/c") == "/a/b/c"
+    # follow=False applies to the last component only
+    assert tree.resolve("/dirlink/c/file.txt", follow=False) == file_id
+    assert tree.kind(tree.resolve("/dirlink", follow=False)) == SYMLINK
+
+
+def test_dangling_symlink(tree):
+    with raises(errno.ENOENT):
+        tree.resolve("/dangling")
+    link = tree.resolve("/dangling", follow=False)
+    assert tree.readlink(link) == "nowhere"
+    with raises(errno.ENOENT):
+        tree.resolve("/dangling/x", follow=False)
+
+
+def test_symlink_loops_are_eloop(store, fs):
+    fs.symlink(ROOT_ID, "self", "self")
+    fs.symlink(ROOT_ID, "ping", "pong")
+    fs.symlink(ROOT_ID, "pong", "/ping")
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.symlink(d, "loop", "../d/loop")
+    fs.commit("loops")
+    fresh = FS(store)
+    for path in ("/self", "/ping", "/pong", "/d/loop", "/ping/x"):
+        with raises(errno.ELOOP):
+            fresh.resolve(path)
+    assert fresh.kind(fresh.resolve("/self", follow=False)) == SYMLINK
+
+
+def test_forty_symlinks_are_fine_forty_one_are_not(store, fs):
+    make_file(fs, ROOT_ID, "target", b"x")
+    fs.symlink(ROOT_ID, "l0", "target")
+    for i in range(1, 41):
+        fs.symlink(ROOT_ID, f"l{i}", f"l{i - 1}")
+    fs.commit("links")
+    fresh = FS(store)
+    assert cat(fresh, "/l39") == b"x"  # 40 links followed
+    with raises(errno.ELOOP):
+        fresh.resolve("/l40")
+
+
+def test_canonical(tree):
+    assert tree.canonical("/chain") == "/a/b/c/file.txt"
+    assert tree.canonical("c/../c/file.txt", cwd="/a/b") == "/a/b/c/file.txt"
+    assert tree.canonical("/a/b/up") == "/top.txt"
+    assert tree.canonical("/") == "/"
+
+
+def test_path_through_a_file_is_enotdir(tree):
+    with raises(errno.ENOTDIR):
+        tree.resolve("/top.txt/x")
+    with raises(errno.ENOTDIR):
+        tree.resolve("/a/abs/x")
+    with raises(errno.ENOTDIR):
+        tree.resolve("/top.txt/..")
+    with raises(errno.ENOTDIR):
+        tree.resolve("/top.txt/.")
+    with raises(errno.ENOENT):
+        tree.resolve("/a/missing/x")
+
+
+def test_resolve_parent(tree):
+    assert tree.resolve_parent("/a/b/new") == (tree.resolve("/a/b"), "new")
+    assert tree.resolve_parent("new", cwd="/a") == (tree.resolve("/a"), "new")
+    assert tree.resolve_parent("/dirlink/new") == (tree.resolve("/a/b"), "new")
+    assert tree.resolve_parent("/x") == (ROOT_ID, "x")
+    with raises(errno.ENOTDIR):
+        tree.resolve_parent("/top.txt/new")
+    with raises(errno.ENOENT):
+        tree.resolve_parent("/missing/new")
+    with raises(errno.EINVAL):
+        tree.resolve_parent("/")
+    with raises(errno.EINVAL):
+        tree.resolve_parent("/a/..")
+
+
+# ---------------------------------------------------------------- names and errors
+
+
+BAD_NAMES = ["", ".", "..", "a/b", "nul\0byte"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_invalid_names_are_einval(fs, name):
+    make_file(fs, ROOT_ID, "src")
+    with raises(errno.EINVAL):
+        fs.create(ROOT_ID, name)
+    with raises(errno.EINVAL):
+        fs.mkdir(ROOT_ID, name)
+    with raises(errno.EINVAL):
+        fs.symlink(ROOT_ID, name, "x")
+    with raises(errno.EINVAL):
+        fs.rename(ROOT_ID, "src", ROOT_ID, name)
+    assert fs.listdir(ROOT_ID) == {"src": fs.resolve("/src")}
+
+
+def test_name_length_limit(store, fs):
+    fs.create(ROOT_ID, "n" * 255)
+    fs.create(ROOT_ID, "é" * 127)  # 254 bytes
+    with raises(errno.ENAMETOOLONG):
+        fs.create(ROOT_ID, "n" * 256)
+    with raises(errno.ENAMETOOLONG):
+        fs.mkdir(ROOT_ID, "é" * 128)  # 128 characters, 256 bytes
+    fs.commit("names")
+    assert sorted(FS(store).listdir(ROOT_ID)) == sorted(["n" * 255, "é" * 127])
+
+
+def test_eexist(fs):
+    make_file(fs, ROOT_ID, "f")
+    fs.mkdir(ROOT_ID, "d")
+    fs.symlink(ROOT_ID, "l", "f")
+    for name in ("f", "d", "l"):
+        with raises(errno.EEXIST):
+            fs.create(ROOT_ID, name)
+        with raises(errno.EEXIST):
+            fs.mkdir(ROOT_ID, name)
+        with raises(errno.EEXIST):
+            fs.symlink(ROOT_ID, name, "x")
+
+
+def test_enoent(fs):
+    with raises(errno.ENOENT):
+        fs.resolve("/missing")
+    with raises(errno.ENOENT):
+        fs.unlink(ROOT_ID, "missing")
+    with raises(errno.ENOENT):
+        fs.rmdir(ROOT_ID, "missing")
+    with raises(errno.ENOENT):
+        fs.rename(ROOT_ID, "missing", ROOT_ID, "x")
+    with raises(errno.ENOENT):
+        fs.stat("01234567-0000-7000-8000-000000000000")
+
+
+def test_kind_mismatches(fs):
+    f = make_file(fs, ROOT_ID, "f", b"x")
+    d = fs.mkdir(ROOT_ID, "d")
+    with raises(errno.EISDIR):
+        fs.unlink(ROOT_ID, "d")
+    with raises(errno.EISDIR):
+        fs.write_content(d, [b"x"])
+    with raises(errno.EISDIR):
+        fs.open_read(d)
+    with raises(errno.EISDIR):
+        fs.truncate(d, 0)
+    with raises(errno.ENOTDIR):
+        fs.rmdir(ROOT_ID, "f")
+    with raises(errno.ENOTDIR):
+        fs.listdir(f)
+    with raises(errno.ENOTDIR):
+        fs.lookup(f, "x")
+    with raises(errno.ENOTDIR):
+        fs.create(f, "x")
+    with raises(errno.ENOTDIR):
+        fs.mkdir(f, "x")
+    with raises(errno.EINVAL):
+        fs.create(ROOT_ID, "bad", fmt="csv")
+
+
+def test_rmdir(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    make_file(fs, d, "f")
+    fs.commit("d")
+    fs = FS(store)
+    with raises(errno.ENOTEMPTY):
+        fs.rmdir(ROOT_ID, "d")
+    fs.unlink(d, "f")
+    fs.rmdir(ROOT_ID, "d")
+    fs.commit("rm")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {}
+    with raises(errno.ENOENT):
+        fresh.stat(d)
+    assert_consistent(store)
+
+
+def test_unlink_then_recreate_same_name(store, fs):
+    old = make_file(fs, ROOT_ID, "f", b"old")
+    fs.commit("one")
+    fs.unlink(ROOT_ID, "f")
+    new = make_file(fs, ROOT_ID, "f", b"new")
+    fs.commit("two")
+    fresh = FS(store)
+    assert new != old
+    assert fresh.resolve("/f") == new
+    assert cat(fresh, "/f") == b"new"
+    with raises(errno.ENOENT):
+        fresh.stat(old)
+    assert fresh.versions(old)[-1].deleted
+    assert_consistent(store)
+
+
+# ---------------------------------------------------------------- rename
+
+
+def test_rename_within_a_directory(store, fs):
+    node = make_file(fs, ROOT_ID, "old", b"data")
+    fs.commit("c")
+    fs.rename(ROOT_ID, "old", ROOT_ID, "new")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"new": node}
+    assert cat(fresh, "/new") == b"data"
+    assert_consistent(store)
+
+
+def test_rename_file_across_directories_keeps_content_and_history(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    b = fs.mkdir(ROOT_ID, "b")
+    node = make_file(fs, a, "f", b"v1")
+    fs.commit("c")
+    fs.write_content(node, [b"v2"])
+    fs.commit("w")
+    fs.rename(a, "f", b, "g")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(a) == {}
+    assert fresh.listdir(b) == {"g": node}
+    assert cat(fresh, "/b/g") == b"v2"
+    history = fresh.versions(node)
+    assert [v.version for v in history] == [1, 2, 3]
+    assert [v.part_id for v in history] == [a, a, b]
+    fresh.write_content(node, [b"v3"])
+    fresh.commit("w2")
+    assert cat(FS(store), "/b/g") == b"v3"
+    assert cat(FS(store, at=3), "/a/f") == b"v2"
+    assert_consistent(store)
+
+
+def test_rename_directory_across_directories(store, fs):
+    mkdirs(fs, "/a/sub/deeper")
+    path_file(fs, "/a/sub/deeper/f", b"x")
+    b = fs.mkdir(ROOT_ID, "b")
+    fs.commit("c")
+    sub = fs.resolve("/a/sub")
+    fs.rename(fs.resolve("/a"), "sub", b, "moved")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.resolve("/b/moved") == sub
+    assert cat(fresh, "/b/moved/deeper/f") == b"x"
+    assert fresh.listdir(fresh.resolve("/a")) == {}
+    assert fresh.stat(fresh.resolve("/a")).nlink == 2
+    assert fresh.stat(b).nlink == 3
+    assert_consistent(store)
+
+
+def test_rename_replaces_a_file(store, fs):
+    src = make_file(fs, ROOT_ID, "src", b"new")
+    dst = make_file(fs, ROOT_ID, "dst", b"old")
+    fs.commit("c")
+    fs.rename(ROOT_ID, "src", ROOT_ID, "dst")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"dst": src}
+    assert cat(fresh, "/dst") == b"new"
+    with raises(errno.ENOENT):
+        fresh.stat(dst)
+    assert_consistent(store)
+
+
+def test_rename_directory_over_an_empty_directory(store, fs):
+    src = fs.mkdir(ROOT_ID, "src")
+    make_file(fs, src, "f")
+    fs.mkdir(ROOT_ID, "dst")
+    fs.commit("c")
+    fs.rename(ROOT_ID, "src", ROOT_ID, "dst")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"dst": src}
+    assert sorted(fresh.listdir(src)) == ["f"]
+    assert fresh.stat(ROOT_ID).nlink == 3
+    assert_consistent(store)
+
+
+def test_rename_refusals(fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    full = fs.mkdir(ROOT_ID, "full")
+    make_file(fs, full, "x")
+    make_file(fs, ROOT_ID, "f")
+    make_file(fs, ROOT_ID, "g")
+    sub = fs.mkdir(d, "sub")
+    with raises(errno.ENOTEMPTY):
+        fs.rename(ROOT_ID, "d", ROOT_ID, "full")
+    with raises(errno.EISDIR):
+        fs.rename(ROOT_ID, "f", ROOT_ID, "d")
+    with raises(errno.ENOTDIR):
+        fs.rename(ROOT_ID, "d", ROOT_ID, "f")
+    with raises(errno.EEXIST):
+        fs.rename(ROOT_ID, "f", ROOT_ID, "g", noreplace=True)
+    with raises(errno.EINVAL):
+        fs.rename(ROOT_ID, "d", sub, "x")
+    with raises(errno.EINVAL):
+        fs.rename(ROOT_ID, "d", d, "x")
+    with raises(errno.ENOTDIR):
+        fs.rename(ROOT_ID, "f", fs.resolve("/g"), "x")
+    assert sorted(fs.listdir(ROOT_ID)) == ["d", "f", "full", "g"]
+    assert fs.listdir(d) == {"sub": sub}
+
+
+def test_rename_to_itself_is_a_no_op(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("c")
+    fs.rename(ROOT_ID, "f", ROOT_ID, "f")
+    fs.rename(ROOT_ID, "d", ROOT_ID, "d")
+    fs.rename(ROOT_ID, "f", ROOT_ID, "f", noreplace=True)
+    assert fs.commit("nothing") is None
+    assert FS(store).listdir(ROOT_ID) == {"f": node, "d": d}
+
+
+def test_rename_back_and_forth_in_one_transaction(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.commit("c")
+    fs.rename(ROOT_ID, "f", a, "f")
+    fs.rename(a, "f", ROOT_ID, "f2")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"a": a, "f2": node}
+    assert fresh.listdir(a) == {}
+    assert cat(fresh, "/f2") == b"x"
+    assert_consistent(store)
+
+
+# ---------------------------------------------------------------- attributes
+
+
+def test_setattr(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.commit("c")
+    before = FS(store).stat(node)
+    tick()
+    fs.setattr(node, mode=0o4751, uid=1000, gid=100, atime_ns=111, mtime_ns=222)
+    fs.commit("chattr")
+    after = FS(store).stat(node)
+    assert after.mode == st.S_IFREG | 0o4751
+    assert (after.uid, after.gid, after.atime_ns, after.mtime_ns) == (1000, 100, 111, 222)
+    assert after.ctime_ns > before.ctime_ns
+    assert after.size == 1 and cat(FS(store), "/f") == b"x"
+    fs.setattr(node, mode=0o100600)  # file-type bits are not the caller's to change
+    assert fs.stat(node).mode == st.S_IFREG | 0o600
+
+
+def test_ctime_changes_on_chmod_rename_and_write(fs):
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.commit("c")
+    last = fs.stat(node).ctime_ns
+    for change in (
+        lambda: fs.setattr(node, mode=0o600),
+        lambda: fs.setattr(node, uid=5),
+        lambda: fs.rename(ROOT_ID, "f", ROOT_ID, "g"),
+        lambda: fs.write_content(node, [b"y"]),
+        lambda: fs.truncate(node, 10),
+        lambda: fs.setxattr(node, "user.a", b"1"),
+    ):
+        tick()
+        change()
+        fs.commit("change")
+        now = fs.stat(node).ctime_ns
+        assert now > last
+        last = now
+
+
+def test_write_changes_mtime(fs):
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.commit("c")
+    before = fs.stat(node).mtime_ns
+    tick()
+    fs.write_content(node, [b"y"])
+    assert fs.stat(node).mtime_ns > before
+
+
+def test_parent_times_change_on_entry_changes(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    b = fs.mkdir(ROOT_ID, "b")
+    fs.commit("c")
+
+    def times(node: str) -> tuple[int, int]:
+        s = FS(store).stat(node)
+        return s.mtime_ns, s.ctime_ns
+
+    steps = [
+        (lambda: fs.create(a, "f"), [a]),
+        (lambda: fs.mkdir(a, "d"), [a]),
+        (lambda: fs.symlink(a, "l", "f"), [a]),
+        (lambda: fs.rename(a, "f", b, "f"), [a, b]),
+        (lambda: fs.rename(b, "f", b, "g"), [b]),
+        (lambda: fs.unlink(b, "g"), [b]),
+        (lambda: fs.rmdir(a, "d"), [a]),
+    ]
+    for change, parents in steps:
+        before = {p: times(p) for p in (a, b)}
+        tick()
+        change()
+        fs.commit("step")
+        for p in (a, b):
+            mtime, ctime = times(p)
+            if p in parents:
+                assert mtime > before[p][0] and ctime > before[p][1]
+            else:
+                assert (mtime, ctime) == before[p]
+
+
+def test_directory_nlink_is_two_plus_subdirectories(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    assert fs.stat(d).nlink == 2
+    for name in ("x", "y", "z"):
+        fs.mkdir(d, name)
+    make_file(fs, d, "file")
+    fs.symlink(d, "link", "x")
+    fs.commit("c")
+    assert FS(store).stat(d).nlink == 5
+    assert FS(store).stat(ROOT_ID).nlink == 3
+    fs.rmdir(d, "y")
+    fs.rename(d, "z", ROOT_ID, "z")
+    fs.commit("rm")
+    fresh = FS(store)
+    assert fresh.stat(d).nlink == 3
+    assert fresh.stat(ROOT_ID).nlink == 4
+
+
+# ---------------------------------------------------------------- xattrs
+
+
+def test_xattrs(store, fs):
+    node = make_file(fs, ROOT_ID, "f")
+    d = fs.mkdir(ROOT_ID, "d")
+    binary = bytes(range(256))
+    fs.setxattr(node, "user.binary", binary)
+    fs.setxattr(node, "user.text", b"hello")
+    fs.setxattr(d, "user.on_dir", b"")
+    fs.commit("x")
+    fresh = FS(store)
+    assert fresh.listxattr(node) == ["user.binary", "user.text"]
+    assert fresh.getxattr(node, "user.binary") == binary
+    assert fresh.getxattr(d, "user.on_dir") == b""
+    with raises(errno.ENODATA):
+        fresh.getxattr(node, "user.missing")
+    with raises(errno.ENODATA):
+        fresh.removexattr(node, "user.missing")
+    fresh.setxattr(node, "user.text", b"replaced")
+    fresh.removexattr(node, "user.binary")
+    fresh.commit("y")
+    newest = FS(store)
+    assert newest.listxattr(node) == ["user.text"]
+    assert newest.getxattr(node, "user.text") == b"replaced"
+    old = FS(store, at=2)
+    assert old.getxattr(node, "user.binary") == binary
+    assert old.getxattr(node, "user.text") == b"hello"
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_truncate(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"0123456789")
+    fs.commit("c")
+    fs.truncate(node, 4)
+    fs.commit("down")
+    assert cat(FS(store), "/f") == b"0123"
+    fs.truncate(node, 8)
+    fs.commit("up")
+    assert cat(FS(store), "/f") == b"0123" + bytes(4)
+    assert FS(store).stat(node).size == 8
+    fs.truncate(node, 0)
+    fs.commit("zero")
+    assert cat(FS(store), "/f") == b""
+    with raises(errno.EINVAL):
+        fs.truncate(node, -1)
+
+
+def test_truncate_up_across_the_inline_limit(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"abc")
+    fs.truncate(node, INLINE_LIMIT + 5)
+    fs.commit("up")
+    fresh = FS(store)
+    data = cat(fresh, "/f")
+    assert data == b"abc" + bytes(INLINE_LIMIT + 2)
+    assert fresh.get(node).inline is False
+
+
+def test_write_content_streams_many_chunks(store, fs):
+    node = fs.create(ROOT_ID, "f")
+    chunks = [bytes([i % 251]) * 997 for i in range(200)]
+    consumed = []
+
+    def produce():
+        for c in chunks:
+            consumed.append(len(c))
+            yield c
+
+    fs.write_content(node, produce())
+    fs.commit("w")
+    assert len(consumed) == 200
+    expected = b"".join(chunks)
+    fresh = FS(store)
+    assert cat(fresh, "/f") == expected
+    assert fresh.stat(node).size == len(expected)
+    assert fresh.get(node).sha256 == hashlib.sha256(expected).hexdigest()
+
+
+@pytest.mark.parametrize(("size", "inline"), [
+    (INLINE_LIMIT - 1, True), (INLINE_LIMIT, False), (1_000_000, False)])
+def test_large_content_is_an_object(store, fs, size, inline):
+    data = os.urandom(size)
+    node = make_file(fs, ROOT_ID, "big", data)
+    fs.commit("big")
+    fresh = FS(store)
+    row = fresh.get(node)
+    assert row.inline is inline
+    assert row.size == size
+    assert row.sha256 == hashlib.sha256(data).hexdigest()
+    assert cat(fresh, "/big") == data
+    with fresh.open_read(node) as f:
+        f.seek(size - 10)
+        assert f.read() == data[-10:]
+    assert_consistent(store)
+
+
+def test_metadata_change_keeps_large_content(store, fs):
+    data = os.urandom(INLINE_LIMIT * 2)
+    node = make_file(fs, ROOT_ID, "big", data)
+    fs.commit("big")
+    fs.setattr(node, mode=0o600)
+    fs.rename(ROOT_ID, "big", ROOT_ID, "renamed")
+    fs.commit("meta")
+    fresh = FS(store)
+    assert cat(fresh, "/renamed") == data
+    assert fresh.get(node).inline is False
+    assert_consistent(store)
+
+
+def test_table_format(store, fs):
+    table = pa.table({"site": ["a", "b"], "value": [1.5, 2.5]})
+    node = fs.create(ROOT_ID, "t.parquet", fmt="table")
+    fs.write_table(node, table)
+    fs.commit("t")
+    fresh = FS(store)
+    assert fresh.stat(node).format == "table"
+    with fresh.open_read(node) as f:
+        assert pq.read_table(f).equals(table)
+
+
+# ---------------------------------------------------------------- versions and time travel
+
+
+def test_versions_and_time_travel(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"one")
+    t2 = fs.commit("one")
+    fs.write_content(node, [b"two"])
+    make_file(fs, ROOT_ID, "later", b"l")
+    t3 = fs.commit("two")
+    fs.write_content(node, [b"three"])
+    t4 = fs.commit("three")
+    fs.unlink(ROOT_ID, "f")
+    t5 = fs.commit("gone")
+    assert (t2, t3, t4, t5) == (2, 3, 4, 5)
+
+    history = FS(store).versions(node)
+    assert [(v.version, v.txn, v.deleted) for v in history] == [
+        (1, 2, False), (2, 3, False), (3, 4, False), (4, 5, True)]
+    assert [v.size for v in history[:3]] == [3, 3, 5]
+
+    assert cat(FS(store, at=2), "/f") == b"one"
+    assert cat(FS(store, at=3), "/f") == b"two"
+    assert cat(FS(store, at=4), "/f") == b"three"
+    assert sorted(FS(store, at=2).listdir(ROOT_ID)) == ["f"]
+    assert sorted(FS(store, at=3).listdir(ROOT_ID)) == ["f", "later"]
+    assert sorted(FS(store, at=5).listdir(ROOT_ID)) == ["later"]
+    assert FS(store, at=1).listdir(ROOT_ID) == {}
+    assert [v.version for v in FS(store, at=3).versions(node)] == [1, 2]
+    with raises(errno.ENOENT):
+        FS(store, at=5).stat(node)
+    assert FS(store, at=2).stat(node).version == 1
+
+
+def test_time_travel_bounds(store, fs):
+    make_file(fs, ROOT_ID, "f")
+    fs.commit("c")
+    with raises(errno.ENOENT):
+        FS(store, at=0)
+    with raises(errno.ENOENT):
+        FS(store, at=3)
+    with raises(errno.ENOENT):
+        FS(store, at=-1)
+    assert FS(store, at=2).as_of == 2
+
+
+def test_time_travel_views_are_read_only(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    series = fs.create(ROOT_ID, "s.series", fmt="series")
+    fs.symlink(ROOT_ID, "l", "f")
+    fs.commit("c")
+    old = FS(store, at=2)
+    writes = [
+        lambda: old.create(ROOT_ID, "new"),
+        lambda: old.mkdir(ROOT_ID, "new"),
+        lambda: old.symlink(ROOT_ID, "new", "x"),
+        lambda: old.write_content(node, [b"y"]),
+        lambda: old.truncate(node, 0),
+        lambda: old.setattr(node, mode=0o600),
+        lambda: old.setxattr(node, "user.a", b"1"),
+        lambda: old.unlink(ROOT_ID, "f"),
+        lambda: old.rmdir(ROOT_ID, "d"),
+        lambda: old.rename(ROOT_ID, "f", d, "f"),
+        lambda: old.append_series(series, pa.table({"timestamp": [1], "v": [1]})),
+        lambda: old.init_root(),
+    ]
+    for write in writes:
+        with raises(errno.EROFS):
+            write()
+    assert not old.dirty
+    assert old.commit("nothing") is None
+    assert store.last_txn() == 2
+    assert cat(old, "/f") == b"x"
+    assert sorted(old.listdir(ROOT_ID)) == ["d", "f", "l", "s.series"]
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def test_abort_drops_everything(store, fs):
+    keep = make_file(fs, ROOT_ID, "keep", b"k")
+    fs.commit("c")
+    new_dir = fs.mkdir(ROOT_ID, "new")
+    new_file = make_file(fs, new_dir, "f", b"x")
+    fs.write_content(keep, [b"changed"])
+    fs.setxattr(keep, "user.a", b"1")
+    fs.abort()
+    assert not fs.dirty
+    assert fs.listdir(ROOT_ID) == {"keep": keep}
+    with raises(errno.ENOENT):
+        fs.resolve("/new")
+    for node in (new_dir, new_file):
+        with raises(errno.ENOENT):
+            fs.stat(node)
+    assert cat(fs, "/keep") == b"k"
+    assert fs.listxattr(keep) == []
+    assert fs.commit("nothing") is None
+    assert store.last_txn() == 2
+    # the view still works after the abort
+    make_file(fs, ROOT_ID, "after", b"a")
+    assert fs.commit("after") == 3
+    assert sorted(FS(store).listdir(ROOT_ID)) == ["after", "keep"]
+    assert_consistent(store)
+
+
+def test_abort_undoes_renames(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    b = fs.mkdir(ROOT_ID, "b")
+    node = make_file(fs, a, "f", b"x")
+    sub = fs.mkdir(a, "sub")
+    fs.commit("c")
+    fs.rename(a, "f", b, "f")
+    fs.rename(a, "sub", b, "sub")
+    fs.abort()
+    assert fs.listdir(a) == {"f": node, "sub": sub}
+    assert fs.listdir(b) == {}
+    assert cat(fs, "/a/f") == b"x"
+    assert fs.stat(node).version == 1
+    # the aborted move of sub under b must not make b look like it is inside sub
+    fs.rename(ROOT_ID, "b", sub, "b")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.resolve("/a/sub/b") == b
+    assert cat(fresh, "/a/f") == b"x"
+    assert_consistent(store)
+
+
+def test_commit_with_nothing_pending(store, fs):
+    assert fs.commit("nothing") is None
+    assert store.last_txn() == 1
+
+
+def test_transactions_newest_first(store, fs):
+    fs.create(ROOT_ID, "a")
+    fs.commit("pond copy a")
+    fs.create(ROOT_ID, "b")
+    fs.create(ROOT_ID, "c")
+    fs.commit("pond copy b c")
+    txns = FS(store).transactions()
+    assert [(t.txn, t.command) for t in txns] == [
+        (3, "pond copy b c"), (2, "pond copy a"), (1, "init")]
+    assert txns[0].timestamp_ns >= txns[1].timestamp_ns >= txns[2].timestamp_ns
+    assert all(t.user for t in txns)
+    assert [t.txn for t in FS(store, at=2).transactions()] == [2, 1]
+
+
+def test_one_transaction_holds_many_changes(store, fs):
+    for i in range(10):
+        make_file(fs, ROOT_ID, f"f{i}", b"x")
+    assert fs.commit("ten") == 2
+    fresh = FS(store)
+    assert len(fresh.listdir(ROOT_ID)) == 10
+    assert {fresh.stat(n).txn for n in fresh.listdir(ROOT_ID).values()} == {2}
+
+
+# ---------------------------------------------------------------- directory deltas
+
+
+@pytest.mark.slow  # 600 commits: ~30 s on the Delta oplog
+def test_directory_versions_are_deltas_with_periodic_snapshots(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("mkdir")
+    added = 600
+    for i in range(added):
+        fs.create(d, f"f{i:04}")
+        fs.commit(f"add {i}")
+    mid = store.last_txn() - 100
+    for i in range(0, 100, 10):  # ten single removals ...
+        fs.unlink(d, f"f{i:04}")
+        fs.commit(f"rm {i}")
+    for i in range(100, 150):  # ... and fifty in one transaction
+        fs.unlink(d, f"f{i:04}")
+    fs.rename(d, "f0599", d, "renamed")
+    fs.commit("rm many")
+
+    expected = {f"f{i:04}" for i in range(added)}
+    expected -= {f"f{i:04}" for i in range(0, 100, 10)} | {f"f{i:04}" for i in range(100, 150)}
+    expected = (expected - {"f0599"}) | {"renamed"}
+    assert set(FS(store).listdir(d)) == expected
+    assert set(FS(store, at=mid).listdir(d)) == {f"f{i:04}" for i in range(added - 100)}
+
+    rows = [r for r in store.partition(d, store.last_txn()) if r.node_id == d]
+    assert len(rows) == 1 + added + 11  # mkdir, the adds, the removals
+    snapshots = [r for r in rows if r.snapshot]
+    deltas = [r for r in rows if not r.snapshot]
+    assert rows[0].snapshot
+    assert 2 <= len(snapshots) <= len(rows) // (SNAPSHOT_EVERY // 2)
+    assert len(deltas) > 0.9 * len(rows)
+    assert max(len(r.entries) for r in deltas) <= 52  # the 50 removals, a rename's 2 ops
+    assert sum(len(r.entries) for r in rows) < 3 * added  # not a full listing per version
+    assert_consistent(store)
+
+
+# ---------------------------------------------------------------- series
+
+
+def batch(times: list[int], **columns: list) -> pa.Table:
+    return pa.table({"timestamp": pa.array(times, pa.int64()), **columns})
+
+
+def read_parquet_of(fs: FS, node: str) -> pa.Table:
+    with fs.open_read(node) as f:
+        return pq.read_table(io.BytesIO(f.read()))
+
+
+def test_series_union_is_time_ordered_with_schema_drift(store, fs):
+    node = fs.create(ROOT_ID, "x.series", fmt="series")
+    fs.append_series(node, batch([10, 30, 20], a=[1.0, 3.0, 2.0], b=["p", "r", "q"]))
+    fs.commit("v1")
+    fs.append_series(node, batch([25, 5], a=[2.5, 0.5]))  # no column b; overlaps v1
+    fs.commit("v2")
+    fs.append_series(node, batch([40], b=["s"], c=[True]))  # no a; new column c
+    fs.commit("v3")
+
+    fresh = FS(store)
+    table = read_parquet_of(fresh, node)
+    assert table.column("timestamp").to_pylist() == [5, 10, 20, 25, 30, 40]
+    assert table.column("a").to_pylist() == [0.5, 1.0, 2.0, 2.5, 3.0, None]
+    assert table.column("b").to_pylist() == [None, "p", "q", None, "r", "s"]
+    assert table.column("c").to_pylist() == [None] * 5 + [True]
+    assert fresh.read_series(node).equals(table)
+    with fresh.open_read(node) as f:
+        assert fresh.stat(node).size == len(f.read())
+    versions = fresh.versions(node)
+    assert [(v.min_time, v.max_time) for v in versions] == [(10, 30), (5, 25), (40, 40)]
+    assert_consistent(store)
+
+
+def test_series_appends_in_one_transaction_merge(store, fs):
+    node = fs.create(ROOT_ID, "x.series", fmt="series")
+    fs.append_series(node, batch([3, 1], v=[3, 1]))
+    fs.append_series(node, batch([2], v=[2]))
+    assert fs.read_series(node).column("v").to_pylist() == [1, 2, 3]
+    fs.commit("both")
+    fresh = FS(store)
+    assert fresh.read_series(node).column("v").to_pylist() == [1, 2, 3]
+    assert len(fresh.versions(node)) == 1
+
+
+def test_series_with_timestamp_column_type(store, fs):
+    node = fs.create(ROOT_ID, "t.series", fmt="series")
+    stamps = pa.array([3_000, 1_000, 2_000], pa.timestamp("ms", tz="UTC"))
+    fs.append_series(node, pa.table({"when": stamps, "v": [3, 1, 2]}))
+    fs.commit("t")
+    fresh = FS(store)
+    assert fresh.read_series(node).column("v").to_pylist() == [1, 2, 3]
+    assert fresh.read_series(node, 1_500, 2_500).column("v").to_pylist() == [2]
+    assert fresh.get(node).time_column == "when"
+
+
+def test_read_series_reads_only_overlapping_versions(store, fs, monkeypatch):
+    node = fs.create(ROOT_ID, "x.series", fmt="series")
+    for low in (0, 100, 200, 300):
+        fs.append_series(node, batch([low + 9, low, low + 5], v=[low + 9, low, low + 5]))
+        fs.commit(f"batch {low}")
+    fresh = FS(store)
+    by_version = {v.version: (v.min_time, v.max_time) for v in fresh.versions(node)}
+    read: list[tuple[int, int]] = []
+    real_inline, real_object = store.read_inline, store.open_object
+
+    def spy_inline(version):
+        read.append(by_version[version.version])
+        return real_inline(version)
+
+    def spy_object(sha256):
+        read.append(("object", sha256))
+        return real_object(sha256)
+
+    monkeypatch.setattr(store, "read_inline", spy_inline)
+    monkeypatch.setattr(store, "open_object", spy_object)
+
+    table = fresh.read_series(node, 103, 205)
+    assert table.column("v").to_pylist() == [105, 109, 200, 205]
+    assert sorted(set(read)) == [(100, 109), (200, 209)]
+    read.clear()
+    assert fresh.read_series(node, start=301).column("v").to_pylist() == [305, 309]
+    assert sorted(set(read)) == [(300, 309)]
+    read.clear()
+    assert fresh.read_series(node, end=0).column("v").to_pylist() == [0]
+    assert sorted(set(read)) == [(0, 9)]
+    read.clear()
+    assert fresh.read_series(node, 10, 99).num_rows == 0
+    assert read == []
+
+
+def test_series_metadata_changes_do_not_repeat_rows(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    node = fs.create(a, "x.series", fmt="series")
+    fs.append_series(node, batch([1, 2], v=[1, 2]))
+    fs.commit("v1")
+    fs.setattr(node, mode=0o600)
+    fs.setxattr(node, "user.unit", b"m")
+    assert fs.read_series(node).column("v").to_pylist() == [1, 2]
+    fs.commit("meta")
+    fs.rename(a, "x.series", ROOT_ID, "moved.series")
+    fs.commit("mv")
+    fs.append_series(node, batch([3], v=[3]))
+    fs.commit("v2")
+    fresh = FS(store)
+    assert fresh.read_series(node).column("v").to_pylist() == [1, 2, 3]
+    assert read_parquet_of(fresh, node).num_rows == 3
+    assert_consistent(store)
+
+
+def test_series_moved_away_and_back_keeps_every_batch(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    b = fs.mkdir(ROOT_ID, "b")
+    node = fs.create(a, "x.series", fmt="series")
+    fs.append_series(node, batch([1], v=[1]))
+    fs.commit("v1")
+    fs.rename(a, "x.series", b, "x.series")
+    fs.append_series(node, batch([2], v=[2]))  # this batch's row is in b's partition
+    fs.commit("away")
+    fs.rename(b, "x.series", a, "x.series")
+    fs.append_series(node, batch([3], v=[3]))
+    fs.commit("back")
+    fresh = FS(store)
+    assert fresh.read_series(node).column("v").to_pylist() == [1, 2, 3]
+    assert_consistent(store)
+
+
+def test_series_errors(fs):
+    data = make_file(fs, ROOT_ID, "plain", b"x")
+    series = fs.create(ROOT_ID, "s.series", fmt="series")
+    with raises(errno.EINVAL):
+        fs.append_series(data, batch([1], v=[1]))
+    with raises(errno.EINVAL):
+        fs.read_series(data)
+    with raises(errno.EINVAL):
+        fs.append_series(series, pa.table({"v": [1], "w": [2]}))  # no time column
+    with raises(errno.EINVAL):
+        fs.append_series(series, batch([1], v=[1]), time_column="missing")
+
+
+def test_empty_series_reads_as_an_empty_parquet_file(store, fs):
+    node = fs.create(ROOT_ID, "s.series", fmt="series")
+    fs.commit("c")
+    fresh = FS(store)
+    assert read_parquet_of(fresh, node).num_rows == 0
+    with fresh.open_read(node) as f:
+        assert fresh.stat(node).size == len(f.read())
+
+
+# ---------------------------------------------------------------- glob and walk
+
+
+def test_glob_captures(store, fs):
+    for path in ("/a/x/x1.series", "/a/y/x2.series", "/a/y/other.txt", "/b/x3.series",
+                 "/a/y/deep/x4.series", "/a/.hidden/x5.series"):
+        mkdirs(fs, path.rsplit("/", 1)[0])
+        path_file(fs, path)
+    fs.commit("c")
+    fresh = FS(store)
+    found = [(p, n, c) for p, n, c in fresh.glob("/a/*/x*.series")]
+    assert [(p, c) for p, _, c in found] == [
+        ("/a/x/x1.series", ("x", "1")), ("/a/y/x2.series", ("y", "2"))]
+    assert all(fresh.resolve(p) == n for p, n, _ in found)
+    assert [(p, c) for p, _, c in fresh.glob("/**/*.series")] == [
+        ("/a/x/x1.series", ("a/x", "x1")),
+        ("/a/y/deep/x4.series", ("a/y/deep", "x4")),
+        ("/a/y/x2.series", ("a/y", "x2")),
+        ("/b/x3.series", ("b", "x3")),
+    ]
+    assert [p for p, _, _ in fresh.glob("y/*", cwd="/a")] == ["y/deep", "y/other.txt",
+                                                              "y/x2.series"]
+    assert list(fresh.glob("/nothing/*")) == []
+
+
+def test_walk_is_depth_first_in_name_order(store, fs):
+    for path in ("/z", "/a/c", "/a/b/f", "/a/b/e", "/m"):
+        parent = mkdirs(fs, path.rsplit("/", 1)[0]) if path.count("/") > 1 else ROOT_ID
+        make_file(fs, parent, path.rsplit("/", 1)[1])
+    fs.symlink(ROOT_ID, "link", "/a")
+    fs.commit("c")
+    fresh = FS(store)
+    assert [p for p, _ in fresh.walk()] == [
+        "/", "/a", "/a/b", "/a/b/e", "/a/b/f", "/a/c", "/link", "/m", "/z"]
+    assert [p for p, _ in fresh.walk("b", cwd="/a")] == ["/a/b", "/a/b/e", "/a/b/f"]
+    assert [p for p, _ in fresh.walk("/link")] == ["/a", "/a/b", "/a/b/e", "/a/b/f", "/a/c"]
+    assert all(fresh.resolve(p, follow=False) == n for p, n in fresh.walk())
+
+
+# ---------------------------------------------------------------- dynamic nodes
+
+
+class Constant(DynamicFile):
+    def __init__(self, data: bytes, mtime: int):
+        self.data = data
+        self.mtime = mtime
+
+    def mtime_ns(self) -> int:
+        return self.mtime
+
+    def size(self) -> int:
+        return len(self.data)
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+class Repeat(DynamicDirectory):
+    """Config ``names=a,b;source=/path``: a file per name holding name + the source's bytes."""
+
+    def __init__(self, fs: FS, config: bytes):
+        fields = dict(item.split("=", 1) for item in config.decode().split(";"))
+        self.fs = fs
+        self.names = fields["names"].split(",")
+        self.source = fields["source"]
+
+    def mtime_ns(self) -> int:
+        return self.fs.stat(self.fs.resolve(self.source)).mtime_ns
+
+    def entries(self):
+        data = read_all(self.fs, self.fs.resolve(self.source))
+        for name in self.names:
+            yield name, Constant(name.encode() + b":" + data, self.mtime_ns())
+
+
+def validate_repeat(config: bytes) -> None:
+    text = config.decode()
+    if "names=" not in text or "source=" not in text:
+        raise FsError(errno.EINVAL, "repeat: config needs 'names' and 'source'")
+
+
+@pytest.fixture
+def registry() -> FactoryRegistry:
+    registry = FactoryRegistry()
+    registry.register("repeat", lambda fs, config, node_id: Repeat(fs, config), validate_repeat)
+    registry.register("constant", lambda fs, config, node_id: Constant(config, 5),
+                      lambda config: None)
+    return registry
+
+
+def test_dynamic_directory(store, registry):
+    fs = FS(store, factories=registry)
+    make_file(fs, ROOT_ID, "src", b"data")
+    dyn = fs.create_dynamic(ROOT_ID, "computed", "repeat", b"names=a,b;source=/src")
+    fs.commit("dyn")
+
+    fresh = FS(store, factories=registry)
+    assert fresh.resolve("/computed") == dyn
+    assert sorted(fresh.listdir(dyn)) == ["a", "b"]
+    assert cat(fresh, "/computed/b") == b"b:data"
+    child = fresh.resolve("/computed/a")
+    s = fresh.stat(child)
+    assert (s.kind, s.size, s.dynamic) == (FILE, len(b"a:data"), True)
+    assert s.mode & 0o222 == 0
+    d = fresh.stat(dyn)
+    assert d.kind == DIRECTORY and st.S_ISDIR(d.mode) and d.dynamic
+    assert fresh.lookup(dyn, "missing") is None
+    assert [p for p, _ in fresh.walk("/computed")] == ["/computed", "/computed/a", "/computed/b"]
+
+    # content follows its input
+    fresh.write_content(fresh.resolve("/src"), [b"changed"])
+    assert cat(fresh, "/computed/a") == b"a:changed"
+    assert fresh.stat(fresh.resolve("/computed/a")).size == len(b"a:changed")
+
+
+def test_dynamic_nodes_are_read_only(store, registry):
+    fs = FS(store, factories=registry)
+    make_file(fs, ROOT_ID, "src", b"data")
+    dyn = fs.create_dynamic(ROOT_ID, "computed", "repeat", b"names=a;source=/src")
+    fs.commit("dyn")
+    fresh = FS(store, factories=registry)
+    child = fresh.resolve("/computed/a")
+    for write in (
+        lambda: fresh.create(dyn, "x"),
+        lambda: fresh.mkdir(dyn, "x"),
+        lambda: fresh.symlink(dyn, "x", "y"),
+        lambda: fresh.unlink(dyn, "a"),
+        lambda: fresh.rename(dyn, "a", ROOT_ID, "stolen"),
+        lambda: fresh.rename(ROOT_ID, "src", dyn, "x"),
+        lambda: fresh.write_content(child, [b"x"]),
+        lambda: fresh.truncate(child, 0),
+        lambda: fresh.setattr(child, mode=0o777),
+        lambda: fresh.setxattr(child, "user.a", b"1"),
+    ):
+        with raises(errno.EROFS):
+            write()
+    assert not fresh.dirty
+
+
+def test_dynamic_file_and_config_change(store, registry):
+    fs = FS(store, factories=registry)
+    make_file(fs, ROOT_ID, "src", b"data")
+    const = fs.create_dynamic(ROOT_ID, "const", "constant", b"fixed bytes")
+    dyn = fs.create_dynamic(ROOT_ID, "computed", "repeat", b"names=a;source=/src")
+    fs.commit("dyn")
+    fresh = FS(store, factories=registry)
+    assert cat(fresh, "/const") == b"fixed bytes"
+    assert fresh.stat(const).size == len(b"fixed bytes")
+    with raises(errno.EROFS):
+        fresh.write_content(const, [b"x"])
+    assert cat(fresh, "/computed/a") == b"a:data"
+
+    fresh.set_dynamic_config(dyn, b"names=a,z;source=/src")
+    fresh.setattr(dyn, uid=42)  # a stored dynamic node's own attributes can change
+    assert sorted(fresh.listdir(dyn)) == ["a", "z"]
+    fresh.commit("reconfigure")
+    newest = FS(store, factories=registry)
+    assert sorted(newest.listdir(dyn)) == ["a", "z"]
+    assert newest.stat(dyn).uid == 42
+    assert newest.stat(dyn).version == 2
+    assert sorted(FS(store, at=2, factories=registry).listdir(dyn)) == ["a"]
+
+
+def test_dynamic_child_of_a_reconfigured_node_is_fresh(store, registry):
+    fs = FS(store, factories=registry)
+    make_file(fs, ROOT_ID, "one", b"1")
+    make_file(fs, ROOT_ID, "two", b"2")
+    dyn = fs.create_dynamic(ROOT_ID, "computed", "repeat", b"names=a;source=/one")
+    fs.commit("dyn")
+    child = fs.resolve("/computed/a")
+    assert read_all(fs, child) == b"a:1"
+    fs.set_dynamic_config(dyn, b"names=a;source=/two")
+    assert read_all(fs, child) == b"a:2"  # an id held across the change (a FUSE inode)
+    assert cat(fs, "/computed/a") == b"a:2"
+    assert fs.stat(child).size == 3
+    fs.set_dynamic_config(dyn, b"names=b;source=/two")
+    with raises(errno.ENOENT):
+        fs.stat(child)
+
+
+def test_computed_ids_work_in_any_view(store, registry):
+    fs = FS(store, factories=registry)
+    make_file(fs, ROOT_ID, "src", b"data")
+    fs.create_dynamic(ROOT_ID, "computed", "repeat", b"names=a;source=/src")
+    fs.commit("dyn")
+    child = fs.resolve("/computed/a")
+    other = FS(store, factories=registry)  # never listed /computed
+    assert read_all(other, child) == b"a:data"
+    assert other.stat(child).size == len(b"a:data")
+    with raises(errno.ENOENT):
+        other.stat(child[:-1] + "zz")
+
+
+def test_unknown_factory_and_bad_config_are_einval(store, registry):
+    fs = FS(store, factories=registry)
+    with raises(errno.EINVAL):
+        fs.create_dynamic(ROOT_ID, "x", "no-such-factory", b"")
+    with raises(errno.EINVAL):
+        fs.create_dynamic(ROOT_ID, "x", "repeat", b"names=a")
+    assert fs.listdir(ROOT_ID) == {}
+    node = fs.create_dynamic(ROOT_ID, "ok", "constant", b"x")
+    with raises(errno.EINVAL):
+        fs.set_dynamic_config(fs.create(ROOT_ID, "plain"), b"x")
+    fs.commit("ok")
+    # a view that does not know the factory reports it by name
+    with raises(errno.EINVAL) as info:
+        read_all(FS(store), node)
+    assert "constant" in str(info.value)
