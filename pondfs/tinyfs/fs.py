@@ -858,6 +858,9 @@ class FS:
         stack: list[str] = [ROOT_ID]
         names: list[str] = []
         pending = split_path(path)
+        # A trailing slash asks for a directory: a final symlink is followed, a file is ENOTDIR.
+        want_dir = path.endswith("/") and bool(pending)
+        follow = follow or want_dir
         if not path.startswith("/"):
             for part in split_path(cwd):
                 dir_id = stack[-1]
@@ -894,6 +897,8 @@ class FS:
                 continue
             stack.append(child)
             names.append(part)
+        if want_dir and self.kind(stack[-1]) != DIRECTORY:
+            raise FsError(errno.ENOTDIR, f"not a directory: {path}")
         return stack[-1], "/" + "/".join(names)
 
     @_locked
