@@ -583,6 +583,14 @@ class FS:
         self._next_version(node_id, content=config, size=len(config), inline=True,
                            sha256=hashlib.sha256(config).hexdigest(), mtime_ns=now, ctime_ns=now)
 
+    @_locked
+    def dynamic_config(self, node_id: str) -> tuple[str, bytes]:
+        """A stored computed node's factory name and configuration."""
+        v = self._latest(node_id)
+        if v.kind != DYNAMIC:
+            raise FsError(errno.EINVAL, f"not a computed node: {node_id}")
+        return v.format, self._carry(v).content or b""
+
     # ------------------------------------------------------------------ file content
 
     def _require_file(self, node_id: str) -> NodeVersion:
