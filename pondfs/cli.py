@@ -514,6 +514,55 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- backup, restore
+
+BACKUP_HELP = """\
+Back up the pond to S3 (s3://bucket/prefix), and list or verify backups.
+
+  push    upload what the bucket lacks (data first, the log last), then a manifest of the
+          pond as of its newest transaction: a restore point. Interrupted pushes resume.
+  list    the restore points: transactions, their times, files and sizes
+  verify  every file of every restore point is there with its size and SHA-256 (each is
+          downloaded); exit 1 on any problem
+
+Endpoint, region and credentials come from the usual AWS settings (environment, profile,
+AWS_ENDPOINT_URL). Restore with pond restore URL DIR.
+"""
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from . import backup  # boto3 is slow to import: only the S3 commands pay for it
+
+    try:
+        if args.action == "push":
+            location = pond.pond_location(args.pond)
+            print(backup.push(location, args.url, jobs=args.jobs).describe())
+            return 0
+        if args.action == "list":
+            print(f"{'txn':>6}  {'pond time':19}  {'pushed (UTC)':20}  {'files':>7}  "
+                  f"{'size':>10}  {'uploaded':>10}")
+            for m in backup.list_backups(args.url):
+                print(f"{m.txn:>6}  {_iso(m.txn_time_ns)[:19]}  {m.pushed_at:20}  "
+                      f"{len(m.files):>7}  {backup.human_bytes(m.total_bytes):>10}  "
+                      f"{backup.human_bytes(m.uploaded_bytes):>10}")
+            return 0
+        report = backup.verify(args.url, jobs=args.jobs, quick=args.quick)
+        for problem in report.problems:
+            print(f"problem: {problem}")
+        print(report.describe())
+        return 0 if report.ok else 1
+    except FsError as exc:
+        print(f"pond backup {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from . import backup
+
+    print(backup.restore(args.url, args.dir, at=args.at, jobs=args.jobs).describe())
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 def _add_at(p: argparse.ArgumentParser) -> None:
@@ -609,6 +658,24 @@ def build_parser() -> argparse.ArgumentParser:
                 "checkpoint, compact small files, remove unreferenced old data")
     p.add_argument("--retention-hours", type=float, default=168.0,
                    help="keep unreferenced data younger than this (default 168)")
+
+    p = command("backup", cmd_backup, "back up the pond to S3; list and verify backups",
+                description=BACKUP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["push", "list", "verify"])
+    p.add_argument("url", metavar="URL", help="s3://bucket/prefix")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
+    p.add_argument("--quick", action="store_true", help="verify sizes only, download nothing")
+    p.set_defaults(pond_optional=True)
+
+    p = command("restore", cmd_restore, "make a new pond from an S3 backup",
+                description="Restore the backup at URL into the new directory DIR, verifying "
+                            "every hash; DIR appears only once the pond is whole and checked.")
+    p.add_argument("url", metavar="URL", help="s3://bucket/prefix")
+    p.add_argument("dir", metavar="DIR", help="a directory that does not exist yet")
+    p.add_argument("--at", type=int, metavar="TXN",
+                   help="restore point (see pond backup list; default the newest)")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
+    p.set_defaults(pond_optional=True)
     return parser
 
 
@@ -620,7 +687,8 @@ def run(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="pond: %(levelname)s: %(message)s")
     try:
-        args.location = pond.pond_location(args.pond)
+        if not getattr(args, "pond_optional", False):
+            args.location = pond.pond_location(args.pond)
         return args.func(args)
     except FsError as exc:
         print(f"pond {args.command}: {exc}", file=sys.stderr)
