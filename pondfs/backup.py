@@ -1,0 +1,835 @@
+"""Backups of a pond in S3: push, list, verify, and restore into a new directory.
+
+A backup at ``s3://bucket/prefix`` mirrors the pond's own layout, so it reads like one::
+
+    <prefix>/pond.json                      which pond this is (its Delta table id)
+    <prefix>/oplog/...                      Delta data files and _delta_log entries
+    <prefix>/objects/<sha[:2]>/<sha>        content objects
+    <prefix>/manifests/<txn>.json           one per push: every file of that snapshot, with
+                                            size and SHA-256
+
+A pond's files never change once written (``_last_checkpoint`` aside, which the manifest
+carries inline), so a push lists the bucket once and uploads only what it lacks: data files
+and objects first, then the log entries, then the manifest. A backup therefore never names a
+file that is not there, and an interrupted push simply resumes. A push reads one snapshot,
+the Delta version current when it starts, and needs no writer lock.
+
+Restore points are the pushed transactions (``pond backup list``). A restore downloads one
+manifest's files into a temporary directory beside the target, verifying every size and
+hash, checks the result as a pond, and only then renames it into place: it never leaves a
+half-restored pond. Transactions between two pushes are in the later restore point's history
+and readable with ``--at``; restoring one of them as the newest would mean rewriting the log.
+
+Endpoint, region and credentials come from boto3's usual chain (environment, profile,
+``AWS_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+from tqdm import tqdm
+
+from .tinyfs import FsError
+
+log = logging.getLogger(__name__)
+
+#: Files at least this large go up and down in parts, several at a time.
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+
+#: Files moved at once by default.
+DEFAULT_JOBS = 16
+
+#: Log entries uploaded as one wave: all of a wave are up before the next begins, so the
+#: bucket's log has gaps only within the wave in flight.
+LOG_WAVE = 64
+
+_CHUNK = 1024 * 1024
+_IDENTITY = "pond.json"
+_MANIFESTS = "manifests/"
+_MANIFEST_RE = re.compile(r"(\d{12})\.json")
+_LOG_DIR = "oplog/_delta_log"
+_LOG_ENTRY_RE = re.compile(r"(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet)")
+_FORMAT = "pondfs-backup"
+
+T = TypeVar("T")
+
+
+class BackupError(FsError):
+    """A backup command cannot go on; the message names the bucket, file or object."""
+
+    def __init__(self, message: str, err: int = errno.EIO):
+        super().__init__(err, message)
+
+
+# ---------------------------------------------------------------------- locations
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A place in S3: ``s3://bucket/prefix``. Keys below it are ``prefix/relative``."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """``s3://bucket[/prefix]``, or BackupError saying what is wrong with ``url``."""
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise BackupError(f"not an S3 URL (s3://bucket/prefix): {url!r}", errno.EINVAL)
+        if parsed.query or parsed.fragment:
+            raise BackupError(f"an S3 URL has no query or fragment: {url!r}", errno.EINVAL)
+        return cls(parsed.netloc, parsed.path.strip("/"))
+
+    def key(self, relative: str) -> str:
+        """The key of ``relative`` (a '/'-separated path) under this location."""
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def relative(self, key: str) -> str:
+        """The path of ``key`` below this location."""
+        return key[len(self.prefix) + 1:] if self.prefix else key
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+class Bucket:
+    """One S3 location through a boto3 client; every failure becomes a one-line BackupError."""
+
+    def __init__(self, location: S3Location, jobs: int = DEFAULT_JOBS):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.location = location
+        self.client = boto3.session.Session().client("s3", config=Config(
+            max_pool_connections=max(10, 2 * jobs),
+            retries={"mode": "standard", "max_attempts": 5},
+            connect_timeout=10, read_timeout=120,
+        ))
+        self.transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD // 2,
+            max_concurrency=8, use_threads=True,
+        )
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            yield
+        except ClientError as exc:
+            raise BackupError(self._explain(exc, doing)) from None
+        except NoCredentialsError:
+            raise BackupError("no AWS credentials: set AWS_ACCESS_KEY_ID and "
+                              "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE") from None
+        except (BotoCoreError, Boto3Error) as exc:
+            raise BackupError(f"{doing}: {exc}") from None
+
+    def _explain(self, exc: Any, doing: str) -> str:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = error.get("Message") or exc
+        bucket = self.location.bucket
+        if code == "NoSuchBucket":
+            return f"bucket '{bucket}' does not exist"
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                    "ExpiredToken", "AccessDenied", "403"):
+            return (f"access to bucket '{bucket}' denied ({code}: {message}); "
+                    "check the AWS credentials")
+        if code in ("NoSuchKey", "404"):
+            return f"{doing}: no such key in {self.location}"
+        return f"{doing}: {code}: {message}"
+
+    def listing(self) -> dict[str, int]:
+        """Size of every key below the location, by relative path: one paginated listing."""
+        found: dict[str, int] = {}
+        prefix = self.location.key("")
+        with self._errors(f"listing bucket '{self.location.bucket}'"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.location.bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    found[self.location.relative(item["Key"])] = item["Size"]
+        return found
+
+    def put_bytes(self, relative: str, data: bytes) -> None:
+        with self._errors(f"uploading {relative}"):
+            self.client.put_object(Bucket=self.location.bucket, Key=self.location.key(relative),
+                                   Body=data)
+
+    def put_file(self, relative: str, path: Path, progress: Callable[[int], None]) -> None:
+        """Upload a large file in parts, several at a time."""
+        with self._errors(f"uploading {relative}"):
+            self.client.upload_file(str(path), self.location.bucket, self.location.key(relative),
+                                    Config=self.transfer, Callback=progress)
+
+    def get_bytes(self, relative: str) -> bytes:
+        with self._errors(f"downloading {relative}"):
+            body = self.client.get_object(Bucket=self.location.bucket,
+                                          Key=self.location.key(relative))["Body"]
+            return body.read()
+
+    def get_chunks(self, relative: str) -> Iterator[bytes]:
+        """The bytes of ``relative`` in chunks: memory stays bounded whatever its size."""
+        with self._errors(f"downloading {relative}"):
+            body = self.client.get_object(Bucket=self.location.bucket,
+                                          Key=self.location.key(relative))["Body"]
+            try:
+                yield from body.iter_chunks(_CHUNK)
+            finally:
+                body.close()
+
+    def get_file(self, relative: str, path: Path, progress: Callable[[int], None]) -> None:
+        """Download a large file in ranged parts, several at a time."""
+        with self._errors(f"downloading {relative}"):
+            self.client.download_file(self.location.bucket, self.location.key(relative),
+                                      str(path), Config=self.transfer, Callback=progress)
+
+
+# ---------------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a pond snapshot: its path below the pond directory, size and hash."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    """What one push backed up: a whole pond snapshot as of transaction ``txn``."""
+
+    table_id: str
+    txn: int
+    table_version: int
+    txn_time_ns: int
+    pushed_at: str
+    host: str
+    files: list[FileEntry]
+    last_checkpoint: str | None = None
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{_MANIFESTS}{self.txn:012d}.json"
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> bytes:
+        body = {
+            "format": _FORMAT + "-manifest", "version": 1,
+            "table_id": self.table_id, "txn": self.txn, "table_version": self.table_version,
+            "txn_time_ns": self.txn_time_ns, "pushed_at": self.pushed_at, "host": self.host,
+            "last_checkpoint": self.last_checkpoint,
+            "uploaded_files": self.uploaded_files, "uploaded_bytes": self.uploaded_bytes,
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
+        return json.dumps(body, indent=0).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, name: str) -> Manifest:
+        try:
+            body = json.loads(data)
+            if body.get("format") != _FORMAT + "-manifest":
+                raise ValueError("not a pondfs backup manifest")
+            files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["sha256"]))
+                     for f in body["files"]]
+            return cls(
+                table_id=body["table_id"], txn=int(body["txn"]),
+                table_version=int(body["table_version"]),
+                txn_time_ns=int(body["txn_time_ns"]), pushed_at=body["pushed_at"],
+                host=body.get("host", ""), files=files,
+                last_checkpoint=body.get("last_checkpoint"),
+                uploaded_files=int(body.get("uploaded_files", 0)),
+                uploaded_bytes=int(body.get("uploaded_bytes", 0)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackupError(f"manifest {name} is unreadable: {exc}") from None
+
+
+def _safe_path(path: str) -> str:
+    """``path`` if it stays below the pond directory (manifests come from a bucket)."""
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise ValueError(f"bad path {path!r}")
+    return str(pure)
+
+
+def _manifest_txns(listing: dict[str, int]) -> list[int]:
+    """The transactions that have a manifest, oldest first."""
+    txns = []
+    for relative in listing:
+        if relative.startswith(_MANIFESTS):
+            match = _MANIFEST_RE.fullmatch(relative[len(_MANIFESTS):])
+            if match:
+                txns.append(int(match.group(1)))
+    return sorted(txns)
+
+
+def _load_manifest(bucket: Bucket, txn: int) -> Manifest:
+    name = f"{_MANIFESTS}{txn:012d}.json"
+    return Manifest.from_json(bucket.get_bytes(name), name)
+
+
+def _check_identity(bucket: Bucket, listing: dict[str, int]) -> str:
+    """The table id the backup at ``bucket`` is of, or BackupError when it holds none."""
+    if _IDENTITY not in listing:
+        raise BackupError(f"{bucket.location} holds no pond backup", errno.ENOENT)
+    try:
+        return json.loads(bucket.get_bytes(_IDENTITY))["table_id"]
+    except (ValueError, KeyError, TypeError):
+        raise BackupError(f"{bucket.location}/{_IDENTITY} is unreadable") from None
+
+
+# ---------------------------------------------------------------------- the pond side
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    path: str           # below the pond directory, '/'-separated
+    size: int
+    sha256: str | None  # known in advance for content objects (it is their name)
+
+
+@dataclass
+class _Snapshot:
+    """What a push backs up: one Delta version of a pond and every file it needs."""
+
+    root: Path
+    table_id: str
+    table_version: int
+    txn: int
+    txn_time_ns: int
+    data: list[_LocalFile]      # data files and content objects
+    log: list[_LocalFile]       # _delta_log entries up to table_version, in version order
+    last_checkpoint: str | None
+
+
+def _snapshot(root: Path) -> _Snapshot:
+    """Pin the newest Delta version of the pond at ``root`` and list the files it needs."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from .oplog import open_pond
+
+    store = open_pond(root)
+    try:
+        version = store.table_version()
+        txn = store.last_txn()
+        objects = sorted(o for o in store.referenced_objects() if o)
+        table = DeltaTable(str(root / "oplog"), version=version)
+    finally:
+        store.close()
+    actions = pa.table(table.get_add_actions(flatten=True))
+    data = [
+        _LocalFile(f"oplog/{unquote(path)}", size, None)
+        for path, size in zip(actions.column("path").to_pylist(),
+                              actions.column("size_bytes").to_pylist(), strict=True)
+    ]
+    for sha in objects:
+        path = f"objects/{sha[:2]}/{sha}"
+        try:
+            size = (root / path).stat().st_size
+        except FileNotFoundError:
+            raise BackupError(f"content object {sha} is referenced by the pond but missing "
+                              f"({root / path}): run pond check") from None
+        data.append(_LocalFile(path, size, sha))
+    log_entries = []
+    for entry in (root / _LOG_DIR).iterdir():
+        match = _LOG_ENTRY_RE.fullmatch(entry.name)
+        if match and int(match.group(1)) <= version:
+            log_entries.append((entry.name, _LocalFile(f"{_LOG_DIR}/{entry.name}",
+                                                       entry.stat().st_size, None)))
+    log_entries.sort()
+    return _Snapshot(
+        root=root, table_id=table.metadata().id, table_version=version, txn=txn,
+        txn_time_ns=_txn_time(root, version), data=data,
+        log=[f for _, f in log_entries], last_checkpoint=_last_checkpoint(root, version),
+    )
+
+
+def _txn_time(root: Path, version: int) -> int:
+    """When the newest pond transaction up to Delta ``version`` was committed (ns)."""
+    for v in range(version, -1, -1):
+        try:
+            lines = (root / _LOG_DIR / f"{v:020d}.json").read_text().splitlines()
+        except FileNotFoundError:
+            break
+        for line in lines:
+            info = json.loads(line).get("commitInfo") or {}
+            if "pond.timestamp_ns" in info:
+                return int(info["pond.timestamp_ns"])
+    return 0
+
+
+def _last_checkpoint(root: Path, version: int) -> str | None:
+    """The pond's ``_last_checkpoint`` hint, if it points no later than ``version``."""
+    try:
+        text = (root / _LOG_DIR / "_last_checkpoint").read_text()
+        return text if int(json.loads(text)["version"]) <= version else None
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------- push
+
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    location: S3Location
+    txn: int
+    files: int
+    bytes: int
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+    def describe(self) -> str:
+        if self.up_to_date:
+            return f"nothing to push: transaction {self.txn} is already backed up at " \
+                   f"{self.location}"
+        rate = self.uploaded_bytes / self.seconds if self.seconds else 0.0
+        return (f"pushed transaction {self.txn} to {self.location}: uploaded "
+                f"{self.uploaded_files} of {self.files} files ({human_bytes(self.uploaded_bytes)}"
+                f" of {human_bytes(self.bytes)}) in {self.seconds:.1f} s "
+                f"({human_bytes(rate)}/s)")
+
+
+def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS,
+         progress: bool = True) -> PushResult:
+    """Back up the pond at ``pond_dir`` to ``url``: upload what the bucket lacks, then a
+    manifest of the snapshot. See the module docstring for the order and why."""
+    started = time.monotonic()
+    root = Path(pond_dir)
+    location = S3Location.parse(url)
+    snapshot = _snapshot(root)
+    bucket = Bucket(location, jobs)
+    remote = bucket.listing()
+    latest = _check_push_target(bucket, remote, snapshot)
+    result = PushResult(location, snapshot.txn, len(snapshot.data) + len(snapshot.log),
+                        sum(f.size for f in snapshot.data + snapshot.log))
+    if latest is not None and latest.txn > snapshot.txn:
+        raise BackupError(f"{location} holds transaction {latest.txn}, newer than this "
+                          f"pond's {snapshot.txn}: is this the right pond?")
+    known = {f.path: f for f in latest.files} if latest else {}
+    hashes = _log_hashes(snapshot, known)
+    # Data files and objects have unique names: present with the right size means done.
+    # Log entries no manifest covers yet go up again: they are small, and an interrupted
+    # push may have left some.
+    data = [f for f in snapshot.data if remote.get(f.path) != f.size]
+    log_entries = [f for f in snapshot.log
+                   if f.path not in known or remote.get(f.path) != f.size]
+    if latest is not None and latest.txn == snapshot.txn and (
+            latest.table_version != snapshot.table_version or not (data or log_entries)):
+        # Backed up already. (After pond maintain the same transaction has other data
+        # files: not worth a second copy. With the same files, a push repairs what is
+        # missing from the bucket, e.g. after deleting a file verify found corrupt.)
+        result.up_to_date = True
+        return result
+    total = sum(f.size for f in data + log_entries)
+    with _bar(total, "push", progress) as bar, ThreadPoolExecutor(jobs) as pool:
+        def upload(f: _LocalFile) -> str:
+            return _upload(bucket, snapshot.root, f, bar.update)
+
+        for f, sha in zip(data, _parallel(pool, upload, data), strict=True):
+            hashes[f.path] = sha
+        for start in range(0, len(log_entries), LOG_WAVE):
+            _parallel(pool, upload, log_entries[start:start + LOG_WAVE])
+    for f in snapshot.data:
+        if f.path not in hashes:
+            hashes[f.path] = f.sha256 or _known_or_hashed(known, snapshot.root, f)
+    manifest = Manifest(
+        table_id=snapshot.table_id, txn=snapshot.txn, table_version=snapshot.table_version,
+        txn_time_ns=snapshot.txn_time_ns,
+        pushed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        host=socket.gethostname(),
+        files=[FileEntry(f.path, f.size, hashes[f.path]) for f in snapshot.data + snapshot.log],
+        last_checkpoint=snapshot.last_checkpoint,
+        uploaded_files=len(data) + len(log_entries), uploaded_bytes=total,
+    )
+    bucket.put_bytes(manifest.name, manifest.to_json())
+    result.uploaded_files, result.uploaded_bytes = manifest.uploaded_files, total
+    result.seconds = time.monotonic() - started
+    log.info("%s", result.describe())
+    return result
+
+
+def _check_push_target(bucket: Bucket, remote: dict[str, int],
+                       snapshot: _Snapshot) -> Manifest | None:
+    """Make sure ``bucket`` backs up this very pond (writing its identity on the first
+    push); the newest manifest there, if any."""
+    if _IDENTITY in remote:
+        table_id = _check_identity(bucket, remote)
+        if table_id != snapshot.table_id:
+            raise BackupError(f"{bucket.location} holds the backup of another pond "
+                              f"(table {table_id}; this pond is table {snapshot.table_id})")
+    else:
+        if remote:
+            raise BackupError(f"{bucket.location} is not empty and holds no pond backup: "
+                              "choose another prefix")
+        identity = {"format": _FORMAT, "version": 1, "table_id": snapshot.table_id}
+        bucket.put_bytes(_IDENTITY, json.dumps(identity).encode())
+    txns = _manifest_txns(remote)
+    return _load_manifest(bucket, txns[-1]) if txns else None
+
+
+def _log_hashes(snapshot: _Snapshot, known: dict[str, FileEntry]) -> dict[str, str]:
+    """Hashes of the pond's log entries, which must equal those already backed up: a pond
+    restored from an old backup and changed since has a history of its own."""
+    hashes = {}
+    for f in snapshot.log:
+        sha = _hash_file(snapshot.root / f.path)
+        backed_up = known.get(f.path)
+        if backed_up is not None and backed_up.sha256 != sha:
+            raise BackupError(
+                f"this pond's history differs from the backup at {f.path}: it is another "
+                "copy of the pond that has changed since; push it to another prefix")
+        hashes[f.path] = sha
+    return hashes
+
+
+def _known_or_hashed(known: dict[str, FileEntry], root: Path, f: _LocalFile) -> str:
+    backed_up = known.get(f.path)
+    if backed_up is not None and backed_up.size == f.size:
+        return backed_up.sha256
+    return _hash_file(root / f.path)
+
+
+def _upload(bucket: Bucket, root: Path, f: _LocalFile, progress: Callable[[int], None]) -> str:
+    """Upload one file; its SHA-256 (a content object must hash to its name)."""
+    path = root / f.path
+    try:
+        if f.size < MULTIPART_THRESHOLD:
+            data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            _check_local(f, sha, len(data))
+            bucket.put_bytes(f.path, data)
+            progress(len(data))
+        else:
+            sha = _hash_file(path)
+            _check_local(f, sha, path.stat().st_size)
+            bucket.put_file(f.path, path, progress)
+    except FileNotFoundError:
+        raise BackupError(f"{path} vanished during the push (pond maintain?): "
+                          "push again") from None
+    log.debug("uploaded %s (%d bytes)", f.path, f.size)
+    return sha
+
+
+def _check_local(f: _LocalFile, sha: str, size: int) -> None:
+    if f.sha256 is not None and sha != f.sha256:
+        raise BackupError(f"content object {f.sha256} in the pond is corrupt (its bytes hash "
+                          f"to {sha}): run pond check")
+    if size != f.size:
+        raise BackupError(f"{f.path} changed size during the push: push again")
+
+
+def _parallel(pool: ThreadPoolExecutor, func: Callable[[Any], T], items: list) -> list[T]:
+    """``func`` of each item on ``pool``, results in order. The first error (or Ctrl-C)
+    cancels what has not started, waits for what has, and is raised."""
+    futures = [pool.submit(func, item) for item in items]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and not f.cancelled()
+                       and f.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise
+    return [future.result() for future in futures]
+
+
+# ---------------------------------------------------------------------- list
+
+
+def list_backups(url: str) -> list[Manifest]:
+    """The manifests at ``url``, oldest first (each is one restore point)."""
+    bucket = Bucket(S3Location.parse(url))
+    listing = bucket.listing()
+    _check_identity(bucket, listing)
+    txns = _manifest_txns(listing)
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda txn: _load_manifest(bucket, txn), txns))
+
+
+# ---------------------------------------------------------------------- verify
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found; ``problems`` name each missing or bad file."""
+
+    location: S3Location
+    manifests: int = 0
+    files: int = 0
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def describe(self) -> str:
+        state = "ok" if self.ok else f"{len(self.problems)} problem(s)"
+        return (f"backup verify {self.location}: {self.manifests} restore point(s), "
+                f"{self.files} files, {human_bytes(self.bytes)}: {state}")
+
+
+def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
+           progress: bool = True) -> VerifyReport:
+    """Check that every file any manifest names is in the bucket with its size and, unless
+    ``quick``, its SHA-256 (downloaded and hashed as a stream)."""
+    location = S3Location.parse(url)
+    bucket = Bucket(location, jobs)
+    listing = bucket.listing()
+    table_id = _check_identity(bucket, listing)
+    report = VerifyReport(location)
+    manifests = [_load_manifest(bucket, txn) for txn in _manifest_txns(listing)]
+    report.manifests = len(manifests)
+    if not manifests:
+        report.problems.append("no restore points: nothing was ever pushed completely")
+    files: dict[str, FileEntry] = {}
+    for manifest in manifests:
+        if manifest.table_id != table_id:
+            report.problems.append(f"{manifest.name}: of another pond (table "
+                                   f"{manifest.table_id})")
+        for f in manifest.files:
+            seen = files.setdefault(f.path, f)
+            if seen != f:
+                report.problems.append(f"{f.path}: manifests disagree on its size or hash")
+    report.files = len(files)
+    report.bytes = sum(f.size for f in files.values())
+    present = []
+    for f in files.values():
+        size = listing.get(f.path)
+        if size is None:
+            report.problems.append(f"missing: {f.path}")
+        elif size != f.size:
+            report.problems.append(f"wrong size: {f.path} ({size} bytes, backed up {f.size})")
+        else:
+            present.append(f)
+    if not quick:
+        with _bar(sum(f.size for f in present), "verify", progress) as bar, \
+                ThreadPoolExecutor(jobs) as pool:
+            found = _parallel(pool, lambda f: _remote_problem(bucket, f, bar.update), present)
+        report.problems.extend(p for p in found if p)
+    for problem in report.problems:
+        log.warning("backup verify %s: %s", location, problem)
+    return report
+
+
+def _remote_problem(bucket: Bucket, f: FileEntry, progress: Callable[[int], None]) -> str:
+    """What is wrong with the bucket's copy of ``f`` ('' when nothing)."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in bucket.get_chunks(f.path):
+        digest.update(chunk)
+        size += len(chunk)
+        progress(len(chunk))
+    return _mismatch(f, size, digest.hexdigest())
+
+
+def _mismatch(f: FileEntry, size: int, sha: str) -> str:
+    if size != f.size:
+        return f"wrong size: {f.path} ({size} bytes, backed up {f.size})"
+    if sha != f.sha256:
+        return f"corrupt: {f.path} (its bytes hash to {sha}, backed up {f.sha256})"
+    return ""
+
+
+# ---------------------------------------------------------------------- restore
+
+
+@dataclass
+class RestoreResult:
+    """What a restore made."""
+
+    location: S3Location
+    target: Path
+    txn: int
+    files: int
+    bytes: int
+    seconds: float
+
+    def describe(self) -> str:
+        rate = self.bytes / self.seconds if self.seconds else 0.0
+        return (f"restored transaction {self.txn} from {self.location} into {self.target}: "
+                f"{self.files} files, {human_bytes(self.bytes)} in {self.seconds:.1f} s "
+                f"({human_bytes(rate)}/s); pond check ok")
+
+
+def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
+            jobs: int = DEFAULT_JOBS, progress: bool = True) -> RestoreResult:
+    """Make a new pond at ``target`` from the backup at ``url``, as of its newest restore
+    point or of transaction ``at`` (which must be one: see ``list_backups``)."""
+    started = time.monotonic()
+    location = S3Location.parse(url)
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise BackupError(f"{target} already exists: restore makes a new pond", errno.EEXIST)
+    bucket = Bucket(location, jobs)
+    listing = bucket.listing()
+    _check_identity(bucket, listing)
+    manifest = _load_manifest(bucket, _choose(location, _manifest_txns(listing), at))
+    problems = [p for p in (_listed_problem(listing, f) for f in manifest.files) if p]
+    if problems:
+        raise _restore_failed(problems)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private; a pond directory is not
+        for sub in ("oplog/_delta_log", "objects", "cache"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        with _bar(manifest.total_bytes, "restore", progress) as bar, \
+                ThreadPoolExecutor(jobs) as pool:
+            found = _parallel(pool, lambda f: _download(bucket, f, work, bar.update),
+                              manifest.files)
+        problems = [p for p in found if p]
+        if problems:
+            raise _restore_failed(problems)
+        if manifest.last_checkpoint is not None:
+            (work / _LOG_DIR / "_last_checkpoint").write_text(manifest.last_checkpoint)
+        _check_restored(work, manifest)
+        os.sync()  # the pond's files are on disk before its name appears
+        os.rename(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result = RestoreResult(location, target, manifest.txn, len(manifest.files),
+                           manifest.total_bytes, time.monotonic() - started)
+    log.info("%s", result.describe())
+    return result
+
+
+def _choose(location: S3Location, txns: list[int], at: int | None) -> int:
+    if not txns:
+        raise BackupError(f"{location} has no restore point: no push has finished yet")
+    if at is None:
+        return txns[-1]
+    if at in txns:
+        return at
+    later = [t for t in txns if t > at]
+    hint = (f"; restore --at {later[0]} and read it with --at {at}" if later else "")
+    raise BackupError(f"transaction {at} is not a restore point at {location} (restore "
+                      f"points: {_ranges(txns)}){hint}", errno.ENOENT)
+
+
+def _ranges(numbers: Iterable[int]) -> str:
+    shown = [str(n) for n in numbers]
+    return ", ".join(shown if len(shown) <= 12 else shown[:5] + ["..."] + shown[-5:])
+
+
+def _listed_problem(listing: dict[str, int], f: FileEntry) -> str:
+    size = listing.get(f.path)
+    if size is None:
+        return f"missing: {f.path}"
+    if size != f.size:
+        return f"wrong size: {f.path} ({size} bytes, backed up {f.size})"
+    return ""
+
+
+def _restore_failed(problems: list[str]) -> BackupError:
+    shown = problems[:20] + ([f"and {len(problems) - 20} more"] if len(problems) > 20 else [])
+    return BackupError("backup is damaged, nothing restored: " + "; ".join(shown))
+
+
+def _download(bucket: Bucket, f: FileEntry, root: Path, progress: Callable[[int], None]) -> str:
+    """Download ``f`` below ``root``, verifying it; what is wrong with it ('' when nothing)."""
+    path = root / f.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if f.size >= MULTIPART_THRESHOLD:
+        bucket.get_file(f.path, path, progress)
+        problem = _mismatch(f, path.stat().st_size, _hash_file(path))
+    else:
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "wb") as out:
+            for chunk in bucket.get_chunks(f.path):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                progress(len(chunk))
+        problem = _mismatch(f, size, digest.hexdigest())
+    if f.path.startswith("objects/"):
+        os.chmod(path, 0o444)  # as the pond's own object store leaves them
+    return problem
+
+
+def _check_restored(root: Path, manifest: Manifest) -> None:
+    """The restored pond is whole: its newest transaction is the manifest's, every object
+    it names is there, and ``pond check`` (without rehashing what was just verified)
+    finds nothing."""
+    from . import pond
+    from .tinyfs.check import Checker
+
+    with pond.open_fs(str(root)) as fs:
+        if fs.store.last_txn() != manifest.txn:
+            raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
+                              f"the backup at {manifest.txn}")
+        report = Checker(fs, verify_content=False).run()
+        missing = [sha for sha in fs.store.referenced_objects()
+                   if sha and not (root / "objects" / sha[:2] / sha).exists()]
+    problems = report.problems + [f"content object {sha} is missing" for sha in missing]
+    if problems:
+        raise BackupError("restored pond fails its check, nothing restored: "
+                          + "; ".join(problems[:20]))
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _bar(total: int, desc: str, enabled: bool) -> tqdm:
+    """A progress bar of bytes and rate on stderr, shown only when stderr is a terminal."""
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                file=sys.stderr, disable=not (enabled and sys.stderr.isatty()), leave=False)
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people: 1.5 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
