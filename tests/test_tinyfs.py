@@ -1310,3 +1310,207 @@ def test_unknown_factory_and_bad_config_are_einval(store, registry):
     with raises(errno.EINVAL) as info:
         read_all(FS(store), node)
     assert "constant" in str(info.value)
+
+
+# ---------------------------------------------------------------- against a model
+
+
+def snapshot_of(fs: FS) -> dict[str, bytes | None]:
+    """Every path below the root: file content, or None for a directory."""
+    return {path: None if fs.kind(node) == DIRECTORY else read_all(fs, node)
+            for path, node in fs.walk() if path != "/"}
+
+
+def test_random_operations_match_a_model(store, fs):
+    """Random creates, writes, mkdirs, removals and renames (files and directories, into
+    other directories, over existing entries), with commits and aborts, against a dict."""
+    import random
+    from collections import Counter
+
+    rng = random.Random(20241126)
+    done: Counter[str] = Counter()
+    model: dict[str, bytes | None] = {}
+    committed = dict(model)
+    history = {store.last_txn(): dict(model)}
+
+    def dirs() -> list[str]:
+        return ["/"] + sorted(p for p, c in model.items() if c is None)
+
+    def files() -> list[str]:
+        return sorted(p for p, c in model.items() if c is not None)
+
+    def join(d: str, name: str) -> str:
+        return d.rstrip("/") + "/" + name
+
+    def children(d: str) -> list[str]:
+        prefix = d.rstrip("/") + "/"
+        return [p for p in model if p.startswith(prefix) and "/" not in p[len(prefix):]]
+
+    def split(path: str) -> tuple[str, str]:
+        parent, name = path.rsplit("/", 1)
+        return parent or "/", name
+
+    def move(src: str, dst: str) -> None:
+        moved = {p: c for p, c in model.items() if p == src or p.startswith(src + "/")}
+        for p in moved:
+            del model[p]
+        for p, c in moved.items():
+            model[dst + p[len(src):]] = c
+
+    for step in range(400):
+        op = rng.choice(["create", "create", "write", "mkdir", "unlink", "rmdir",
+                         "rename_file", "rename_dir", "commit", "commit"])
+        name = f"n{rng.randrange(12)}"
+        if op == "create":
+            d = rng.choice(dirs())
+            if join(d, name) in model:
+                continue
+            data = rng.randbytes(rng.choice([0, 5, 100]))
+            make_file(fs, fs.resolve(d), name, data)
+            model[join(d, name)] = data
+        elif op == "write" and files():
+            path = rng.choice(files())
+            data = rng.randbytes(rng.randrange(50))
+            fs.write_content(fs.resolve(path), [data])
+            model[path] = data
+        elif op == "mkdir":
+            d = rng.choice(dirs())
+            if join(d, name) in model:
+                continue
+            fs.mkdir(fs.resolve(d), name)
+            model[join(d, name)] = None
+        elif op == "unlink" and files():
+            path = rng.choice(files())
+            parent, old = split(path)
+            fs.unlink(fs.resolve(parent), old)
+            del model[path]
+        elif op == "rmdir":
+            empty = [d for d in dirs() if d != "/" and not children(d)]
+            if not empty:
+                continue
+            path = rng.choice(empty)
+            parent, old = split(path)
+            fs.rmdir(fs.resolve(parent), old)
+            del model[path]
+        elif op == "rename_file" and files():
+            src = rng.choice(files())
+            d = rng.choice(dirs())
+            dst = join(d, name)
+            if model.get(dst, b"") is None:  # a directory is there
+                continue
+            (sp, sn), (dp, dn) = split(src), split(dst)
+            fs.rename(fs.resolve(sp), sn, fs.resolve(dp), dn)
+            if src != dst:
+                model.pop(dst, None)
+                move(src, dst)
+        elif op == "rename_dir" and len(dirs()) > 1:
+            src = rng.choice(dirs()[1:])
+            d = rng.choice(dirs())
+            dst = join(d, name)
+            if d == src or d.startswith(src + "/"):
+                continue
+            if dst in model and (model[dst] is not None or (dst != src and children(dst))):
+                continue
+            (sp, sn), (dp, dn) = split(src), split(dst)
+            fs.rename(fs.resolve(sp), sn, fs.resolve(dp), dn)
+            if src != dst:
+                model.pop(dst, None)
+                move(src, dst)
+        elif op == "commit":
+            if rng.random() < 0.15:
+                fs.abort()
+                model = dict(committed)
+            else:
+                txn = fs.commit(f"step {step}")
+                if txn is not None:
+                    history[txn] = dict(model)
+                committed = dict(model)
+                assert snapshot_of(FS(store)) == model, f"after step {step}"
+        else:
+            continue
+        done[op] += 1
+        if step % 50 == 0:
+            assert snapshot_of(fs) == model, f"live view at step {step}"
+
+    fs.commit("last")
+    history[store.last_txn()] = dict(model)
+    assert snapshot_of(FS(store)) == model
+    assert len(history) > 20
+    assert min(done.values()) >= 5 and len(done) == 8, done
+    for txn in rng.sample(sorted(history), 8):
+        assert snapshot_of(FS(store, at=txn)) == history[txn], f"as of {txn}"
+    assert_consistent(store)
+
+
+# ---------------------------------------------------------------- more edges
+
+
+def test_trailing_slash_needs_a_directory(tree):
+    assert tree.resolve("/a/b/") == tree.resolve("/a/b")
+    with raises(errno.ENOTDIR):
+        tree.resolve("/top.txt/")
+    # a trailing slash follows a final symlink, as the kernel does
+    assert tree.resolve("/dirlink/", follow=False) == tree.resolve("/a/b")
+    with raises(errno.ENOTDIR):
+        tree.resolve("/a/rel/")
+
+
+def test_symlink_target_rules(fs):
+    with raises(errno.EINVAL):
+        fs.symlink(ROOT_ID, "empty", "")
+    with raises(errno.EINVAL):
+        fs.symlink(ROOT_ID, "nul", "a\0b")
+    link = fs.symlink(ROOT_ID, "long", "x/" * 1000)
+    assert fs.readlink(link) == "x/" * 1000
+
+
+def test_walk_of_a_file_is_the_file(tree):
+    assert [p for p, _ in tree.walk("/a/b/c/file.txt")] == ["/a/b/c/file.txt"]
+    with raises(errno.ENOENT):
+        list(tree.walk("/missing"))
+
+
+def test_changes_inside_a_directory_moved_in_the_same_transaction(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    d = fs.mkdir(a, "d")
+    fs.commit("c")
+    fs.rename(a, "d", ROOT_ID, "d")
+    node = make_file(fs, d, "inside", b"x")
+    tmp = fs.mkdir(d, "tmp")
+    fs.rename(d, "tmp", ROOT_ID, "tmp2")
+    fs.rmdir(ROOT_ID, "tmp2")
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(d) == {"inside": node}
+    assert sorted(fresh.listdir(ROOT_ID)) == ["a", "d"]
+    with raises(errno.ENOENT):
+        fresh.stat(tmp)
+    assert_consistent(store)
+
+
+def test_directory_churn_is_snapshotted(store, fs):
+    """Adding and removing the same names keeps a listing small but its delta chain long:
+    a snapshot must come before replay costs more than the listing itself."""
+    d = fs.mkdir(ROOT_ID, "d")
+    keep = make_file(fs, d, "keep")
+    fs.commit("c")
+    for i in range(100):
+        make_file(fs, d, "tmp")
+        fs.commit(f"add {i}")
+        fs.unlink(d, "tmp")
+        fs.commit(f"rm {i}")
+    assert FS(store).listdir(d) == {"keep": keep}
+    rows = [r for r in store.partition(d, store.last_txn()) if r.node_id == d]
+    last_snapshot = max(i for i, r in enumerate(rows) if r.snapshot)
+    assert sum(len(r.entries) for r in rows[last_snapshot + 1:]) <= 64
+    assert sum(r.snapshot for r in rows) >= 3
+
+
+def test_a_second_view_cannot_commit_over_a_newer_one(store, fs):
+    stale = FS(store)
+    make_file(fs, ROOT_ID, "a")
+    fs.commit("a")
+    make_file(stale, ROOT_ID, "b")
+    with pytest.raises(FsError):
+        stale.commit("b")
+    assert sorted(FS(store).listdir(ROOT_ID)) == ["a"]
