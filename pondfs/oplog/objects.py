@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: Bytes read or hashed at a time: memory stays bounded whatever the object's size.
 CHUNK_SIZE = 1024 * 1024
 
+# Random reads (FUSE asks for up to 128 KiB at a time) should not each fetch a whole chunk;
+# larger reads bypass the buffer.
+_READ_BUFFER = 128 * 1024
+
 _TEMP_PREFIX = ".tmp-"
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -76,11 +80,13 @@ class ObjectStore:
                 temp.unlink()
                 log.debug("object %s (%d bytes) already present", sha, size)
                 return sha, size
+            new_dir = not target.parent.exists()
             target.parent.mkdir(exist_ok=True)
             os.chmod(temp, 0o444)
             os.rename(temp, target)
             fsync_dir(target.parent)
-            fsync_dir(self.root)
+            if new_dir:
+                fsync_dir(self.root)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -98,7 +104,7 @@ class ObjectStore:
             raw = open(path, "rb", buffering=0)
         except FileNotFoundError:
             raise CorruptContent(f"object {sha256} is missing ({path})") from None
-        return io.BufferedReader(_VerifyingReader(raw, sha256), buffer_size=CHUNK_SIZE)
+        return io.BufferedReader(_VerifyingReader(raw, sha256), buffer_size=_READ_BUFFER)
 
     def verify(self, sha256: str) -> bool:
         """Whether object ``sha256`` exists and its bytes hash to its name."""
