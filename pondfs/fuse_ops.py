@@ -1,0 +1,922 @@
+"""The FUSE face of a pond: :class:`PondOperations`, pyfuse3 handlers over a tinyfs view.
+
+What this module owns, and the promises it keeps:
+
+- **Inode numbers** are allocated per mount from node ids (the root is ``ROOT_INODE``) and
+  dropped when the kernel forgets them (lookup counts are honoured), so they are stable for
+  as long as the kernel knows a node.
+- **Writes** go to a spool (an anonymous temporary file) per open inode, shared by all of its
+  handles. The spool is filled from the current content only when a write or a truncate
+  needs the old bytes; a new or truncated file starts empty. On ``close`` (flush/release)
+  a changed spool becomes a new version of the node, and a background task commits all
+  staged changes as one pond transaction every ``commit_interval`` seconds, or sooner when
+  many are pending (group commit). ``fsync`` returns once its data is committed; unmounting
+  commits everything first (see :func:`serve`).
+- **Reads** use a reader made once per open; the kernel keeps a file's pages across opens
+  (``keep_cache``) while its content is unchanged; entries and attributes are cached by the
+  kernel for ``ENTRY_TIMEOUT``/``ATTR_TIMEOUT`` seconds.
+- **Concurrency**: one trio event loop serves FUSE. Calls into the FS that touch shared
+  state are serialized by ``_busy`` (a trio lock); a call runs directly on the event loop
+  when tinyfs can answer it from memory (:meth:`FS.loaded`) and in a worker thread when it
+  may read persistence, commit, or hash content, so a slow call never stalls the mount.
+- **Errors**: every handler answers ``FsError`` with its errno and any other exception with
+  ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
+
+Deliberate limits (documented for users in the README): hard links answer ``EPERM``;
+``mknod`` of devices, FIFOs and sockets answers ``EPERM``; ``RENAME_EXCHANGE`` answers
+``EINVAL``; files are stored densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``;
+series files are read-only through the mount (``EACCES`` on open for writing); the
+read-only attributes ``user.pond.node_id``, ``user.pond.version`` and ``user.pond.txn`` can
+be read by name but are not listed (so copies do not carry them).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import signal
+import stat as st
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from functools import partial, wraps
+from typing import Any, BinaryIO, TypeVar
+
+import pyfuse3
+import trio
+
+from .tinyfs import FS, ROOT_ID, SERIES, FsError, Stat
+from .tinyfs.records import INLINE_LIMIT
+
+log = logging.getLogger(__name__)
+
+#: Seconds the kernel may keep a name -> inode answer, and an inode's attributes.
+ENTRY_TIMEOUT = 60.0
+ATTR_TIMEOUT = 60.0
+#: Files are stored densely (a hole costs its size in the store): larger ones are EFBIG.
+MAX_FILE_SIZE = 16 * 1024**3
+#: Reported as st_blksize: tools like cp size their reads and writes by it.
+BLOCK_SIZE = 128 * 1024
+#: Longest symlink target (PATH_MAX).
+PATH_MAX = 4096
+NAME_MAX = 255
+#: Seconds between group commits, and the staged changes that trigger one sooner.
+COMMIT_INTERVAL = 0.5
+COMMIT_AFTER_CHANGES = 5000
+#: Entries whose attributes a readdir computes per trip to a worker thread.
+READDIR_BATCH = 128
+#: Worker threads doing blocking work (commits, content, persistence reads).
+WORKER_THREADS = 4
+#: Bytes copied at a time between spools and the store.
+COPY_CHUNK = 1024 * 1024
+
+POND_XATTRS = ("user.pond.node_id", "user.pond.version", "user.pond.txn")
+
+T = TypeVar("T")
+
+
+def _handler(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Turn every failure of a FUSE handler into a FUSEError (tinyfs errors keep their errno,
+    anything unexpected is logged and answered EIO), so the main loop never dies."""
+
+    @wraps(method)
+    async def wrapper(*args: Any) -> T:
+        try:
+            return await method(*args)
+        except pyfuse3.FUSEError:
+            raise
+        except FsError as exc:
+            log.debug("%s%r: %s", method.__name__, args[1:], exc)
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except OSError as exc:
+            log.warning("%s%r failed: %s", method.__name__, args[1:], exc)
+            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
+        except Exception:
+            log.exception("%s%r failed", method.__name__, args[1:])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+class InodeTable:
+    """The inode numbers of one mount, allocated from node ids on first sight.
+
+    A number is kept while the kernel holds lookups on it (or the mount has the node open)
+    and dropped when both are gone; numbers are never reused within a mount.
+    """
+
+    def __init__(self) -> None:
+        self._inode_of: dict[str, int] = {ROOT_ID: pyfuse3.ROOT_INODE}
+        self._node_of: dict[int, str] = {pyfuse3.ROOT_INODE: ROOT_ID}
+        self._lookups: dict[int, int] = {}
+        self._next = pyfuse3.ROOT_INODE + 1
+
+    def inode(self, node_id: str) -> int:
+        """The inode number of ``node_id``, allocated if it has none."""
+        inode = self._inode_of.get(node_id)
+        if inode is None:
+            inode = self._next
+            self._next += 1
+            self._inode_of[node_id] = inode
+            self._node_of[inode] = node_id
+        return inode
+
+    def node(self, inode: int) -> str:
+        """The node id behind ``inode``; ESTALE if the mount no longer knows it."""
+        try:
+            return self._node_of[inode]
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ESTALE) from None
+
+    def looked_up(self, inode: int) -> None:
+        """The kernel took one more reference on ``inode``."""
+        self._lookups[inode] = self._lookups.get(inode, 0) + 1
+
+    def forget(self, inode: int, count: int, in_use: bool) -> None:
+        """The kernel dropped ``count`` references; drop the number when none are left and
+        the mount is not using the inode (``in_use``)."""
+        left = self._lookups.get(inode, 0) - count
+        if left > 0:
+            self._lookups[inode] = left
+            return
+        self._lookups.pop(inode, None)
+        if inode != pyfuse3.ROOT_INODE and not in_use:
+            self.drop(inode)
+
+    def drop(self, inode: int) -> None:
+        """Forget ``inode`` unless the kernel still holds it."""
+        if inode in self._lookups or inode == pyfuse3.ROOT_INODE:
+            return
+        node_id = self._node_of.pop(inode, None)
+        if node_id is not None:
+            self._inode_of.pop(node_id, None)
+
+    def inode_of(self, node_id: str) -> int | None:
+        """The inode number of ``node_id`` if it has one."""
+        return self._inode_of.get(node_id)
+
+    def knows(self, inode: int) -> bool:
+        """Whether ``inode`` names a node in this mount."""
+        return inode in self._node_of
+
+    def __len__(self) -> int:
+        return len(self._node_of)
+
+
+@dataclass(eq=False)
+class OpenFile:
+    """What the mount keeps for an inode while any handle has it open.
+
+    ``spool`` (when present) holds the file's whole current content, including writes not
+    yet handed to tinyfs; ``dirty`` says it differs from tinyfs' version, ``changes`` counts
+    writes so a write-back can tell whether more arrived while it ran.
+    """
+
+    inode: int
+    node_id: str
+    refs: int = 0
+    spool: BinaryIO | None = None
+    size: int = 0
+    dirty: bool = False
+    changes: int = 0
+    mtime_ns: int = 0
+    removed: bool = False
+    last_stat: Stat | None = None
+    filling: trio.Lock = field(default_factory=trio.Lock)
+
+
+@dataclass(eq=False)
+class Handle:
+    """One open of a file: its inode's state and the reader made when it was opened."""
+
+    file: OpenFile
+    writable: bool
+    reader: BinaryIO | None = None
+    read_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(eq=False)
+class DirHandle:
+    """One open of a directory: the names it lists, read once per listing."""
+
+    node_id: str
+    entries: list[tuple[str, str]] | None = None
+
+
+class PondOperations(pyfuse3.Operations):
+    """pyfuse3 handlers serving ``fs``; ``read_only`` refuses every change with EROFS.
+
+    ``mountpoint`` names the mount in commit messages; ``spool_dir`` holds the spools;
+    ``statfs_path`` is the host directory whose free space ``statfs`` reports.
+    """
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(
+        self,
+        fs: FS,
+        *,
+        mountpoint: str = "",
+        read_only: bool = False,
+        commit_interval: float = COMMIT_INTERVAL,
+        spool_dir: str | None = None,
+        statfs_path: str | None = None,
+    ):
+        super().__init__()
+        self.fs = fs
+        self.mountpoint = mountpoint
+        self.read_only = read_only or fs.read_only
+        self.commit_interval = commit_interval
+        self.spool_dir = spool_dir
+        self.statfs_path = statfs_path
+        self.inodes = InodeTable()
+        self.commits = 0
+        self.commit_error: FsError | None = None
+        self._busy = trio.Lock()
+        self._limiter = trio.CapacityLimiter(WORKER_THREADS)
+        self._files: dict[int, OpenFile] = {}
+        self._handles: dict[int, Handle | DirHandle] = {}
+        self._next_fh = 1
+        self._page_cache: dict[int, tuple[str, int]] = {}
+        self._symlinks: dict[str, bytes] = {}
+        self._staged = 0
+        self._commit_soon = trio.Event()
+        #: Whether the kernel is connected (invalidations make sense).
+        self.serving = False
+
+    # ------------------------------------------------------------------ calling the FS
+
+    async def _call(self, fn: Callable[..., T], *args: Any, inline: bool = False) -> T:
+        """``fn(*args)`` serialized with every other FS call: on the event loop when
+        ``inline`` (it needs no persistence read), else in a worker thread."""
+        if inline and not self._busy.locked():
+            return fn(*args)  # atomic: no await between the check and the call
+        async with self._busy:
+            if inline:
+                return fn(*args)
+            return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, not serialized (it must not touch FS state)."""
+        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
+
+    def _loaded(self, *node_ids: str) -> bool:
+        return all(self.fs.loaded(n) for n in node_ids)
+
+    async def _stat(self, node_id: str) -> Stat:
+        return await self._call(self.fs.stat, node_id, inline=self._loaded(node_id))
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise pyfuse3.FUSEError(errno.EROFS)
+
+    def _staged_change(self, count: int = 1) -> None:
+        """Count changes staged for the next group commit; ask for it early when many."""
+        self._staged += count
+        if self._staged >= COMMIT_AFTER_CHANGES:
+            self._commit_soon.set()
+
+    # ------------------------------------------------------------------ attributes
+
+    def _attributes(self, inode: int, s: Stat) -> pyfuse3.EntryAttributes:
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = inode
+        attr.generation = 0
+        attr.entry_timeout = ENTRY_TIMEOUT
+        attr.attr_timeout = ATTR_TIMEOUT
+        attr.st_mode = s.mode
+        attr.st_nlink = s.nlink
+        attr.st_uid = s.uid
+        attr.st_gid = s.gid
+        attr.st_rdev = 0
+        attr.st_size = s.size
+        attr.st_blksize = BLOCK_SIZE
+        attr.st_blocks = (s.size + 511) // 512
+        attr.st_atime_ns = s.atime_ns
+        attr.st_mtime_ns = s.mtime_ns
+        attr.st_ctime_ns = s.ctime_ns
+        of = self._files.get(inode)
+        if of is not None and of.spool is not None:
+            attr.st_size = of.size
+            attr.st_blocks = (of.size + 511) // 512
+            if of.dirty:
+                attr.st_mtime_ns = attr.st_ctime_ns = of.mtime_ns
+        return attr
+
+    async def _entry(self, node_id: str) -> pyfuse3.EntryAttributes:
+        """Attributes of ``node_id`` for a reply that gives the kernel a reference."""
+        s = await self._stat(node_id)
+        inode = self.inodes.inode(node_id)
+        self.inodes.looked_up(inode)
+        return self._attributes(inode, s)
+
+    @_handler
+    async def lookup(self, parent_inode: int, name: bytes, ctx=None) -> pyfuse3.EntryAttributes:
+        dir_id = self.inodes.node(parent_inode)
+        if len(name) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        if name == b".":
+            return await self._entry(dir_id)
+        if name == b"..":
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        child = await self._call(self.fs.lookup, dir_id, os.fsdecode(name),
+                                 inline=self._loaded(dir_id))
+        if child is None:
+            negative = pyfuse3.EntryAttributes()
+            negative.st_ino = 0
+            negative.entry_timeout = ENTRY_TIMEOUT
+            return negative
+        return await self._entry(child)
+
+    @_handler
+    async def forget(self, inode_list) -> None:
+        for inode, count in inode_list:
+            self.inodes.forget(inode, count, inode in self._files)
+            if not self.inodes.knows(inode):
+                self._page_cache.pop(inode, None)
+
+    @_handler
+    async def getattr(self, inode: int, ctx=None) -> pyfuse3.EntryAttributes:
+        node_id = self.inodes.node(inode)
+        of = self._files.get(inode)
+        try:
+            s = await self._stat(node_id)
+        except FsError as exc:
+            if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
+                raise
+            s = replace(of.last_stat, nlink=0)  # removed while open
+        if of is not None:
+            of.last_stat = s
+        return self._attributes(inode, s)
+
+    @_handler
+    async def setattr(self, inode: int, attr, fields, fh, ctx) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        node_id = self.inodes.node(inode)
+        if fields.update_size:
+            await self._truncate(inode, node_id, attr.st_size)
+        changes: dict[str, int] = {}
+        if fields.update_mode:
+            changes["mode"] = attr.st_mode
+        if fields.update_uid:
+            changes["uid"] = attr.st_uid
+        if fields.update_gid:
+            changes["gid"] = attr.st_gid
+        if fields.update_atime:
+            changes["atime_ns"] = attr.st_atime_ns
+        if fields.update_mtime:
+            changes["mtime_ns"] = attr.st_mtime_ns
+            of = self._files.get(inode)
+            if of is not None and of.dirty:
+                # The explicit time must win over the one a later write-back would stamp.
+                await self._write_back(of)
+        if changes:
+            await self._call(partial(self.fs.setattr, node_id, **changes))
+            self._staged_change()
+        return self._attributes(inode, await self._stat(node_id))
+
+    # ------------------------------------------------------------------ directories
+
+    @_handler
+    async def opendir(self, inode: int, ctx) -> int:
+        return self._new_handle(DirHandle(self.inodes.node(inode)))
+
+    @_handler
+    async def readdir(self, fh: int, start_id: int, token) -> None:
+        handle = self._handles[fh]
+        assert isinstance(handle, DirHandle)
+        if start_id == 0 or handle.entries is None:
+            listing = await self._call(self.fs.listdir, handle.node_id,
+                                       inline=self._loaded(handle.node_id))
+            handle.entries = sorted(listing.items())
+        entries = handle.entries
+        index = start_id
+        while index < len(entries):
+            batch = entries[index:index + READDIR_BATCH]
+            stats = await self._call(self._stat_many, [c for _, c in batch],
+                                     inline=self._loaded(*(c for _, c in batch)))
+            for name, child in batch:
+                index += 1
+                s = stats.get(child)
+                if s is None:
+                    continue  # removed since the listing was read
+                inode = self.inodes.inode(child)
+                if not pyfuse3.readdir_reply(token, os.fsencode(name),
+                                             self._attributes(inode, s), index):
+                    return
+                self.inodes.looked_up(inode)
+
+    def _stat_many(self, node_ids: list[str]) -> dict[str, Stat]:
+        stats = {}
+        for node_id in node_ids:
+            try:
+                stats[node_id] = self.fs.stat(node_id)
+            except FsError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+        return stats
+
+    @_handler
+    async def releasedir(self, fh: int) -> None:
+        self._handles.pop(fh, None)
+
+    @_handler
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        await self.commit("fsync")
+
+    def _owner(self, parent: Stat, ctx) -> tuple[int, int]:
+        """uid and gid of a new node: a set-group-ID directory passes its group on."""
+        gid = parent.gid if parent.mode & st.S_ISGID else ctx.gid
+        return ctx.uid, gid
+
+    def _check_name(self, name: bytes) -> str:
+        if len(name) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        return os.fsdecode(name)
+
+    @_handler
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx
+                    ) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        parent = await self._stat(dir_id)
+        uid, gid = self._owner(parent, ctx)
+        if parent.mode & st.S_ISGID:
+            mode |= st.S_ISGID
+        node_id = await self._call(self.fs.mkdir, dir_id, self._check_name(name), mode, uid,
+                                   gid, inline=self._loaded(dir_id))
+        self._staged_change()
+        return await self._entry(node_id)
+
+    @_handler
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx
+                      ) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        if len(target) > PATH_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        dir_id = self.inodes.node(parent_inode)
+        uid, gid = self._owner(await self._stat(dir_id), ctx)
+        node_id = await self._call(self.fs.symlink, dir_id, self._check_name(name),
+                                   os.fsdecode(target), uid, gid, inline=self._loaded(dir_id))
+        self._symlinks[node_id] = target
+        self._staged_change()
+        return await self._entry(node_id)
+
+    @_handler
+    async def readlink(self, inode: int, ctx) -> bytes:
+        node_id = self.inodes.node(inode)
+        target = self._symlinks.get(node_id)  # a symlink's target never changes
+        if target is None:
+            target = os.fsencode(await self._call(self.fs.readlink, node_id))
+            self._symlinks[node_id] = target
+        return target
+
+    @_handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx) -> None:
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        text = self._check_name(name)
+        child = await self._call(self.fs.lookup, dir_id, text, inline=self._loaded(dir_id))
+        await self._call(self.fs.unlink, dir_id, text, inline=self._loaded(dir_id))
+        self._removed(child)
+        self._staged_change()
+
+    @_handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx) -> None:
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        text = self._check_name(name)
+        child = await self._call(self.fs.lookup, dir_id, text, inline=self._loaded(dir_id))
+        inline = self._loaded(dir_id) and (child is None or self._loaded(child))
+        await self._call(self.fs.rmdir, dir_id, text, inline=inline)
+        self._staged_change()
+
+    def _removed(self, node_id: str | None) -> None:
+        """A node left the tree; an open inode of it keeps working on its spool."""
+        if node_id is None:
+            return
+        self._symlinks.pop(node_id, None)
+        inode = self.inodes.inode_of(node_id)
+        of = self._files.get(inode) if inode is not None else None
+        if of is not None:
+            of.removed = True
+
+    @_handler
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx) -> None:
+        self._check_writable()
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        src_dir = self.inodes.node(parent_inode_old)
+        dst_dir = self.inodes.node(parent_inode_new)
+        src_name = self._check_name(name_old)
+        dst_name = self._check_name(name_new)
+
+        def move() -> str | None:
+            replaced = self.fs.lookup(dst_dir, dst_name)
+            moved = self.fs.lookup(src_dir, src_name)
+            self.fs.rename(src_dir, src_name, dst_dir, dst_name,
+                           noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
+            return replaced if replaced != moved else None
+
+        self._removed(await self._call(move))
+        self._staged_change()
+
+    @_handler
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx):
+        raise pyfuse3.FUSEError(errno.EPERM)  # the data model has one name per node
+
+    @_handler
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx
+                    ) -> pyfuse3.EntryAttributes:
+        if not st.S_ISREG(mode):
+            raise pyfuse3.FUSEError(errno.EPERM)  # no devices, FIFOs or sockets in a pond
+        info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
+        await self.release(info.fh)
+        return attr
+
+    # ------------------------------------------------------------------ files: open, close
+
+    def _new_handle(self, handle: Handle | DirHandle) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = handle
+        return fh
+
+    def _file_handle(self, fh: int) -> Handle:
+        handle = self._handles.get(fh)
+        if not isinstance(handle, Handle):
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return handle
+
+    def _open_file(self, inode: int, node_id: str) -> OpenFile:
+        of = self._files.get(inode)
+        if of is None:
+            of = self._files[inode] = OpenFile(inode, node_id)
+        of.refs += 1
+        return of
+
+    def _new_spool(self) -> BinaryIO:
+        return tempfile.TemporaryFile(dir=self.spool_dir, prefix="pondfs-spool-", buffering=0)
+
+    @_handler
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx):
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        uid, gid = self._owner(await self._stat(dir_id), ctx)
+        node_id = await self._call(self.fs.create, dir_id, self._check_name(name), "data",
+                                   mode, uid, gid, inline=self._loaded(dir_id))
+        self._staged_change()
+        attr = await self._entry(node_id)
+        of = self._open_file(attr.st_ino, node_id)
+        of.spool = self._new_spool()
+        of.mtime_ns = attr.st_mtime_ns
+        self._page_cache[attr.st_ino] = ("", 0)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        return pyfuse3.FileInfo(fh=self._new_handle(Handle(of, writable))), attr
+
+    @_handler
+    async def open(self, inode: int, flags: int, ctx) -> pyfuse3.FileInfo:
+        node_id = self.inodes.node(inode)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if writable:
+            self._check_writable()
+
+        existing = self._files.get(inode)
+        has_spool = existing is not None and existing.spool is not None
+
+        def opened() -> tuple[Stat, tuple[str, int], BinaryIO | None]:
+            s = self.fs.stat(node_id)
+            if writable and (s.dynamic or s.format == SERIES):
+                raise FsError(errno.EROFS if s.dynamic else errno.EACCES,
+                              f"{node_id} cannot be written through the mount")
+            v = self.fs.get(node_id) if not s.dynamic else None
+            key = (v.sha256, v.size) if v is not None else (f"{s.node_id}@{s.mtime_ns}", s.size)
+            return s, key, None if has_spool else self.fs.open_read(node_id)
+
+        s, key, reader = await self._call(opened)
+        of = self._open_file(inode, node_id)
+        of.last_stat = s
+        keep = self._page_cache.get(inode) == key
+        self._page_cache[inode] = key
+        handle = Handle(of, writable, reader)
+        return pyfuse3.FileInfo(fh=self._new_handle(handle), keep_cache=keep)
+
+    @_handler
+    async def flush(self, fh: int) -> None:
+        handle = self._file_handle(fh)
+        if handle.writable and handle.file.dirty:
+            await self._write_back(handle.file)
+
+    @_handler
+    async def release(self, fh: int) -> None:
+        handle = self._handles.pop(fh)
+        assert isinstance(handle, Handle)
+        of = handle.file
+        try:
+            if of.dirty:
+                await self._write_back(of)
+        finally:
+            if handle.reader is not None:
+                handle.reader.close()
+            of.refs -= 1
+            if of.refs == 0:
+                self._close_file(of)
+
+    def _close_file(self, of: OpenFile) -> None:
+        del self._files[of.inode]
+        if of.spool is not None:
+            of.spool.close()
+        if of.removed or of.dirty:
+            self._page_cache.pop(of.inode, None)
+        self.inodes.drop(of.inode)
+
+    @_handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        handle = self._file_handle(fh)
+        if handle.file.dirty:
+            await self._write_back(handle.file)
+        await self.commit("fsync")
+
+    # ------------------------------------------------------------------ files: content
+
+    @_handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self._file_handle(fh)
+        of = handle.file
+        if of.spool is not None:
+            return os.pread(of.spool.fileno(), size, off)  # a local temporary file
+        reader = handle.reader
+        if reader is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        if isinstance(reader, io.BytesIO):
+            return reader.getbuffer()[off:off + size].tobytes()
+        return await self._thread(self._read_at, handle, off, size)
+
+    @staticmethod
+    def _read_at(handle: Handle, off: int, size: int) -> bytes:
+        assert handle.reader is not None
+        with handle.read_lock:
+            handle.reader.seek(off)
+            return handle.reader.read(size)
+
+    @_handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self._file_handle(fh)
+        if not handle.writable:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        end = off + len(buf)
+        if end > MAX_FILE_SIZE:
+            raise pyfuse3.FUSEError(errno.EFBIG)
+        of = handle.file
+        await self._fill(of)
+        assert of.spool is not None
+        written = os.pwrite(of.spool.fileno(), buf, off)  # past the end leaves a sparse hole
+        of.size = max(of.size, off + written)
+        self._changed(of)
+        return written
+
+    def _changed(self, of: OpenFile) -> None:
+        of.dirty = True
+        of.changes += 1
+        of.mtime_ns = time.time_ns()
+
+    async def _fill(self, of: OpenFile, upto: int | None = None) -> None:
+        """Give ``of`` a spool holding its current content (only the first ``upto`` bytes
+        when the rest is about to be cut off)."""
+        if of.spool is not None:
+            return
+        async with of.filling:
+            if of.spool is not None:
+                return
+
+            def current() -> tuple[int, BinaryIO | None]:
+                s = self.fs.stat(of.node_id)
+                if s.size == 0 or upto == 0:
+                    return s.size, None
+                return s.size, self.fs.open_read(of.node_id)
+
+            size, reader = await self._call(current)
+            keep = size if upto is None else min(size, upto)
+            spool = self._new_spool()
+            if reader is not None:
+                await self._thread(_copy, reader, spool, keep)
+            of.size = keep
+            of.spool = spool
+
+    async def _truncate(self, inode: int, node_id: str, size: int) -> None:
+        if size > MAX_FILE_SIZE:
+            raise pyfuse3.FUSEError(errno.EFBIG)
+        of = self._open_file(inode, node_id)
+        try:
+            await self._fill(of, upto=size)
+            assert of.spool is not None
+            os.ftruncate(of.spool.fileno(), size)
+            of.size = size
+            self._changed(of)
+            if of.refs == 1:  # nobody has it open: the change is staged now
+                await self._write_back(of)
+        finally:
+            of.refs -= 1
+            if of.refs == 0:
+                self._close_file(of)
+
+    async def _write_back(self, of: OpenFile) -> None:
+        """Hand the spool's content to tinyfs as the node's new version (staged for the
+        next group commit). Small content is stored on the event loop, large in a thread."""
+        assert of.spool is not None
+        seen = of.changes
+        chunks = _spool_chunks(of.spool.fileno(), of.size)
+        try:
+            if of.size < INLINE_LIMIT:
+                await self._call(self.fs.write_content, of.node_id, chunks,
+                                 inline=self._loaded(of.node_id))
+            else:
+                await self._thread(self.fs.write_content, of.node_id, chunks)
+        except FsError as exc:
+            if exc.errno == errno.ENOENT and of.removed:
+                of.dirty = False  # written after its removal: nothing to keep
+                return
+            raise
+        if of.changes == seen:
+            of.dirty = False
+        self._staged_change()
+        if self.fs.loaded(of.node_id):
+            v = self.fs.get(of.node_id)
+            self._page_cache[of.inode] = (v.sha256, v.size)
+        self._invalidate_attributes(of.inode)
+
+    def _invalidate_attributes(self, inode: int) -> None:
+        """The mount changed the node behind the kernel's cached attributes (its stored
+        times): have the kernel ask again. Safe inside a handler: no writeback cache."""
+        if not self.serving:
+            return
+        try:
+            pyfuse3.invalidate_inode(inode, attr_only=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOSYS, errno.EBADF):
+                log.warning("could not invalidate inode %d: %s", inode, exc)
+
+    # ------------------------------------------------------------------ extended attributes
+
+    @_handler
+    async def getxattr(self, inode: int, name: bytes, ctx) -> bytes:
+        node_id = self.inodes.node(inode)
+        text = os.fsdecode(name)
+        if text in POND_XATTRS:
+            s = await self._stat(node_id)
+            value = {"user.pond.node_id": node_id, "user.pond.version": str(s.version),
+                     "user.pond.txn": str(s.txn)}[text]
+            return value.encode()
+        if not text.startswith("user."):
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return await self._call(self.fs.getxattr, node_id, text, inline=self._loaded(node_id))
+
+    @_handler
+    async def listxattr(self, inode: int, ctx) -> list[bytes]:
+        node_id = self.inodes.node(inode)
+        names = await self._call(self.fs.listxattr, node_id, inline=self._loaded(node_id))
+        return [os.fsencode(n) for n in names]
+
+    def _settable(self, name: bytes) -> str:
+        self._check_writable()
+        text = os.fsdecode(name)
+        if text in POND_XATTRS or text.startswith("user.pond."):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if not text.startswith("user."):
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
+        return text
+
+    @_handler
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx) -> None:
+        text = self._settable(name)
+        await self._call(self.fs.setxattr, self.inodes.node(inode), text, value)
+        self._staged_change()
+
+    @_handler
+    async def removexattr(self, inode: int, name: bytes, ctx) -> None:
+        text = self._settable(name)
+        await self._call(self.fs.removexattr, self.inodes.node(inode), text)
+        self._staged_change()
+
+    # ------------------------------------------------------------------ the filesystem
+
+    @_handler
+    async def statfs(self, ctx) -> pyfuse3.StatvfsData:
+        data = pyfuse3.StatvfsData()
+        host = os.statvfs(self.statfs_path) if self.statfs_path else None
+        data.f_bsize = BLOCK_SIZE
+        data.f_frsize = host.f_frsize if host else 4096
+        data.f_blocks = host.f_blocks if host else 0
+        data.f_bfree = host.f_bfree if host else 0
+        data.f_bavail = host.f_bavail if host else 0
+        data.f_files = host.f_files if host else 0
+        data.f_ffree = host.f_ffree if host else 0
+        data.f_favail = host.f_favail if host else 0
+        data.f_namemax = NAME_MAX
+        return data
+
+    @_handler
+    async def access(self, inode: int, mode: int, ctx) -> bool:
+        return True  # the kernel checks permissions (default_permissions)
+
+    # ------------------------------------------------------------------ group commit
+
+    async def commit(self, why: str) -> int | None:
+        """Commit everything staged as one pond transaction; its number, or None when there
+        was nothing. A failure is raised (and kept, so the next commit retries it)."""
+        async with self._busy:
+            if not self.fs.dirty:
+                return None
+            staged, self._staged = self._staged, 0
+            command = f"mount {self.mountpoint}: {why}".strip()
+            try:
+                txn = await trio.to_thread.run_sync(self.fs.commit, command,
+                                                    limiter=self._limiter)
+            except FsError as exc:
+                self._staged += staged
+                self.commit_error = exc
+                raise
+            self.commit_error = None
+            self.commits += 1
+            log.debug("committed transaction %s (%d changes, %s)", txn, staged, why)
+            return txn
+
+    async def group_commits(self) -> None:
+        """Commit staged changes every ``commit_interval`` seconds, or as soon as many are
+        staged; runs until cancelled."""
+        while True:
+            with trio.move_on_after(self.commit_interval):
+                await self._commit_soon.wait()
+            self._commit_soon = trio.Event()
+            try:
+                await self.commit("group commit")
+            except Exception:
+                log.exception("group commit failed; retrying in %s s", self.commit_interval)
+
+    async def write_back_all(self) -> None:
+        """Hand every changed spool to tinyfs (before the final commit of an unmount)."""
+        for of in list(self._files.values()):
+            if of.dirty:
+                try:
+                    await self._write_back(of)
+                except Exception:
+                    log.exception("could not save %s at unmount", of.node_id)
+
+
+def _spool_chunks(fd: int, size: int):
+    """The first ``size`` bytes of spool ``fd`` in chunks (holes read as zeros)."""
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(COPY_CHUNK, size - offset), offset)
+        if not chunk:
+            raise FsError(errno.EIO, f"spool ended at {offset} of {size} bytes")
+        offset += len(chunk)
+        yield chunk
+
+
+def _copy(reader: BinaryIO, spool: BinaryIO, size: int) -> None:
+    with reader:
+        reader.seek(0)
+        left = size
+        while left:
+            chunk = reader.read(min(COPY_CHUNK, left))
+            if not chunk:
+                break
+            spool.write(chunk)
+            left -= len(chunk)
+
+
+async def serve(ops: PondOperations) -> bool:
+    """Run the FUSE main loop with group commits until unmounted or until SIGINT/SIGTERM,
+    then save and commit everything; whether a signal ended it (the caller must then unmount).
+    ``pyfuse3.init`` must have been called."""
+    signalled = False
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ops.group_commits)
+
+        async def stop_on_signals() -> None:
+            nonlocal signalled
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    log.info("signal %d: saving everything and unmounting", signum)
+                    signalled = True
+                    pyfuse3.terminate()
+                    return
+
+        nursery.start_soon(stop_on_signals)
+        ops.serving = True
+        try:
+            await pyfuse3.main()
+        finally:
+            ops.serving = False
+            nursery.cancel_scope.cancel()
+    await ops.write_back_all()
+    await ops.commit("unmount")
+    return signalled
