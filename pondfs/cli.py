@@ -86,6 +86,17 @@ def cmd_mkdir(args: argparse.Namespace) -> int:
     return 0
 
 
+def _entry(fs: FS, path: str) -> tuple[str, str]:
+    """The directory and name of the entry ``path`` names. As in POSIX, a trailing slash
+    says the entry is a directory: ``mv f new/`` must not rename ``f`` to ``new``."""
+    dir_id, name = fs.resolve_parent(path)
+    if path.endswith("/"):
+        node_id = fs.lookup(dir_id, name)
+        if node_id is None or fs.kind(fs.resolve(path)) != DIRECTORY:
+            raise FsError(errno.ENOTDIR, f"not a directory: {path}")
+    return dir_id, name
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -264,7 +275,7 @@ class _CopyIn:
                     assert dest_id is not None
                     self._copy(src, dest_id, os.path.basename(os.path.normpath(src)))
                 else:
-                    dir_id, name = self.fs.resolve_parent(dest)
+                    dir_id, name = _entry(self.fs, dest)
                     self._copy(src, dir_id, name)
 
     def _existing(self, path: str) -> str | None:
@@ -388,7 +399,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with _writing(args) as fs:
         for path in args.paths:
             try:
-                dir_id, name = fs.resolve_parent(path)
+                dir_id, name = _entry(fs, path)
                 node_id = fs.lookup(dir_id, name)
                 if node_id is None:
                     raise FsError(errno.ENOENT, f"rm: {path}: no such file or directory")
@@ -418,7 +429,7 @@ def _remove_tree(fs: FS, dir_id: str) -> None:
 
 def cmd_mv(args: argparse.Namespace) -> int:
     with _writing(args) as fs:
-        src_dir, src_name = fs.resolve_parent(args.source)
+        src_dir, src_name = _entry(fs, args.source)
         if fs.lookup(src_dir, src_name) is None:
             raise FsError(errno.ENOENT, f"mv: {args.source}: no such file or directory")
         try:
@@ -430,7 +441,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
         if target is not None and fs.kind(target) == DIRECTORY:
             dst_dir, dst_name = target, src_name
         else:
-            dst_dir, dst_name = fs.resolve_parent(args.dest)
+            dst_dir, dst_name = _entry(fs, args.dest)
         fs.rename(src_dir, src_name, dst_dir, dst_name)
     return 0
 
@@ -439,7 +450,7 @@ def cmd_ln(args: argparse.Namespace) -> int:
     if not args.symbolic:
         raise FsError(errno.EPERM, "ln: hard links are not supported; use ln -s")
     with _writing(args) as fs:
-        dir_id, name = fs.resolve_parent(args.link)
+        dir_id, name = _entry(fs, args.link)
         fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
     return 0
 
