@@ -690,6 +690,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    """An empty path names nothing (as in POSIX); tinyfs would resolve it to the root."""
+    for attr in ("paths", "sources", "dest", "source", "link", "path"):
+        value = getattr(args, attr, None)
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None and _split_side(path)[1] == "":
+                raise FsError(errno.ENOENT, f"{path!r}: no such file or directory "
+                              "(the path is empty)")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run one ``pond`` command; its exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -698,6 +708,7 @@ def run(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="pond: %(levelname)s: %(message)s")
     try:
+        _refuse_empty_paths(args)
         if not getattr(args, "pond_optional", False):
             args.location = pond.pond_location(args.pond)
         return args.func(args)
