@@ -57,7 +57,8 @@ def _progress(total: int | None, unit: str, desc: str) -> tqdm:
 def _writing(args: argparse.Namespace) -> Iterator[FS]:
     """A writable view for one command; commits if the command finishes without error."""
     command = "pond " + " ".join(args.argv)
-    with pond.open_fs(args.location, write=True,
+    # Only cp takes --at (to copy out of the past); copying in as of it is refused.
+    with pond.open_fs(args.location, write=True, at=getattr(args, "at", None),
                       holder=pond.holder_description(command)) as fs:
         yield fs
         fs.commit(command)
