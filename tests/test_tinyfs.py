@@ -1321,6 +1321,7 @@ def snapshot_of(fs: FS) -> dict[str, bytes | None]:
             for path, node in fs.walk() if path != "/"}
 
 
+@pytest.mark.slow  # ~100 commits: ~15 s on the Delta oplog
 def test_random_operations_match_a_model(store, fs):
     """Random creates, writes, mkdirs, removals and renames (files and directories, into
     other directories, over existing entries), with commits and aborts, against a dict."""
@@ -1494,16 +1495,15 @@ def test_directory_churn_is_snapshotted(store, fs):
     d = fs.mkdir(ROOT_ID, "d")
     keep = make_file(fs, d, "keep")
     fs.commit("c")
-    for i in range(100):
+    for i in range(50):
         make_file(fs, d, "tmp")
-        fs.commit(f"add {i}")
         fs.unlink(d, "tmp")
-        fs.commit(f"rm {i}")
+        fs.commit(f"add and remove {i}")  # two entry changes each
     assert FS(store).listdir(d) == {"keep": keep}
     rows = [r for r in store.partition(d, store.last_txn()) if r.node_id == d]
     last_snapshot = max(i for i, r in enumerate(rows) if r.snapshot)
     assert sum(len(r.entries) for r in rows[last_snapshot + 1:]) <= 64
-    assert sum(r.snapshot for r in rows) >= 3
+    assert sum(r.snapshot for r in rows) >= 2  # mkdir's, then one forced by the churn
 
 
 def test_a_second_view_cannot_commit_over_a_newer_one(store, fs):
