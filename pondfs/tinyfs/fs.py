@@ -68,8 +68,10 @@ def validate_name(name: str) -> str:
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise FsError(errno.EINVAL, f"invalid name {name!r}: names cannot be empty, '.', '..' "
                       "or hold '/' or NUL")
-    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
-        raise FsError(errno.ENAMETOOLONG, f"name too long ({len(name)} > {NAME_MAX}): {name[:40]}...")
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > NAME_MAX:
+        raise FsError(errno.ENAMETOOLONG,
+                      f"name too long ({size} bytes > {NAME_MAX}): {name[:40]}...")
     return name
 
 
