@@ -573,8 +573,12 @@ class PondOperations(pyfuse3.Operations):
         node_id = await self._call(self.fs.create, dir_id, self._check_name(name), "data",
                                    mode, uid, gid, inline=self._loaded(dir_id))
         self._staged_change()
-        attr = await self._entry(node_id)
-        of = self._open_file(attr.st_ino, node_id)
+        s = await self._stat(node_id)
+        inode = self.inodes.inode(node_id)
+        self.inodes.looked_up(inode)
+        attr = self._attributes(inode, s)
+        of = self._open_file(inode, node_id)
+        of.last_stat = s
         of.spool = self._new_spool()
         of.mtime_ns = attr.st_mtime_ns
         self._page_cache[attr.st_ino] = ("", 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -302,3 +303,226 @@ def test_mount_errors_are_one_line_and_nonzero(tmp_path: Path, pond_path: Path) 
     finally:
         assert holder.stop() == 0
     assert not os.path.ismount(empty)
+
+
+# ---------------------------------------------------------------- shell tools
+
+def test_shell_tools(mount: Mount, pond_path: Path, tmp_path: Path) -> None:
+    root = mount.mountpoint
+    sh = lambda script: run("bash", "-euo", "pipefail", "-c", script, cwd=root)  # noqa: E731
+    sh("mkdir -p a/b/c && echo one > a/b/c/f && echo two >> a/b/c/f")
+    assert (root / "a/b/c/f").read_text() == "one\ntwo\n"
+    sh("ln -s b/c/f a/link && test \"$(cat a/link)\" = \"$(printf 'one\\ntwo')\"")
+    assert os.readlink(root / "a/link") == "b/c/f"
+    sh("touch -d '2020-01-02 03:04:05' a/old && touch a/b/c/f")
+    assert (root / "a/old").stat().st_mtime == time.mktime((2020, 1, 2, 3, 4, 5, 0, 0, -1))
+    sh("truncate -s 10 a/b/c/f && truncate -s 3 a/old")
+    assert (root / "a/b/c/f").read_bytes() == b"one\ntwo\n\0\0"
+    assert (root / "a/old").read_bytes() == b"\0\0\0"
+    sh("dd if=/dev/urandom of=a/random bs=64k count=5 status=none")
+    sh("dd if=/dev/zero of=a/random bs=1k seek=3 count=1 conv=notrunc status=none")
+    random_bytes = (root / "a/random").read_bytes()
+    assert len(random_bytes) == 5 * 65536 and random_bytes[3072:4096] == bytes(1024)
+    sh("printf 'alpha\\nbeta\\ngamma\\n' > a/text && sed -i 's/beta/BETA/' a/text")
+    assert (root / "a/text").read_text() == "alpha\nBETA\ngamma\n"
+    sh("mv a/text a/b/moved && cp a/b/moved a/copied && mv a/b/c a/c2")
+    sh("tar cf " + str(tmp_path / "a.tar") + " a")
+    sh("mkdir x && tar xf " + str(tmp_path / "a.tar") + " -C x && diff -r --no-dereference a x/a")
+    sh("rm -r x && rm a/old && rmdir a/b/c 2>/dev/null || true")
+    listing = sh("ls -la a").stdout
+    assert " . " not in listing or listing  # ls works on the directory
+    expected = host_tree(root / "a")
+    mount.stop()
+    assert pond_tree(pond_path, "/a") == expected
+    assert "x" not in pond_tree(pond_path)
+
+
+def test_tar_round_trip_keeps_modes_and_times(mount: Mount, tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    os.chmod(source / "hello.txt", 0o640)
+    os.utime(source / "sub" / "binary.bin", ns=(1_600_000_000_000_000_000,) * 2)
+    run("tar", "cf", str(tmp_path / "src.tar"), "-C", str(tmp_path), "src")
+    run("tar", "xpf", str(tmp_path / "src.tar"), "-C", str(mount.mountpoint))
+    got = mount.path("src")
+    assert host_tree(got) == host_tree(source)
+    assert stat.S_IMODE(os.stat(got / "hello.txt").st_mode) == 0o640
+    assert os.stat(got / "sub" / "binary.bin").st_mtime_ns == 1_600_000_000_000_000_000
+    run("tar", "cf", str(tmp_path / "back.tar"), "-C", str(mount.mountpoint), "src")
+    out = tmp_path / "back"
+    out.mkdir()
+    run("tar", "xf", str(tmp_path / "back.tar"), "-C", str(out))
+    assert host_tree(out / "src") == host_tree(source)
+
+
+def test_rsync_then_checksum_rsync_finds_nothing(mount: Mount, pond_path: Path,
+                                                 tmp_path: Path) -> None:
+    if shutil.which("rsync") is None:
+        pytest.skip("rsync is not installed (scripts/setup installs it)")
+    source = make_source(tmp_path / "src")
+    run("rsync", "-a", f"{source}/", str(mount.path("dst")) + "/")
+    changes = run("rsync", "-anc", "--itemize-changes", f"{source}/",
+                  str(mount.path("dst")) + "/").stdout
+    assert changes.strip() == ""
+    mount.stop()
+    assert pond_tree(pond_path, "/dst") == host_tree(source)
+    mount.start()
+    changes = run("rsync", "-anc", "--itemize-changes", f"{source}/",
+                  str(mount.path("dst")) + "/").stdout
+    assert changes.strip() == ""
+
+
+def test_git_works_in_the_mount(mount: Mount, pond_path: Path) -> None:
+    repo = mount.path("repo")
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
+           "HOME": str(mount.mountpoint)}
+    git = lambda *a: run("git", *a, cwd=repo, env=env).stdout  # noqa: E731
+    git("init", "-q", "-b", "main")
+    (repo / "README").write_text("pond notes\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "values.csv").write_text("t,v\n1,2\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    (repo / "README").write_text("pond notes, edited\n")
+    git("commit", "-q", "-am", "second")
+    assert git("log", "--format=%s").split() == ["second", "first"]
+    assert git("status", "--porcelain") == ""
+    mount.stop()
+    mount.start()
+    assert git("status", "--porcelain") == ""
+    assert git("show", "HEAD~1:README") == "pond notes\n"
+    git("fsck", "--no-progress")
+
+
+def test_shutil_copytree(mount: Mount, pond_path: Path, tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src")
+    shutil.copytree(source, mount.path("tree"), symlinks=True)
+    assert host_tree(mount.path("tree")) == host_tree(source)
+    shutil.copytree(mount.path("tree"), tmp_path / "back", symlinks=True)
+    assert host_tree(tmp_path / "back") == host_tree(source)
+    shutil.rmtree(mount.path("tree"))
+    assert os.listdir(mount.mountpoint) == []
+    mount.stop()
+    assert pond_tree(pond_path) == {}
+
+
+# ---------------------------------------------------------------- POSIX details
+
+def test_posix_details(mount: Mount) -> None:
+    root = mount.mountpoint
+    with pytest.raises(OSError) as caught:
+        (root / ("n" * 256)).write_text("x")
+    assert caught.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(OSError) as caught:
+        os.stat(root / ("n" * 256))
+    assert caught.value.errno == errno.ENAMETOOLONG
+    (root / ("n" * 255)).write_text("longest name")
+    assert os.statvfs(root).f_namemax == 255
+
+    (root / "f").write_text("x")
+    with pytest.raises(OSError) as caught:
+        os.link(root / "f", root / "hard")
+    assert caught.value.errno == errno.EPERM
+    with pytest.raises(OSError) as caught:
+        os.mkfifo(root / "fifo")
+    assert caught.value.errno == errno.EPERM
+
+    # Writing past the end leaves a hole of zeros; truncating up too.
+    with open(root / "sparse", "wb") as f:
+        f.seek(1_000_000)
+        f.write(b"end")
+    data = (root / "sparse").read_bytes()
+    assert len(data) == 1_000_003 and data[:1_000_000] == bytes(1_000_000)
+    os.truncate(root / "f", 100_000)
+    assert (root / "f").read_bytes() == b"x" + bytes(99_999)
+
+    # ctime moves on chmod; a directory's mtime and ctime on create and unlink.
+    before = os.stat(root / "f")
+    time.sleep(0.01)
+    os.chmod(root / "f", 0o600)
+    after = os.stat(root / "f")
+    assert after.st_ctime_ns > before.st_ctime_ns
+    assert stat.S_IMODE(after.st_mode) == 0o600
+    (root / "d").mkdir()
+    d0 = os.stat(root / "d")
+    time.sleep(0.01)
+    (root / "d" / "child").write_text("c")
+    d1 = os.stat(root / "d")
+    assert d1.st_mtime_ns > d0.st_mtime_ns and d1.st_ctime_ns > d0.st_ctime_ns
+    time.sleep(0.01)
+    (root / "d" / "child").unlink()
+    assert os.stat(root / "d").st_mtime_ns > d1.st_mtime_ns
+
+    # Link counts: 2 plus subdirectories.
+    assert os.stat(root / "d").st_nlink == 2
+    (root / "d" / "s1").mkdir()
+    (root / "d" / "s2").mkdir()
+    assert os.stat(root / "d").st_nlink == 4
+
+    # rename over a file replaces it; over a non-empty directory fails.
+    (root / "a").write_text("a")
+    (root / "b").write_text("b")
+    os.rename(root / "a", root / "b")
+    assert (root / "b").read_text() == "a" and not (root / "a").exists()
+    (root / "d" / "s1" / "inside").write_text("x")
+    with pytest.raises(OSError) as caught:
+        os.rename(root / "d" / "s2", root / "d" / "s1")
+    assert caught.value.errno in (errno.ENOTEMPTY, errno.EEXIST)
+    with pytest.raises(OSError) as caught:
+        os.rmdir(root / "d" / "s1")
+    assert caught.value.errno == errno.ENOTEMPTY
+
+
+def test_open_file_survives_unlink_and_rename(mount: Mount, pond_path: Path) -> None:
+    root = mount.mountpoint
+    with open(root / "victim", "w+b") as f:
+        f.write(b"still here")
+        f.flush()
+        os.unlink(root / "victim")
+        f.seek(0)
+        assert f.read() == b"still here"
+        f.write(b", and more")
+        f.seek(0)
+        assert f.read() == b"still here, and more"
+    with open(root / "moving", "wb") as f:
+        f.write(b"first part ")
+        f.flush()
+        os.rename(root / "moving", root / "moved")
+        f.write(b"second part")
+    assert (root / "moved").read_bytes() == b"first part second part"
+    mount.stop()
+    assert pond_tree(pond_path) == {"moved": b"first part second part"}
+
+
+def test_extended_attributes(mount: Mount, pond_path: Path) -> None:
+    f = mount.path("f")
+    f.write_text("x")
+    os.setxattr(f, "user.site", b"noyo")
+    assert os.getxattr(f, "user.site") == b"noyo"
+    assert os.listxattr(f) == ["user.site"]
+    node_id = os.getxattr(f, "user.pond.node_id").decode()
+    assert len(node_id) == 36
+    assert int(os.getxattr(f, "user.pond.version")) >= 1
+    for name in ("user.pond.node_id", "user.pond.version"):
+        with pytest.raises(OSError) as caught:
+            os.setxattr(f, name, b"1")
+        assert caught.value.errno == errno.EPERM
+    with pytest.raises(OSError) as caught:
+        os.setxattr(f, "trusted.x", b"1")
+    assert caught.value.errno == errno.ENOTSUP
+    with pytest.raises(OSError) as caught:
+        os.getxattr(f, "user.missing")
+    assert caught.value.errno == errno.ENODATA
+    os.removexattr(f, "user.site")
+    assert os.listxattr(f) == []
+    os.setxattr(f, "user.kept", b"\x00binary\xff")
+    fd = os.open(f, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    txn = int(os.getxattr(f, "user.pond.txn"))
+    assert txn == max(t.txn for t in transactions(pond_path))
+    mount.stop()
+    with pond.open_fs(str(pond_path)) as fs:
+        assert fs.getxattr(fs.resolve("/f"), "user.kept") == b"\x00binary\xff"
+        assert fs.resolve("/f") == node_id
