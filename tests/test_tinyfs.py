@@ -1514,3 +1514,24 @@ def test_a_second_view_cannot_commit_over_a_newer_one(store, fs):
     with pytest.raises(FsError):
         stale.commit("b")
     assert sorted(FS(store).listdir(ROOT_ID)) == ["a"]
+
+
+def test_large_series_batches_are_objects_and_time_travel(store, fs):
+    node = fs.create(ROOT_ID, "big.series", fmt="series")
+    noise = [int.from_bytes(os.urandom(4), "little") for _ in range(20_000)]  # incompressible
+    first = batch(list(range(0, 40_000, 2)), v=noise)
+    fs.append_series(node, first)
+    t1 = fs.commit("big")
+    fs.append_series(node, batch([1, 3], v=[0.5, 1.5]))
+    fs.commit("small")
+    fresh = FS(store)
+    assert fresh.versions(node)[0].inline is False
+    assert fresh.read_series(node).num_rows == 20_002
+    assert fresh.read_series(node, 0, 3).column("timestamp").to_pylist() == [0, 1, 2, 3]
+    old = FS(store, at=t1)
+    assert old.read_series(node).equals(first.sort_by("timestamp"))
+    with old.open_read(node) as f:
+        data = f.read()
+    assert old.stat(node).size == len(data)
+    assert pq.read_table(io.BytesIO(data)).num_rows == 20_000
+    assert_consistent(store)
