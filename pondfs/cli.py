@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -23,8 +22,7 @@ from tqdm import tqdm
 
 from . import __version__, pond
 from .query import format_json, format_table, oplog_table, run_query
-from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError
-from .tinyfs import formats
+from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
 from .tinyfs.check import Checker
 from .tinyfs.fs import join_path
 

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 import datafusion
 import pyarrow as pa
 
-from .tinyfs import FS, SERIES, TABLE, FsError, NodeVersion
-from .tinyfs import formats
+from .tinyfs import FS, SERIES, TABLE, FsError, NodeVersion, formats
 
 _PATH_REF = re.compile(r"""(?i)\b(FROM|JOIN)\s+(['"])(/[^'"]*)\2""")
 

@@ -70,6 +70,7 @@ class Persistence(ABC):
     def refresh(self) -> None:
         """Move this store's view to the newest committed transaction (stores that pin a
         snapshot at open override this)."""
+        return None
 
     def object_ids(self) -> Iterator[str]:
         """Every content object present (for ``check``); empty when there is no object store."""
@@ -77,3 +78,4 @@ class Persistence(ABC):
 
     def close(self) -> None:
         """Release whatever the store holds open."""
+        return None
