@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import collectors
 from .oplog import create_pond, open_pond
 from .oplog import maintain as maintain_oplog
 from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
@@ -27,8 +28,10 @@ def pond_location(explicit: str | None) -> str:
 
 
 def factories() -> FactoryRegistry:
-    """The registry of every dynamic-node factory pondfs ships."""
-    return FactoryRegistry()
+    """The registry of every dynamic-node factory pondfs ships (collectors included)."""
+    registry = FactoryRegistry()
+    collectors.register(registry)
+    return registry
 
 
 def holder_description(what: str) -> str:
