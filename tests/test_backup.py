@@ -1,0 +1,327 @@
+"""Backup and restore against a real S3 server (moto's, on loopback): push, incremental push,
+restore at each restore point, an interrupted push, corruption, credentials and buckets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pondfs import backup, pond
+from pondfs.tinyfs import DIRECTORY, SERIES, SYMLINK
+
+sys.path.insert(0, str(Path(__file__).parent))
+from s3_server import S3Server  # noqa: E402
+
+OBJECT_SIZE = 70 * 1024  # above the inline limit: stored as a content object
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with S3Server.start(log_path) as server:
+        server.log_path = log_path
+        yield server
+
+
+@pytest.fixture
+def aws(s3, monkeypatch):
+    """This process' AWS settings point at the test server (for in-process calls)."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in s3.env().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    return s3
+
+
+@pytest.fixture
+def url(aws) -> str:
+    bucket = f"pond-{uuid.uuid4().hex[:12]}"
+    aws.client().create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/field/noyo"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def pond_cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "pondfs.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def write(pond_dir: Path, files: dict[str, bytes], command: str = "test write") -> int:
+    """Write ``files`` (path -> bytes; '/d/' paths make directories) as one transaction."""
+    with pond.open_fs(str(pond_dir), write=True, holder="test") as fs:
+        for path, data in files.items():
+            dir_id = fs.resolve("/")
+            parts = path.strip("/").split("/")
+            for part in parts[:-1]:
+                dir_id = fs.lookup(dir_id, part) or fs.mkdir(dir_id, part)
+            node = fs.lookup(dir_id, parts[-1]) or fs.create(dir_id, parts[-1])
+            fs.write_content(node, [data])
+        txn = fs.commit(command)
+    assert txn is not None
+    return txn
+
+
+def make_pond(path: Path, objects: int = 3, small: int = 5) -> Path:
+    pond.init(str(path))
+    files = {f"/big/b{i}.bin": os.urandom(OBJECT_SIZE) for i in range(objects)}
+    files.update({f"/small/s{i}.txt": f"reading {i}\n".encode() for i in range(small)})
+    write(path, files)
+    with pond.open_fs(str(path), write=True, holder="test") as fs:
+        series = fs.create(fs.resolve("/"), "temp.series", SERIES)
+        fs.append_series(series, pa.table({"timestamp": pa.array([1, 2, 3], pa.int64()),
+                                           "t": [10.5, 11.0, 11.5]}))
+        fs.symlink(fs.resolve("/"), "latest", "/big/b0.bin")
+        fs.commit("test series")
+    return path
+
+
+def contents(pond_dir: Path, at: int | None = None) -> tuple[dict[str, bytes], list]:
+    """Every path's bytes (as ``pond cat`` reads them) and every oplog row, as of ``at``."""
+    with pond.open_fs(str(pond_dir), at=at) as fs:
+        files = {}
+        for path, node_id in fs.walk("/"):
+            kind = fs.kind(node_id)
+            if kind == DIRECTORY:
+                files[path] = b"<dir>"
+            elif kind == SYMLINK:
+                files[path] = b"-> " + fs.readlink(node_id).encode()
+            else:
+                with fs.open_read(node_id) as f:
+                    files[path] = f.read()
+        rows = sorted(fs.store.scan(fs.as_of), key=lambda v: (v.node_id, v.version))
+    return files, rows
+
+
+def assert_same_pond(original: Path, restored: Path, env: dict[str, str],
+                     at: int | None = None) -> None:
+    assert contents(restored) == contents(original, at)
+    check = pond_cli("--pond", str(restored), "check", env=env)
+    assert "ok" in check.stdout
+
+
+def keys(s3: S3Server, url: str) -> dict[str, str]:
+    """ETag of every key under ``url``."""
+    location = backup.S3Location.parse(url)
+    found = {}
+    for page in s3.client().get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=location.prefix + "/"):
+        for item in page.get("Contents", ()):
+            found[item["Key"]] = item["ETag"]
+    return found
+
+
+def server_requests(s3: S3Server, since: int = 0) -> list[str]:
+    """The request lines the server logged after byte ``since`` of its log."""
+    with open(s3.log_path, "rb") as f:
+        f.seek(since)
+        return [line for line in f.read().decode(errors="replace").splitlines()
+                if '"PUT ' in line or '"GET ' in line or '"POST ' in line]
+
+
+# ---------------------------------------------------------------------- tests
+
+
+def test_url_parsing():
+    assert backup.S3Location.parse("s3://bkt/a/b/") == backup.S3Location("bkt", "a/b")
+    assert backup.S3Location.parse("s3://bkt").key("pond.json") == "pond.json"
+    assert backup.S3Location("bkt", "p").key("x/y") == "p/x/y"
+    assert str(backup.S3Location("bkt", "p")) == "s3://bkt/p"
+    for bad in ("/tmp/x", "s3:///x", "http://bkt/x", "s3://bkt/x?y=1"):
+        with pytest.raises(backup.BackupError):
+            backup.S3Location.parse(bad)
+
+
+def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch):
+    original = make_pond(tmp_path / "pond")
+    first = backup.push(original, url, progress=False)
+    assert first.uploaded_files == first.files > 0
+    txn1 = first.txn
+    before = keys(aws, url)
+
+    # Add data: a new object, a large one (multipart both ways), a changed small file.
+    monkeypatch.setattr(backup, "MULTIPART_THRESHOLD", 6 * 1024 * 1024)
+    write(original, {"/big/new.bin": os.urandom(OBJECT_SIZE),
+                     "/big/large.bin": os.urandom(13 * 1024 * 1024),
+                     "/small/s0.txt": b"changed\n"})
+    log_start = os.path.getsize(aws.log_path)
+    second = backup.push(original, url, progress=False)
+    after = keys(aws, url)
+    puts = [r for r in server_requests(aws, log_start) if '"PUT ' in r]
+
+    # Only the new files went up; nothing already there was touched.
+    new_keys = set(after) - set(before)
+    assert {k: after[k] for k in before} == before
+    assert second.uploaded_files == len(new_keys) - 1  # and the manifest
+    assert second.uploaded_files < second.files
+    assert not any("/big/b0" in r for r in puts)
+    # Data first, log after, manifest last.
+    paths = [r.split()[6] for r in puts if "uploadId" not in r or "partNumber" in r]
+    log_at = [i for i, p in enumerate(paths) if "/_delta_log/" in p]
+    data_at = [i for i, p in enumerate(paths) if "/objects/" in p or ".parquet" in p
+               and "/_delta_log/" not in p]
+    assert log_at and data_at and max(data_at) < min(log_at)
+    assert "/manifests/" in paths[-1]
+
+    # Nothing new: nothing goes up.
+    assert backup.push(original, url, progress=False).up_to_date
+
+    listed = backup.list_backups(url)
+    assert [m.txn for m in listed] == [txn1, second.txn]
+    env = aws.env()
+    shown = pond_cli("backup", "list", url, env=env).stdout
+    assert str(second.txn) in shown and "MiB" in shown
+    assert pond_cli("backup", "verify", url, env=env).stdout.strip().endswith(": ok")
+
+    latest = tmp_path / "restored-latest"
+    done = pond_cli("restore", url, str(latest), env=env)
+    assert f"restored transaction {second.txn}" in done.stdout
+    assert_same_pond(original, latest, env)
+    old = tmp_path / "restored-old"
+    pond_cli("restore", "--at", str(txn1), url, str(old), env=env)
+    assert_same_pond(original, old, env, at=txn1)
+    # Time travel works in the restored pond too.
+    assert contents(latest, txn1) == contents(original, txn1)
+    def cat(pond_dir: Path) -> bytes:
+        return subprocess.run(
+            [sys.executable, "-m", "pondfs.cli", "--pond", str(pond_dir), "cat",
+             "/big/large.bin", "/temp.series"],
+            env=env, capture_output=True, check=True).stdout
+
+    assert cat(latest) == cat(original)
+
+
+def test_interrupted_push_resumes(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=150)
+    env = aws.env(POND=str(original))
+    push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
+                             url], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len([k for k in keys(aws, url) if "/objects/" in k]) < 20:
+        assert push.poll() is None, "the push finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    push.send_signal(signal.SIGKILL)
+    push.wait()
+    partial = keys(aws, url)
+    assert not any("/manifests/" in k for k in partial)
+    assert not any("/_delta_log/" in k for k in partial)  # the log goes up last
+    with pytest.raises(backup.BackupError, match="no restore point"):
+        backup.restore(url, tmp_path / "too-early", progress=False)
+    assert not (tmp_path / "too-early").exists()
+
+    resumed = backup.push(original, url, progress=False)
+    assert 0 < resumed.uploaded_files < resumed.files
+    assert backup.verify(url, progress=False).ok
+    restored = tmp_path / "restored"
+    backup.restore(url, restored, progress=False)
+    assert_same_pond(original, restored, aws.env())
+
+
+def test_corrupt_and_missing_objects_are_named(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond")
+    backup.push(original, url, progress=False)
+    location = backup.S3Location.parse(url)
+    client = aws.client()
+    objects = sorted(k for k in keys(aws, url) if "/objects/" in k)
+    corrupt, missing = objects[0], objects[1]
+    client.put_object(Bucket=location.bucket, Key=corrupt, Body=os.urandom(OBJECT_SIZE))
+    env = aws.env()
+
+    checked = pond_cli("backup", "verify", url, env=env, check=False)
+    assert checked.returncode == 1
+    assert f"corrupt: {location.relative(corrupt)}" in checked.stdout
+    assert "1 problem(s)" in checked.stdout
+
+    target = tmp_path / "restored"
+    failed = pond_cli("restore", url, str(target), env=env, check=False)
+    assert failed.returncode == 1
+    assert location.relative(corrupt) in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert not target.exists()
+    assert sorted(os.listdir(tmp_path)) == ["pond"]  # no half-restored directory left
+
+    client.delete_object(Bucket=location.bucket, Key=missing)
+    checked = pond_cli("backup", "verify", url, env=env, check=False)
+    assert checked.returncode == 1
+    assert f"missing: {location.relative(missing)}" in checked.stdout
+    failed = pond_cli("restore", url, str(target), env=env, check=False)
+    assert failed.returncode == 1 and location.relative(missing) in failed.stderr
+    assert not target.exists()
+
+    # Repair: drop the corrupt copy; the next push puts back what the bucket lacks.
+    client.delete_object(Bucket=location.bucket, Key=corrupt)
+    assert backup.push(original, url, progress=False).uploaded_files == 2
+    assert backup.verify(url, progress=False).ok
+
+
+def test_wrong_credentials_one_line(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=1, small=1)
+    for bad in ({"AWS_SECRET_ACCESS_KEY": "wrong"}, {"AWS_ACCESS_KEY_ID": "AKIANOSUCHKEY"}):
+        env = aws.env(POND=str(original), **bad)
+        for args in (["backup", "push", url], ["backup", "list", url],
+                     ["restore", url, str(tmp_path / "r")]):
+            done = pond_cli(*args, env=env, check=False)
+            assert done.returncode == 1
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1, done.stderr
+            assert "denied" in lines[0] and "credentials" in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_bucket_one_line(aws, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=1, small=1)
+    env = aws.env(POND=str(original))
+    done = pond_cli("backup", "push", "s3://no-such-bucket/x", env=env, check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "pond backup push: bucket 'no-such-bucket' does not exist\n")
+    done = pond_cli("restore", "s3://no-such-bucket/x", str(tmp_path / "r"), env=env,
+                    check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "pond restore: bucket 'no-such-bucket' does not exist\n")
+    done = pond_cli("backup", "push", "/not/s3", env=env, check=False)
+    assert done.returncode == 1 and "not an S3 URL" in done.stderr
+
+
+def test_restore_refuses_existing_pond_and_unknown_point(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=1, small=1)
+    txn = backup.push(original, url, progress=False).txn
+    with pytest.raises(backup.BackupError, match="already exists"):
+        backup.restore(url, original, progress=False)
+    with pytest.raises(backup.BackupError, match=f"restore points: {txn}"):
+        backup.restore(url, tmp_path / "r", at=txn - 1, progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    backup.restore(url, empty, progress=False)  # an empty directory is fine
+    assert contents(empty) == contents(original)
+
+
+def test_push_refuses_another_pond_and_a_diverged_copy(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=1, small=1)
+    backup.push(original, url, progress=False)
+    other = make_pond(tmp_path / "other", objects=1, small=1)
+    with pytest.raises(backup.BackupError, match="another pond"):
+        backup.push(other, url, progress=False)
+
+    # A copy restored from the backup and changed, while the original moved on.
+    copy = tmp_path / "copy"
+    backup.restore(url, copy, progress=False)
+    write(original, {"/small/s0.txt": b"original moved on\n"})
+    backup.push(original, url, progress=False)
+    write(copy, {"/small/s0.txt": b"the copy changed\n"})
+    with pytest.raises(backup.BackupError, match="history differs"):
+        backup.push(copy, url, progress=False)
