@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
-from . import __version__, pond
+from . import __version__, collectors, pond, resources
 from .query import format_json, format_table, oplog_table, run_query
 from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
 from .tinyfs.check import Checker
@@ -59,7 +59,7 @@ def _writing(args: argparse.Namespace) -> Iterator[FS]:
     with pond.open_fs(args.location, write=True, at=getattr(args, "at", None),
                       holder=pond.holder_description(command)) as fs:
         yield fs
-        fs.commit(command)
+        args.txn = fs.commit(command)
 
 
 def _reading(args: argparse.Namespace) -> FS:
@@ -573,6 +573,68 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- resources, collectors
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    registry = pond.factories()
+    loaded = resources.load(args.files, registry.validate, registry.names())
+    with _writing(args) as fs:
+        applied = resources.apply(fs, loaded, os.getuid(), os.getgid())
+    for done in applied:
+        print(f"{done.action:<9} {done.resource.path} ({done.resource.kind}, node "
+              f"{done.node_id})")
+    print(f"transaction {args.txn}" if args.txn else "nothing changed: no transaction")
+    return 0
+
+
+def cmd_mknod(args: argparse.Namespace) -> int:
+    try:
+        with open(args.config, "rb") as f:
+            config = resources.canonical(resources.parse_spec(f.read(), args.config))
+    except OSError as exc:
+        raise FsError(exc.errno or errno.EIO, f"{args.config}: {exc.strerror}") from None
+    try:
+        pond.factories().validate(args.kind, config)
+    except FsError as exc:
+        raise FsError(errno.EINVAL, f"{args.config}: {exc}") from None
+    with _writing(args) as fs:
+        node_id = resources.make_node(fs, args.kind, args.path, config, uid=os.getuid(),
+                                      gid=os.getgid())
+    print(f"created {args.path} ({args.kind}, node {node_id}) in transaction {args.txn}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    with _reading(args) as fs:
+        for i, path in enumerate(args.paths):
+            about = resources.describe(fs, fs.resolve(path, follow=False))
+            print(("---\n" if i else "") + resources.as_document(fs.canonical(path), about),
+                  end="")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if bool(args.path) == args.all:
+        raise FsError(errno.EINVAL, "give a collector's PATH or --all")
+    with _writing(args) as fs:
+        paths = collectors.find(fs) if args.all else [args.path]
+        reports = []
+        for path in paths:
+            progress = (collectors.TerminalProgress(sys.stderr, f"{path}: ")
+                        if sys.stderr.isatty() else None)
+            reports.append(collectors.run(fs, path, progress))
+    if not args.quiet:
+        for report in reports:
+            if report.error is None:  # a run that failed whole says so on stderr below
+                print(report.summary())
+        print(f"transaction {args.txn}" if args.txn else "nothing new: no transaction")
+    failures = [failure for report in reports for failure in report.failures]
+    if failures:
+        kept = f" (what was collected is in transaction {args.txn})" if args.txn else ""
+        raise FsError(errno.EIO, "; ".join(failures) + kept)
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 def _add_at(p: argparse.ArgumentParser) -> None:
@@ -663,6 +725,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("check", cmd_check, "verify every invariant of the pond; exit 1 on problems")
     p.add_argument("--quick", action="store_true", help="skip content hashes")
     _add_at(p)
+
+    p = command("apply", cmd_apply, "create or update the resources declared in YAML files",
+                description="Create or update every resource (apiVersion, kind, name, desc, "
+                            "path, spec) in the YAML files, as one transaction; unchanged "
+                            "resources write nothing. Everything is checked first.")
+    p.add_argument("-f", "--file", dest="files", action="append", required=True,
+                   metavar="FILE", help="a YAML file of one or more resources (repeatable)")
+
+    p = command("mknod", cmd_mknod, "make one dynamic node from a spec file")
+    p.add_argument("kind", metavar="KIND", help="factory or collector name")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--config", required=True, metavar="FILE", help="the spec, in YAML")
+
+    p = command("describe", cmd_describe,
+                "show a resource (dynamic node) as a YAML document: kind, desc, spec")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _add_at(p)
+
+    p = command("run", cmd_run, "run a collector (or --all of them) as one transaction",
+                description="Collect what is new since the last run into the pond, as one "
+                            "transaction. Progress shows on a terminal only. A source that "
+                            "fails keeps what it had collected; the command then exits 1.")
+    p.add_argument("path", nargs="?", metavar="PATH", help="the collector's node")
+    p.add_argument("--all", action="store_true", help="every collector, in path order")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
     p = command("maintain", cmd_maintain,
                 "checkpoint, compact small files, remove unreferenced old data")

@@ -147,7 +147,7 @@ def resolve_env(value: str, field: str) -> str:
     def lookup(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
-            raise FsError(errno.EINVAL, f"{field}: environment variable {name} is not set")
+            raise SpecError(field, f"environment variable {name} is not set")
         return os.environ[name]
 
     return _ENV_REFERENCE.sub(lookup, value)
@@ -388,6 +388,20 @@ def make_node(fs: FS, kind: str, path: str, config: bytes, desc: str = "", uid: 
     if desc:
         _set_desc(fs, node_id, desc)
     return node_id
+
+
+def as_document(path: str, about: dict[str, Any]) -> str:
+    """A described node as a resource document that ``pond apply`` takes back."""
+    document = {"apiVersion": API_VERSION, "kind": about["kind"],
+                "name": split_path(path)[-1], "path": path}
+    if about["desc"]:
+        document["desc"] = about["desc"]
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    spec = about["config"].rstrip("\n")
+    text += "spec:" + ("".join(f"\n  {line}" for line in spec.splitlines()) if spec and
+                       spec != "{}" else " {}")
+    return (text + f"\n# node {about['node']}, version {about['version']}, "
+            f"transaction {about['txn']}\n")
 
 
 def describe(fs: FS, node_id: str) -> dict[str, Any]:

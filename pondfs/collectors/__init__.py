@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from ..resources import config_file, parse_spec, spec_validator
+from ..resources import SpecError, config_file, parse_spec, spec_validator
 from ..tinyfs import DIRECTORY, DYNAMIC, FS, ROOT_ID, FactoryRegistry, FsError
 from ..tinyfs.fs import join_path
 
@@ -157,7 +157,7 @@ def run(fs: FS, path: str, progress: Progress | None = None) -> RunReport:
     started = time.monotonic()
     try:
         report = collector(kind).run(fs, node_id, path, parse_spec(config, path), progress)
-    except CollectorError as exc:
+    except (CollectorError, SpecError) as exc:
         report = RunReport(path, error=str(exc))
     finally:
         progress.close()
