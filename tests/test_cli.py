@@ -1,0 +1,479 @@
+"""The ``pond`` command, run as a subprocess on real temporary ponds.
+
+Each test drives one pond through a story, because every ``pond`` run costs a Python start-up.
+A command that succeeds must print nothing on stderr; one that fails must print exactly one
+line there (no traceback), exit non-zero, and leave the pond exactly as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+DEMO = Path(__file__).resolve().parent.parent / "pondfs" / "demo"
+POND_CMD = [sys.executable, "-m", "pondfs.cli"]
+
+
+class Pond:
+    """A pond at ``location`` and the ``pond`` command that works on it (through $POND)."""
+
+    def __init__(self, location: Path):
+        self.location = location
+        self.env = {k: v for k, v in os.environ.items() if k != "POND"}
+        self.env["POND"] = str(location)
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([*POND_CMD, *args], env=self.env, capture_output=True,
+                              timeout=timeout)
+
+    def out(self, *args: str) -> bytes:
+        """Run a command that must succeed quietly; its stdout."""
+        done = self.run(*args)
+        assert done.returncode == 0, (args, done.stderr.decode())
+        assert done.stderr == b"", (args, done.stderr.decode())
+        return done.stdout
+
+    def text(self, *args: str) -> str:
+        return self.out(*args).decode()
+
+    def json(self, *args: str):
+        return json.loads(self.out(*args, "-o", "json"))
+
+    def txns(self) -> list[int]:
+        """The pond's transaction numbers, newest first (``pond log -o json``)."""
+        return [row["txn"] for row in self.json("log")]
+
+    def fails(self, *args: str, mentions: str) -> str:
+        """Run a command that must fail with one line on stderr mentioning ``mentions``."""
+        done = self.run(*args)
+        err = done.stderr.decode()
+        assert done.returncode != 0, (args, done.stdout)
+        assert "Traceback" not in err, err
+        assert err.endswith("\n") and err.count("\n") == 1, (args, err)
+        assert mentions in err, (args, err)
+        return err.strip()
+
+    def check_ok(self) -> None:
+        assert "ok" in self.text("check").splitlines()[-1]
+
+
+def stored_state(pond: Pond) -> dict[str, bytes]:
+    """The pond's committed state on disk: its oplog files and lock, byte for byte.
+
+    Content objects are left out: an interrupted write may leave an unreferenced object,
+    which ``pond check`` notes and ``pond maintain`` reclaims.
+    """
+    files = {}
+    for path in sorted(pond.location.rglob("*")):
+        rel = path.relative_to(pond.location)
+        if path.is_file() and rel.parts[0] in ("oplog", "lock"):
+            files[str(rel)] = path.read_bytes()
+    return files
+
+
+def refuse(pond: Pond, *args: str, mentions: str) -> str:
+    """``pond ARGS`` fails with one line and the pond's stored state does not change."""
+    before = stored_state(pond)
+    line = pond.fails(*args, mentions=mentions)
+    assert stored_state(pond) == before, f"{args} changed the pond"
+    return line
+
+
+def assert_untouched(pond: Pond, txns: list[int]) -> None:
+    """``pond check`` passes and ``pond log`` shows exactly the transactions ``txns``."""
+    pond.check_ok()
+    assert pond.txns() == txns
+
+
+@pytest.fixture
+def pond(tmp_path: Path) -> Pond:
+    made = Pond(tmp_path / "pond")
+    assert made.text("init").startswith("initialized pond")
+    return made
+
+
+def tree_of(root: Path) -> dict[str, tuple[str, bytes | str | None]]:
+    """Every entry under ``root`` (not followed through symlinks): kind and content."""
+    found: dict[str, tuple[str, bytes | str | None]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                found[rel] = ("dir", None)
+            else:
+                found[rel] = ("file", path.read_bytes())
+    return found
+
+
+def parquet_of(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))
+
+
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    pq.write_table(table, path)
+    return path
+
+
+# ---------------------------------------------------------------------- the user story
+
+def test_series_story(pond: Pond, tmp_path: Path) -> None:
+    """init, mkdir -p, two series versions, ls, cat, log, show, stat, query, --at, maintain."""
+    at500 = pq.read_table(DEMO / "NoyoCenterAT500_1.parquet")
+    vulink = pq.read_table(DEMO / "NoyoCenterVulink_1.parquet")
+    half = at500.num_rows // 2
+    # The later rows come first: reading must order the union by time, not by version.
+    late = write_parquet(at500.slice(half), tmp_path / "late.parquet")
+    early = write_parquet(at500.slice(0, half), tmp_path / "early.parquet")
+    vulink_file = write_parquet(vulink, tmp_path / "vulink.parquet")
+    series = "/hydrovu/devices/at500_1.series"
+
+    assert pond.out("mkdir", "-p", "/hydrovu/devices") == b""
+    pond.out("cp", "--format", "series", str(late), series)  # transaction 3
+    pond.out("cp", str(early), series)  # an existing series keeps its format
+    pond.out("cp", "--format", "series", str(vulink_file), "/hydrovu/devices/vulink_1.series")
+    assert pond.txns() == [5, 4, 3, 2, 1]
+
+    merged = parquet_of(pond.out("cat", series))
+    assert merged.equals(at500)
+    assert parquet_of(pond.out("cat", "--at", "3", series)).equals(at500.slice(half))
+
+    listing = pond.text("ls", "-l", "/hydrovu/devices").splitlines()
+    assert [line.split()[-1] for line in listing] == ["at500_1.series", "vulink_1.series"]
+    assert all(line.startswith("-rw") and " series " in line for line in listing)
+    assert " v2 " in listing[0] and " v1 " in listing[1]
+    assert pond.text("ls", "/hydrovu/devices/*.series").split() == [
+        "/hydrovu/devices/at500_1.series", "/hydrovu/devices/vulink_1.series"]
+    assert pond.text("ls", "/", "/hydrovu").split("\n\n") == ["/:\nhydrovu", "/hydrovu:\ndevices\n"]
+    assert pond.text("ls", "--at", "3", "/hydrovu/devices") == "at500_1.series\n"
+
+    stat = pond.text("stat", series)
+    assert "format: series" in stat and "versions: 2" in stat and "time column: timestamp" in stat
+
+    versions = pond.json("log", series)
+    assert [v["version"] for v in versions] == [2, 1]
+    assert [v["txn"] for v in versions] == [4, 3]
+    assert versions[1]["min_time"] == at500["timestamp"][half].as_py()
+    assert versions[0]["max_time"] == at500["timestamp"][half - 1].as_py()
+    newest = pond.json("log", "-n", "1")
+    assert len(newest) == 1 and newest[0]["txn"] == 5
+    assert newest[0]["command"].startswith("pond cp --format series ")
+    rows = pond.json("show", series)
+    assert {r["txn"] for r in rows} == {3, 4} and {r["format"] for r in rows} == {"series"}
+
+    # Columns of the two devices are unified: AT500 rows have a null Baro.psi.
+    count_sql = "SELECT count(*) AS n, count(\"Baro.psi\") AS baro " \
+                "FROM '/hydrovu/devices/*.series'"
+    expected = {"n": at500.num_rows + vulink.num_rows, "baro": vulink.num_rows}
+    assert pond.json("query", count_sql) == [expected]
+    table_out = pond.text("query", count_sql).splitlines()
+    assert [line.split() for line in table_out] == [["n", "baro"], [str(expected["n"]),
+                                                                    str(expected["baro"])]]
+    csv_out = pacsv.read_csv(io.BytesIO(pond.out(
+        "query", "SELECT timestamp, \"Temperature.C\" FROM '/hydrovu/devices/at500_1.series' "
+        "ORDER BY timestamp LIMIT 3", "-o", "csv")))
+    assert csv_out.column("timestamp").to_pylist() == at500["timestamp"][:3].to_pylist()
+    oplog = pond.json("query", "SELECT max(txn) AS last, count(DISTINCT node_id) AS nodes "
+                               "FROM oplog")
+    assert oplog == [{"last": 5, "nodes": 5}]
+    assert pond.json("query", "--at", "2", "SELECT max(txn) AS last FROM oplog") == [{"last": 2}]
+    refuse(pond, "query", "SELEC nonsense FROM nowhere", mentions="query")
+    refuse(pond, "query", "SELECT * FROM '/hydrovu/nothing/*.series'", mentions="no table")
+
+    pond.check_ok()
+    report = pond.text("maintain")
+    assert report.strip()
+    pond.check_ok()
+    assert parquet_of(pond.out("cat", series)).equals(at500)
+    assert pond.txns() == [5, 4, 3, 2, 1]
+
+
+def test_csv_becomes_parquet(pond: Pond, tmp_path: Path) -> None:
+    csv = tmp_path / "readings.csv"
+    csv.write_text("timestamp,temperature,site\n300,11.5,a\n100,10.0,b\n200,10.5,a\n")
+    more = tmp_path / "more.csv"
+    more.write_text("timestamp,temperature,site\n150,9.0,c\n")
+    pond.out("cp", "--format", "table", str(csv), "/readings.table")
+    pond.out("cp", "--format", "series", str(csv), "/readings.series")
+    pond.out("cp", str(more), "/readings.series")
+
+    table = parquet_of(pond.out("cat", "/readings.table"))
+    assert table.to_pydict() == {"timestamp": [300, 100, 200], "temperature": [11.5, 10.0, 10.5],
+                                 "site": ["a", "b", "a"]}
+    series = parquet_of(pond.out("cat", "/readings.series"))
+    assert series.column("timestamp").to_pylist() == [100, 150, 200, 300]
+    assert series.column("site").to_pylist() == ["b", "c", "a", "a"]
+    assert pond.json("query", "SELECT sum(temperature) AS t FROM '/readings.table'") == [
+        {"t": 32.0}]
+
+
+# ---------------------------------------------------------------------- files and trees
+
+def make_host_tree(root: Path) -> Path:
+    """A host tree with nested directories, an empty one, symlinks and a large binary file."""
+    (root / "nested" / "deeper").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "top.txt").write_text("top of the tree\n")
+    (root / "big.bin").write_bytes(os.urandom(2 * 1024 * 1024 + 123))
+    (root / "nested" / "note.csv").write_text("not,converted\n1,2\n")
+    (root / "nested" / "deeper" / "leaf.dat").write_bytes(bytes(range(256)) * 300)
+    (root / "link_to_top").symlink_to("top.txt")
+    (root / "link_to_dir").symlink_to("nested/deeper")
+    (root / "nested" / "dangling").symlink_to("../nowhere")
+    return root
+
+
+def test_files_and_trees(pond: Pond, tmp_path: Path) -> None:
+    """cp in and out (files and trees), cat, stat, mv, rm, ln -s and --at on data files."""
+    host = make_host_tree(tmp_path / "host")
+    big = (host / "big.bin").read_bytes()
+
+    pond.out("mkdir", "/files")
+    pond.out("cp", str(host / "top.txt"), str(host / "big.bin"), "/files")
+    assert pond.out("cat", "/files/top.txt", "/files/big.bin") == b"top of the tree\n" + big
+    small, large = pond.text("stat", "/files/top.txt", "/files/big.bin").split("  path: ")[1:]
+    assert "stored: inline" in small and "format: data" in small and "size: 16 " in small
+    assert "stored: object" in large and f"size: {len(big)} " in large
+    before_edit = 3  # init, mkdir, cp
+    edited = tmp_path / "edited.txt"
+    edited.write_text("edited\n")
+    pond.out("cp", str(edited), "/files/top.txt")
+    assert pond.out("cat", "/files/top.txt") == b"edited\n"
+    assert pond.out("cat", "--at", str(before_edit), "/files/top.txt") == b"top of the tree\n"
+
+    # A tree in, and back out: byte for byte, with its symlinks and empty directory.
+    pond.out("cp", "-r", str(host), "/tree")
+    pond.out("cp", "-r", "pond:/tree", str(tmp_path / "out"))
+    assert tree_of(tmp_path / "out") == tree_of(host)
+    (tmp_path / "into").mkdir()
+    pond.out("cp", "-r", "pond:/tree/nested", "pond:/tree/top.txt", str(tmp_path / "into"))
+    assert sorted(os.listdir(tmp_path / "into")) == ["nested", "top.txt"]
+    assert (tmp_path / "into" / "nested" / "dangling").is_symlink()
+    pond.out("cp", "pond:/files/big.bin", str(tmp_path / "big.out"))
+    assert (tmp_path / "big.out").read_bytes() == big
+    listing = pond.text("ls", "-l", "/tree").splitlines()
+    assert any(line.startswith("l") and line.endswith("link_to_top -> top.txt")
+               for line in listing)
+    assert any(line.startswith("d") and line.endswith(" empty") for line in listing)
+    leaf = (host / "nested" / "deeper" / "leaf.dat").read_bytes()
+    assert pond.out("cat", "/tree/link_to_dir/leaf.dat") == leaf
+
+    # mv: a rename, then into a directory; ln -s; rm; rm -r.
+    pond.out("mv", "/files/top.txt", "/files/renamed.txt")
+    pond.out("mv", "/files/renamed.txt", "/tree/empty")
+    assert pond.text("ls", "/tree/empty") == "renamed.txt\n"
+    pond.out("ln", "-s", "/tree/empty/renamed.txt", "/shortcut")
+    assert pond.out("cat", "/shortcut") == b"edited\n"
+    assert "kind: symlink" in pond.text("stat", "/shortcut")
+    before_rm = 8  # after the edit, cp -r, mv, mv and ln -s
+    pond.out("rm", "/files/big.bin")
+    pond.out("rm", "-r", "/tree/nested")
+    assert pond.text("ls", "/files") == ""
+    assert "nested" not in pond.text("ls", "/tree").split()
+    assert pond.text("ls", "--at", str(before_rm), "/files") == "big.bin\n"
+    assert pond.out("cat", "--at", str(before_rm), "/files/big.bin") == big
+    assert pond.text("ls", "/").split() == ["files", "shortcut", "tree"]
+    history = pond.json("log", "-n", "4")
+    assert [row["command"].split()[:2] for row in history] == [
+        ["pond", "rm"], ["pond", "rm"], ["pond", "ln"], ["pond", "mv"]]
+    pond.check_ok()
+
+
+# ---------------------------------------------------------------------- bad input
+
+def test_missing_pond_and_not_a_pond(tmp_path: Path) -> None:
+    missing = Pond(tmp_path / "missing")
+    missing.fails("ls", mentions=str(tmp_path / "missing"))
+    missing.fails("mkdir", "-p", "/a", mentions="no such pond")
+    assert not (tmp_path / "missing").exists()
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("just a directory\n")
+    not_pond = Pond(plain)
+    not_pond.fails("ls", mentions="not a pond")
+    not_pond.fails("cp", str(plain / "notes.txt"), "/notes.txt", mentions="not a pond")
+    not_pond.fails("check", mentions="not a pond")
+    assert os.listdir(plain) == ["notes.txt"]
+    a_file = Pond(plain / "notes.txt")
+    a_file.fails("ls", mentions="not a pond")
+    a_file.fails("init", mentions="not a directory")
+    assert (plain / "notes.txt").read_text() == "just a directory\n"
+
+    nowhere = subprocess.run([*POND_CMD, "ls"], capture_output=True,
+                             env={k: v for k, v in os.environ.items() if k != "POND"})
+    assert nowhere.returncode != 0
+    assert nowhere.stderr.decode().count("\n") == 1 and "--pond" in nowhere.stderr.decode()
+
+    explicit = subprocess.run([*POND_CMD, "--pond", str(tmp_path / "other"), "init"],
+                              capture_output=True, env=missing.env)
+    assert explicit.returncode == 0 and (tmp_path / "other" / "oplog").is_dir()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_bad_input_leaves_the_pond_as_it_was(pond: Pond, tmp_path: Path) -> None:
+    host = make_host_tree(tmp_path / "host")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"PAR1 this is not parquet at all\n" * 100)
+    good = write_parquet(pq.read_table(DEMO / "NoyoCenterVulink_2.parquet"),
+                         tmp_path / "good.parquet")
+    pond.out("mkdir", "-p", "/dir/sub")
+    pond.out("cp", str(host / "top.txt"), "/dir/file.txt")
+    txns = pond.txns()
+
+    refuse(pond, "init", mentions="already exists")
+    # Missing paths, in the pond and on the host.
+    refuse(pond, "cat", "/nope", mentions="/nope")
+    refuse(pond, "ls", "/dir/nope", mentions="/dir/nope")
+    refuse(pond, "ls", "/dir/*.nothing", mentions="no match")
+    refuse(pond, "rm", "/dir/nope", mentions="/dir/nope")
+    refuse(pond, "mv", "/dir/nope", "/dir/other", mentions="/dir/nope")
+    refuse(pond, "cp", str(tmp_path / "nope"), "/dir/x", mentions=str(tmp_path / "nope"))
+    refuse(pond, "cp", str(host / "top.txt"), "/missing/x", mentions="missing")
+    refuse(pond, "cp", "pond:/dir/nope", str(tmp_path / "x"), mentions="/dir/nope")
+    refuse(pond, "log", "/dir/nope", mentions="/dir/nope")
+    refuse(pond, "ls", "--at", "99", "/", mentions="99")
+    # Directories without -r.
+    refuse(pond, "cp", str(host), "/dir/tree", mentions="-r")
+    refuse(pond, "cp", "pond:/dir", str(tmp_path / "out"), mentions="-r")
+    assert not (tmp_path / "out").exists()
+    refuse(pond, "rm", "/dir/file.txt", "/dir/sub", mentions="-r")  # the file stays too
+    # Names that cannot be.
+    refuse(pond, "mkdir", "/dir/.", mentions="'.'")
+    refuse(pond, "mkdir", "", mentions="''")
+    refuse(pond, "mkdir", "/", mentions="'/'")
+    refuse(pond, "mkdir", "-p", "/dir/" + "n" * 300, mentions="too long")
+    refuse(pond, "ln", "-s", "/dir/file.txt", "/dir/..", mentions="'..'")
+    refuse(pond, "mv", "/dir/file.txt", "/dir/new/", mentions="not a directory")
+    refuse(pond, "ln", "-s", "/dir/file.txt", "/dir/link/", mentions="not a directory")
+    refuse(pond, "cp", str(host / "top.txt"), "/dir/new/", mentions="not a directory")
+    refuse(pond, "mv", "/dir/file.txt", "/dir/file.txt/", mentions="not a directory")
+    refuse(pond, "cp", str(host / "top.txt"), "", mentions="''")
+    # Things that exist already, or are of the wrong kind.
+    refuse(pond, "mkdir", "/dir/sub", mentions="exists")
+    refuse(pond, "mkdir", "-p", "/dir/file.txt/x", mentions="not a directory")
+    refuse(pond, "cp", str(host / "top.txt"), "/dir/file.txt", "/dir/sub/x", mentions="directory")
+    refuse(pond, "mv", "/dir", "/dir/sub", mentions="itself")
+    # Content that is not Parquet, as a table or series; a multi-file copy failing late.
+    refuse(pond, "cp", "--format", "table", str(junk), "/dir/t.table", mentions="not a Parquet")
+    refuse(pond, "cp", "--format", "table", str(good), str(junk), "/dir/sub",
+           mentions="junk.parquet")
+    refuse(pond, "cp", str(junk), "/dir/file.txt", "--format", "table", mentions="data")
+    bad_csv = tmp_path / "ragged.csv"
+    bad_csv.write_text("a,b\n1,2\n3,4,5\n")
+    refuse(pond, "cp", "--format", "series", str(bad_csv), "/dir/r.series", mentions="ragged.csv")
+    # Writing in the past, or copying within the pond.
+    refuse(pond, "cp", "--at", "1", str(host / "top.txt"), "/dir/y", mentions="transaction 1")
+    refuse(pond, "cp", "pond:/dir/file.txt", "pond:/dir/copy", mentions="--help")
+
+    assert_untouched(pond, txns)
+    assert pond.text("ls", "/dir").split() == ["file.txt", "sub"]
+
+
+HOLD_LOCK = """
+import sys, time
+from pondfs import pond
+with pond.open_fs(sys.argv[1], write=True, holder="test holder"):
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_second_writer_is_refused(pond: Pond, tmp_path: Path) -> None:
+    pond.out("mkdir", "/a")
+    txns = pond.txns()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(pond.location)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        line = refuse(pond, "mkdir", "/b", mentions="locked by another writer")
+        assert f"pid {holder.pid}" in line and "test holder" in line
+        refuse(pond, "maintain", mentions=f"pid {holder.pid}")
+        assert pond.text("ls", "/") == "a\n"  # readers need no lock
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_untouched(pond, txns)
+    pond.out("mkdir", "/b")
+    assert pond.text("ls", "/").split() == ["a", "b"]
+
+
+# ---------------------------------------------------------------------- crash atomicity
+
+def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path) -> None:
+    """SIGKILL a ``pond cp -r`` of many files while it writes: the pond holds all of that
+    transaction or none of it, passes check, and takes the next writer."""
+    tree = tmp_path / "many"
+    for d in range(30):
+        sub = tree / f"d{d:02d}"
+        sub.mkdir(parents=True)
+        for f in range(100):
+            (sub / f"f{f:03d}.txt").write_text(f"file {d}/{f}\n")
+    # Large files (stored as objects) come first in the walk, so new objects show the copy
+    # is under way with the small files still ahead.
+    for f in range(20):
+        (tree / "a_large").mkdir(exist_ok=True)
+        (tree / "a_large" / f"blob{f:02d}.bin").write_bytes(os.urandom(100 * 1024))
+    txns = pond.txns()
+    objects = pond.location / "objects"
+    stored_before = sum(1 for _ in objects.rglob("*"))
+
+    copier = subprocess.Popen([*POND_CMD, "cp", "-r", str(tree), "/many"], env=pond.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while sum(1 for _ in objects.rglob("*")) <= stored_before + 5:
+        assert copier.poll() is None, copier.stderr.read().decode()
+        assert time.monotonic() < deadline, "the copy never started writing objects"
+        time.sleep(0.005)
+    copier.send_signal(signal.SIGKILL)
+    assert copier.wait() == -signal.SIGKILL, "the copy finished before it was killed"
+    copier.stdout.close()
+    copier.stderr.close()
+
+    pond.check_ok()
+    after = pond.txns()
+    if after == txns:
+        assert pond.text("ls", "/") == ""
+    else:
+        assert after[1:] == txns
+        pond.out("cp", "-r", "pond:/many", str(tmp_path / "back"))
+        assert tree_of(tmp_path / "back") == tree_of(tree)
+    (tmp_path / "after.txt").write_text("after the crash\n")
+    pond.out("cp", str(tmp_path / "after.txt"), "/after.txt")
+    assert pond.out("cat", "/after.txt") == b"after the crash\n"
+    assert pond.txns()[0] == after[0] + 1
+
+
+# ---------------------------------------------------------------------- the command itself
+
+def test_help_and_exit_codes(tmp_path: Path) -> None:
+    help_text = subprocess.run([*POND_CMD, "cp", "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0
+    assert "pond:/x" in help_text.stdout and "host:x" in help_text.stdout
+    assert "unprefixed destination is a host" in " ".join(help_text.stdout.split())
+
+    # main() ends with os._exit: the status must still be the command's.
+    script = Path(sys.executable).parent / "pond"
+    commands = [POND_CMD] + ([[str(script)]] if script.exists() else [])
+    for i, command in enumerate(commands):
+        location = tmp_path / f"pond{i}"
+        done = subprocess.run([*command, "--pond", str(location), "init"], capture_output=True)
+        assert done.returncode == 0 and done.stderr == b""
+        done = subprocess.run([*command, "--pond", str(location), "cat", "/nope"],
+                              capture_output=True)
+        assert done.returncode == 1
+    usage = subprocess.run([*POND_CMD, "frobnicate"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
