@@ -49,7 +49,7 @@ from typing import Any, BinaryIO, TypeVar
 import pyfuse3
 import trio
 
-from .tinyfs import FS, ROOT_ID, SERIES, FsError, Stat
+from .tinyfs import DIRECTORY, FS, ROOT_ID, SERIES, FsError, Stat
 from .tinyfs.records import INLINE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,8 @@ class PondOperations(pyfuse3.Operations):
         self._next_fh = 1
         self._page_cache: dict[int, tuple[str, int]] = {}
         self._symlinks: dict[str, bytes] = {}
+        #: The parent of each directory the kernel has seen (for readdir's "..").
+        self._parent_dirs: dict[str, str] = {}
         self._staged = 0
         self._commit_soon = trio.Event()
         #: Whether the kernel is connected (invalidations make sense).
@@ -332,7 +334,10 @@ class PondOperations(pyfuse3.Operations):
             negative.st_ino = 0
             negative.entry_timeout = ENTRY_TIMEOUT
             return negative
-        return await self._entry(child)
+        attr = await self._entry(child)
+        if st.S_ISDIR(attr.st_mode):
+            self._parent_dirs[child] = dir_id
+        return attr
 
     @_handler
     async def forget(self, inode_list) -> None:
@@ -391,10 +396,11 @@ class PondOperations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token) -> None:
         handle = self._handles[fh]
         assert isinstance(handle, DirHandle)
+        dir_id = handle.node_id
         if start_id == 0 or handle.entries is None:
-            listing = await self._call(self.fs.listdir, handle.node_id,
-                                       inline=self._loaded(handle.node_id))
-            handle.entries = sorted(listing.items())
+            listing = await self._call(self.fs.listdir, dir_id, inline=self._loaded(dir_id))
+            parent = self._parent_dirs.get(dir_id, dir_id)
+            handle.entries = [(".", dir_id), ("..", parent), *sorted(listing.items())]
         entries = handle.entries
         index = start_id
         while index < len(entries):
@@ -406,11 +412,18 @@ class PondOperations(pyfuse3.Operations):
                 s = stats.get(child)
                 if s is None:
                     continue  # removed since the listing was read
-                inode = self.inodes.inode(child)
+                if name in (".", ".."):
+                    # No reference for these: the kernel does not take one.
+                    inode = self.inodes.inode_of(child) or self.inodes.inode(dir_id)
+                else:
+                    inode = self.inodes.inode(child)
+                    if s.kind == DIRECTORY:
+                        self._parent_dirs[child] = dir_id
                 if not pyfuse3.readdir_reply(token, os.fsencode(name),
                                              self._attributes(inode, s), index):
                     return
-                self.inodes.looked_up(inode)
+                if name not in (".", ".."):
+                    self.inodes.looked_up(inode)
 
     def _stat_many(self, node_ids: list[str]) -> dict[str, Stat]:
         stats = {}
@@ -451,6 +464,7 @@ class PondOperations(pyfuse3.Operations):
             mode |= st.S_ISGID
         node_id = await self._call(self.fs.mkdir, dir_id, self._check_name(name), mode, uid,
                                    gid, inline=self._loaded(dir_id))
+        self._parent_dirs[node_id] = dir_id
         self._staged_change()
         return await self._entry(node_id)
 
@@ -495,6 +509,7 @@ class PondOperations(pyfuse3.Operations):
         child = await self._call(self.fs.lookup, dir_id, text, inline=self._loaded(dir_id))
         inline = self._loaded(dir_id) and (child is None or self._loaded(child))
         await self._call(self.fs.rmdir, dir_id, text, inline=inline)
+        self._removed(child)
         self._staged_change()
 
     def _removed(self, node_id: str | None) -> None:
@@ -502,6 +517,7 @@ class PondOperations(pyfuse3.Operations):
         if node_id is None:
             return
         self._symlinks.pop(node_id, None)
+        self._parent_dirs.pop(node_id, None)
         inode = self.inodes.inode_of(node_id)
         of = self._files.get(inode) if inode is not None else None
         if of is not None:
@@ -518,14 +534,17 @@ class PondOperations(pyfuse3.Operations):
         src_name = self._check_name(name_old)
         dst_name = self._check_name(name_new)
 
-        def move() -> str | None:
+        def move() -> tuple[str | None, str | None]:
             replaced = self.fs.lookup(dst_dir, dst_name)
             moved = self.fs.lookup(src_dir, src_name)
             self.fs.rename(src_dir, src_name, dst_dir, dst_name,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
-            return replaced if replaced != moved else None
+            return moved, replaced if replaced != moved else None
 
-        self._removed(await self._call(move))
+        moved, replaced = await self._call(move)
+        if moved in self._parent_dirs:
+            self._parent_dirs[moved] = dst_dir
+        self._removed(replaced)
         self._staged_change()
 
     @_handler
@@ -592,9 +611,6 @@ class PondOperations(pyfuse3.Operations):
         if writable:
             self._check_writable()
 
-        existing = self._files.get(inode)
-        has_spool = existing is not None and existing.spool is not None
-
         def opened() -> tuple[Stat, tuple[str, int], BinaryIO | None]:
             s = self.fs.stat(node_id)
             if writable and (s.dynamic or s.format == SERIES):
@@ -602,7 +618,9 @@ class PondOperations(pyfuse3.Operations):
                               f"{node_id} cannot be written through the mount")
             v = self.fs.get(node_id) if not s.dynamic else None
             key = (v.sha256, v.size) if v is not None else (f"{s.node_id}@{s.mtime_ns}", s.size)
-            return s, key, None if has_spool else self.fs.open_read(node_id)
+            # A reader even when a spool serves reads now: the spool goes when its last
+            # handle is released, possibly while this open waits for the thread.
+            return s, key, self.fs.open_read(node_id)
 
         s, key, reader = await self._call(opened)
         of = self._open_file(inode, node_id)

@@ -75,17 +75,19 @@ class Mount:
         """Unmount and wait for the daemon to exit; its exit status (None if it had to be
         killed). Safe to call twice."""
         process, self.process = self.process, None
+        timeout = STOP_TIMEOUT
         if os.path.ismount(self.mountpoint) or _dead_mount(self.mountpoint):
             flags = "-uz" if lazy else "-u"
             done = subprocess.run(["fusermount3", flags, str(self.mountpoint)],
                                   capture_output=True)
-            if done.returncode != 0:
+            if done.returncode != 0:  # busy (a failed test left files open): detach it
                 subprocess.run(["fusermount3", "-uz", str(self.mountpoint)],
                                capture_output=True)
+                timeout = 5
         if process is None:
             return self.status
         try:
-            self.status = process.wait(timeout=STOP_TIMEOUT)
+            self.status = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
