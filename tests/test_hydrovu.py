@@ -6,6 +6,7 @@ comparison with the full archives uses ``/work/shared/data/hydrovu`` when it is 
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -566,3 +567,20 @@ def test_cli_mknod_and_run_errors(location: str, hydrovu: FakeHydroVu, tmp_path:
     rc, _, err = pond_here(capsys, location, "mknod", "HydroVu", "/x", "--config", str(spec))
     assert rc == 1
     assert err.startswith(f"pond mknod: {spec}: spec.client_id: must be a reference")
+
+
+def test_progress_shows_on_a_terminal_only(location: str, hydrovu: FakeHydroVu,
+                                           tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    setup(location, hydrovu, tmp_path)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.run(["--pond", location, "run", RESOURCE]) == 0
+    shown = terminal.getvalue()
+    assert f"{RESOURCE}: device 4 NoyoCenterVulink_2: page " in shown and " rows/s" in shown
+    assert shown.endswith("\r\033[K")  # the status line is cleared at the end
+    assert capsys.readouterr().out.startswith(f"{RESOURCE}: 4 devices, 4 with new data")
