@@ -549,9 +549,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
             print(backup.push(location, args.url, jobs=args.jobs).describe())
             return 0
         if args.action == "list":
+            manifests = backup.list_backups(args.url)
             print(f"{'txn':>6}  {'pond time':19}  {'pushed (UTC)':20}  {'files':>7}  "
                   f"{'size':>10}  {'uploaded':>10}")
-            for m in backup.list_backups(args.url):
+            for m in manifests:
                 print(f"{m.txn:>6}  {_iso(m.txn_time_ns)[:19]}  {m.pushed_at:20}  "
                       f"{len(m.files):>7}  {backup.human_bytes(m.total_bytes):>10}  "
                       f"{backup.human_bytes(m.uploaded_bytes):>10}")
