@@ -120,10 +120,9 @@ class Bucket:
         from botocore.config import Config
 
         self.location = location
+        # Retries, endpoint, region and credentials are left to the user's AWS settings.
         self.client = boto3.session.Session().client("s3", config=Config(
-            max_pool_connections=max(10, 2 * jobs),
-            retries={"mode": "standard", "max_attempts": 5},
-            connect_timeout=10, read_timeout=120,
+            max_pool_connections=max(10, 2 * jobs), connect_timeout=10, read_timeout=120,
         ))
         self.transfer = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD // 2,

@@ -255,7 +255,12 @@ def test_corrupt_and_missing_objects_are_named(aws, url, tmp_path):
     assert not target.exists()
     assert sorted(os.listdir(tmp_path)) == ["pond"]  # no half-restored directory left
 
+    # Sizes only: a same-size corruption passes; that is what the full verify is for.
+    assert pond_cli("backup", "verify", "--quick", url, env=env).returncode == 0
+
     client.delete_object(Bucket=location.bucket, Key=missing)
+    quick = pond_cli("backup", "verify", "--quick", url, env=env, check=False)
+    assert quick.returncode == 1 and f"missing: {location.relative(missing)}" in quick.stdout
     checked = pond_cli("backup", "verify", url, env=env, check=False)
     assert checked.returncode == 1
     assert f"missing: {location.relative(missing)}" in checked.stdout
@@ -295,6 +300,14 @@ def test_missing_bucket_one_line(aws, tmp_path):
         1, "pond restore: bucket 'no-such-bucket' does not exist\n")
     done = pond_cli("backup", "push", "/not/s3", env=env, check=False)
     assert done.returncode == 1 and "not an S3 URL" in done.stderr
+
+
+def test_unreachable_endpoint_one_line(s3, tmp_path):
+    env = s3.env(AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1")
+    done = pond_cli("backup", "list", "s3://bkt-x/p", env=env, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("pond backup list: ") and done.stderr.count("\n") == 1
+    assert "Could not connect" in done.stderr
 
 
 def test_restore_refuses_existing_pond_and_unknown_point(aws, url, tmp_path):
