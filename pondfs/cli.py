@@ -57,7 +57,7 @@ def _writing(args: argparse.Namespace) -> Iterator[FS]:
     command = "pond " + " ".join(args.argv)
     # Only cp takes --at (to copy out of the past); copying in as of it is refused.
     with pond.open_fs(args.location, write=True, at=getattr(args, "at", None),
-                      holder=pond.holder_description(command)) as fs:
+                      holder=command) as fs:
         yield fs
         args.txn = fs.commit(command)
 
@@ -518,7 +518,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_maintain(args: argparse.Namespace) -> int:
     report = pond.maintain(args.location, retention_hours=args.retention_hours,
-                           holder=pond.holder_description("pond maintain"))
+                           holder="pond maintain")
     for key, value in report.items():
         print(f"{key}: {value}")
     return 0

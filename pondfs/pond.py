@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,11 +33,6 @@ def factories() -> FactoryRegistry:
     return registry
 
 
-def holder_description(what: str) -> str:
-    """How a writer names itself in the lock: command, pid, host."""
-    return f"{what} (pid {os.getpid()} on {socket.gethostname()})"
-
-
 def _cache(location: str) -> DerivedCache:
     return DerivedCache(Path(location) / "cache")
 
@@ -47,7 +41,7 @@ def init(location: str) -> int:
     """Create a new pond with an empty root directory; the first transaction's number."""
     store = create_pond(location)
     try:
-        with store.writer_lock(holder_description("pond init")):
+        with store.writer_lock("pond init"):
             fs = FS(store, cache=_cache(location), factories=factories())
             fs.init_root(uid=os.getuid(), gid=os.getgid())
             txn = fs.commit("init")
@@ -72,7 +66,7 @@ def open_fs(location: str, *, write: bool = False, at: int | None = None,
         if not write:
             yield FS(store, at=at, cache=_cache(location), factories=factories())
             return
-        with store.writer_lock(holder or holder_description(" ".join(sys.argv))):
+        with store.writer_lock(holder or " ".join(sys.argv)):
             store.refresh()
             fs = FS(store, cache=_cache(location), factories=factories())
             try:
