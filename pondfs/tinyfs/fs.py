@@ -155,6 +155,8 @@ class FS:
         self._pending: dict[str, NodeVersion] = {}
         self._pending_ops: dict[str, list[DirOp]] = {}
         self._pending_listings: dict[str, dict[str, DirOp]] = {}
+        #: Subdirectories per directory listing (for nlink), dropped when one changes.
+        self._subdir_counts: dict[str, int] = {}
         self._dynamic: dict[str, DynamicNode] = {}
 
     # ------------------------------------------------------------------ transactions
@@ -188,6 +190,7 @@ class FS:
     def abort(self) -> None:
         """Drop the pending changes."""
         self._clear_pending()
+        self._subdir_counts.clear()
 
     def _clear_pending(self) -> None:
         self._pending.clear()
@@ -325,6 +328,8 @@ class FS:
         else:
             listing.pop(op.name, None)
         self._pending_ops.setdefault(dir_id, []).append(op)
+        if op.kind == DIRECTORY:
+            self._subdir_counts.pop(dir_id, None)
         now = time.time_ns()
         self._next_version(dir_id, mtime_ns=now, ctime_ns=now, entries=(), snapshot=False)
 
@@ -386,7 +391,13 @@ class FS:
         return True
 
     def _subdirs(self, dir_id: str) -> int:
-        return sum(1 for op in self._listing(dir_id).values() if op.kind == DIRECTORY)
+        # Counted once per listing change, not per stat: a FUSE mount stats a directory
+        # after every create in it.
+        count = self._subdir_counts.get(dir_id)
+        if count is None:
+            count = sum(1 for op in self._listing(dir_id).values() if op.kind == DIRECTORY)
+            self._subdir_counts[dir_id] = count
+        return count
 
     # ------------------------------------------------------------------ dynamic nodes
 
