@@ -278,8 +278,6 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
         except (MountError, FsError) as exc:
             report(str(exc))
             return EXIT_FAILURE
-        if not options.read_only and hasattr(fs.store, "durable"):
-            fs.store.durable = True  # a commit that fsync waits for survives power loss
         ops = PondOperations(fs, mountpoint=mountpoint, read_only=options.read_only,
                              commit_interval=options.commit_interval, spool_dir=options.spool,
                              statfs_path=pond)
