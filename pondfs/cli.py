@@ -153,23 +153,33 @@ def _ls_line(fs: FS, node_id: str, name: str) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    """As ``ls``: files and glob matches first, then each directory's entries (under a
+    ``PATH:`` header when several paths are listed), so no file reads as a directory's."""
+    paths = args.paths or ["/"]
     with _reading(args) as fs:
-        for i, path in enumerate(args.paths or ["/"]):
+        files: list[tuple[str, str]] = []
+        dirs: list[tuple[str, str]] = []
+        for path in paths:
             if any(c in path for c in "*?[{"):
                 matches = [(p, node_id) for p, node_id, _ in fs.glob(path)]
                 if not matches:
                     raise FsError(errno.ENOENT, f"no match for {path}")
-                entries = matches
+                files.extend(matches)
             else:
                 node_id = fs.resolve(path, follow=False)
-                if fs.kind(node_id) == SYMLINK or fs.kind(node_id) != DIRECTORY:
-                    entries = [(path, node_id)]
-                else:
-                    if len(args.paths) > 1:
-                        print(("\n" if i else "") + f"{path}:")
-                    entries = sorted(fs.listdir(node_id).items())
-            for name, node_id in entries:
-                print(_ls_line(fs, node_id, name) if args.long else name)
+                (dirs if fs.kind(node_id) == DIRECTORY else files).append((path, node_id))
+
+        def lines(entries: list[tuple[str, str]]) -> list[str]:
+            return [_ls_line(fs, node_id, name) if args.long else name
+                    for name, node_id in entries]
+
+        blocks = [lines(files)] if files else []
+        for path, node_id in dirs:
+            header = [f"{path}:"] if len(paths) > 1 else []
+            blocks.append(header + lines(sorted(fs.listdir(node_id).items())))
+        text = "\n\n".join("\n".join(block) for block in blocks)
+        if text:
+            print(text)
     return 0
 
 
