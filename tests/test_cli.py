@@ -279,8 +279,10 @@ def test_files_and_trees(pond: Pond, tmp_path: Path) -> None:
     before_rm = 8  # after the edit, cp -r, mv, mv and ln -s
     pond.out("rm", "/files/big.bin")
     pond.out("rm", "-r", "/tree/nested")
-    assert pond.text("ls", "/", "/files", "/tree/empty", "/tree").split("\n\n") == [
-        "/:\nfiles\nshortcut\ntree", "/files:", "/tree/empty:\nrenamed.txt",
+    # Like ls: files first, then each directory under a header.
+    assert pond.text("ls", "/", "/files", "/tree/empty", "/shortcut", "/tree").split(
+        "\n\n") == ["/shortcut", "/:\nfiles\nshortcut\ntree", "/files:",
+                     "/tree/empty:\nrenamed.txt",
         "/tree:\nbig.bin\nempty\nlink_to_dir\nlink_to_top\ntop.txt\n"]
     assert pond.text("ls", "--at", str(before_rm), "/files") == "big.bin\n"
     assert pond.out("cat", "--at", str(before_rm), "/files/big.bin") == big
