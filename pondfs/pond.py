@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import collectors
+from . import collectors, dynamic
 from .oplog import create_pond, open_pond
 from .oplog import maintain as maintain_oplog
 from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
@@ -30,6 +30,7 @@ def factories() -> FactoryRegistry:
     """The registry of every dynamic-node factory pondfs ships (collectors included)."""
     registry = FactoryRegistry()
     collectors.register(registry)
+    dynamic.register(registry)
     return registry
 
 

@@ -429,6 +429,13 @@ class FS:
         self._dynamic[node_id] = node
         return node
 
+    @_locked
+    def dynamic_node(self, node_id: str) -> DynamicNode | None:
+        """The computed node behind ``node_id`` (a dynamic node or an entry of a computed
+        directory), or None for a stored node. Factories use it to ask a computed input for
+        its fingerprint without computing its content."""
+        return self._dynamic_node(node_id)
+
     # ------------------------------------------------------------------ attributes
 
     @_locked
@@ -727,6 +734,19 @@ class FS:
         if pending is not None and pending.min_time is not None:
             versions.append(pending)
         return versions
+
+    @_locked
+    def series_versions(self, node_id: str) -> list[NodeVersion]:
+        """The versions of a series that hold rows, oldest first (a pending one last); read
+        each with :meth:`open_version` to stream a large series a batch at a time."""
+        v = self._latest(node_id)
+        if v.format != SERIES:
+            raise FsError(errno.EINVAL, f"not a series: {node_id}")
+        return self._series_versions(v)
+
+    def open_version(self, v: NodeVersion) -> BinaryIO:
+        """A reader of the bytes one version stored (for a series version, its Parquet batch)."""
+        return self._open_version(v)
 
     def _series_key(self, v: NodeVersion) -> str:
         parts = [v.node_id] + [c.sha256 for c in self._series_versions(v)]

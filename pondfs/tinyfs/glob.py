@@ -292,6 +292,11 @@ class GlobPattern:
         return f"GlobPattern({self.pattern!r})"
 
     @property
+    def captures(self) -> int:
+        """How many captures a match has (one per wildcard)."""
+        return self._regex.groups
+
+    @property
     def has_wildcards(self) -> bool:
         """Whether the pattern holds any wildcard, rather than naming one path literally."""
         return any(not isinstance(c, str) for c in self._components)
