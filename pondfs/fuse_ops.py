@@ -330,14 +330,25 @@ class PondOperations(pyfuse3.Operations):
             return await self._entry(dir_id)
         if name == b"..":
             raise pyfuse3.FUSEError(errno.ENOENT)
-        child = await self._call(self.fs.lookup, dir_id, os.fsdecode(name),
-                                 inline=self._loaded(dir_id))
+        fs = self.fs
+        text = os.fsdecode(name)
+        if not self._busy.locked() and fs.loaded(dir_id):
+            # The common case, with no await: a name in a directory already in memory.
+            child = fs.lookup(dir_id, text)
+            s = fs.stat(child) if child is not None and fs.loaded(child) else None
+        else:
+            child = await self._call(fs.lookup, dir_id, text, inline=fs.loaded(dir_id))
+            s = None
         if child is None:
             negative = pyfuse3.EntryAttributes()
             negative.st_ino = 0
             negative.entry_timeout = ENTRY_TIMEOUT
             return negative
-        attr = await self._entry(child)
+        if s is None:
+            s = await self._stat(child)
+        inode = self.inodes.inode(child)
+        self.inodes.looked_up(inode)
+        attr = self._attributes(inode, s)
         if st.S_ISDIR(attr.st_mode):
             self._parent_dirs[child] = dir_id
         return attr
@@ -354,7 +365,10 @@ class PondOperations(pyfuse3.Operations):
         node_id = self.inodes.node(inode)
         of = self._files.get(inode)
         try:
-            s = await self._stat(node_id)
+            if not self._busy.locked() and self.fs.loaded(node_id):
+                s = self.fs.stat(node_id)  # no await in the common case
+            else:
+                s = await self._stat(node_id)
         except FsError as exc:
             if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
                 raise
