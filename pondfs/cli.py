@@ -242,19 +242,19 @@ def cmd_cp(args: argparse.Namespace) -> int:
     outward = any(side == "pond" for side, _ in sources)
     if outward:
         if any(side != "pond" for side, _ in sources) or dest_side == "pond":
-            raise FsError(errno.EINVAL, "cp: copy within the pond, or from both sides at "
+            raise FsError(errno.EINVAL, "copy within the pond, or from both sides at "
                           "once, is not supported (see pond cp --help)")
         with _reading(args) as fs:
             _copy_out(fs, [p for _, p in sources], dest, args.recursive)
         return 0
     if dest_side == "host" or any(side == "pond" for side, _ in sources):
-        raise FsError(errno.EINVAL, "cp: one side must be the pond (see pond cp --help)")
+        raise FsError(errno.EINVAL, "one side must be the pond (see pond cp --help)")
     host_sources = [p for _, p in sources]
     for src in host_sources:
         if not os.path.lexists(src):
-            raise FsError(errno.ENOENT, f"cp: {src}: no such file or directory")
+            raise FsError(errno.ENOENT, f"{src}: no such file or directory")
         if os.path.isdir(src) and not args.recursive:
-            raise FsError(errno.EISDIR, f"cp: {src}: is a directory (use -r)")
+            raise FsError(errno.EISDIR, f"{src}: is a directory (use -r)")
     with _writing(args) as fs:
         copier = _CopyIn(fs, args.format, args.time_column)
         copier.run(host_sources, dest)
@@ -276,7 +276,7 @@ class _CopyIn:
         dest_id = self._existing(dest)
         into_dir = dest_id is not None and self.fs.kind(dest_id) == DIRECTORY
         if len(sources) > 1 and not into_dir:
-            raise FsError(errno.ENOTDIR, f"cp: target {dest} is not a directory")
+            raise FsError(errno.ENOTDIR, f"target {dest} is not a directory")
         with _progress(total, "B", "copy") as bar:
             self.bar = bar
             for src in sources:
@@ -307,7 +307,7 @@ class _CopyIn:
                 child = self.fs.mkdir(dir_id, name, st.S_IMODE(os.stat(src).st_mode),
                                       self.uid, self.gid)
             elif self.fs.kind(child) != DIRECTORY:
-                raise FsError(errno.ENOTDIR, f"cp: cannot overwrite non-directory {name} "
+                raise FsError(errno.ENOTDIR, f"cannot overwrite non-directory {name} "
                               f"with directory {src}")
             for entry in sorted(os.listdir(src)):
                 self._copy(os.path.join(src, entry), child, entry)
@@ -320,10 +320,10 @@ class _CopyIn:
         if node_id is not None:
             existing = self.fs.get(node_id)
             if existing.kind == DIRECTORY:
-                raise FsError(errno.EISDIR, f"cp: cannot overwrite directory {name} with a file")
+                raise FsError(errno.EISDIR, f"cannot overwrite directory {name} with a file")
             fmt = fmt or existing.format
             if existing.format != fmt:
-                raise FsError(errno.EINVAL, f"cp: {name} is a {existing.format} file; "
+                raise FsError(errno.EINVAL, f"{name} is a {existing.format} file; "
                               f"cannot write {fmt} into it")
         fmt = fmt or DATA
         table = _read_input_table(src) if fmt in (TABLE, SERIES) else None
@@ -366,7 +366,7 @@ def _read_input_table(src: str) -> pa.Table:
 def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
     into_dir = os.path.isdir(dest)
     if len(sources) > 1 and not into_dir:
-        raise FsError(errno.ENOTDIR, f"cp: target {dest} is not a directory")
+        raise FsError(errno.ENOTDIR, f"target {dest} is not a directory")
     plan: list[tuple[str, str, str]] = []
     for src in sources:
         node_id = fs.resolve(src)
@@ -374,7 +374,7 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
             if into_dir else dest
         if fs.kind(node_id) == DIRECTORY:
             if not recursive:
-                raise FsError(errno.EISDIR, f"cp: {src}: is a directory (use -r)")
+                raise FsError(errno.EISDIR, f"{src}: is a directory (use -r)")
             plan.extend(_pond_tree(fs, node_id, target))
         else:
             plan.append((node_id, target, "file"))
@@ -411,7 +411,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 dir_id, name = _entry(fs, path)
                 node_id = fs.lookup(dir_id, name)
                 if node_id is None:
-                    raise FsError(errno.ENOENT, f"rm: {path}: no such file or directory")
+                    raise FsError(errno.ENOENT, f"{path}: no such file or directory")
             except FsError as exc:
                 if args.force and exc.errno == errno.ENOENT:
                     continue
@@ -419,7 +419,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             if fs.kind(node_id) == DIRECTORY and fs.stat(node_id).dynamic is False and \
                     fs.get(node_id).kind == DIRECTORY:
                 if not args.recursive:
-                    raise FsError(errno.EISDIR, f"rm: {path}: is a directory (use -r)")
+                    raise FsError(errno.EISDIR, f"{path}: is a directory (use -r)")
                 _remove_tree(fs, node_id)
                 fs.rmdir(dir_id, name)
             else:
@@ -440,7 +440,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
     with _writing(args) as fs:
         src_dir, src_name = _entry(fs, args.source)
         if fs.lookup(src_dir, src_name) is None:
-            raise FsError(errno.ENOENT, f"mv: {args.source}: no such file or directory")
+            raise FsError(errno.ENOENT, f"{args.source}: no such file or directory")
         try:
             target = fs.resolve(args.dest)
         except FsError as exc:
@@ -457,7 +457,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 def cmd_ln(args: argparse.Namespace) -> int:
     if not args.symbolic:
-        raise FsError(errno.EPERM, "ln: hard links are not supported; use ln -s")
+        raise FsError(errno.EPERM, "hard links are not supported; use ln -s")
     with _writing(args) as fs:
         dir_id, name = _entry(fs, args.link)
         fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
