@@ -814,6 +814,10 @@ def run(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 141
+    except OSError as exc:  # on the host side: a missing directory, a full disk, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"pond {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("pond: interrupted; nothing was committed", file=sys.stderr)
         return 130
