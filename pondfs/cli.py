@@ -383,12 +383,20 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
             if kind == "dir":
                 os.makedirs(target, exist_ok=True)
             elif kind == "link":
-                os.symlink(fs.readlink(node_id), target)
+                _host_symlink(fs.readlink(node_id), target)
             else:
                 with fs.open_read(node_id) as f, open(target, "wb") as out:
                     for chunk in formats.chunks_of(f):
                         out.write(chunk)
             bar.update(1)
+
+
+def _host_symlink(text: str, path: str) -> None:
+    """Make ``path`` a symlink to ``text``, replacing a file or symlink there (as copying
+    in does), never a directory."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    os.symlink(text, path)
 
 
 def _pond_tree(fs: FS, dir_id: str, target: str) -> Iterator[tuple[str, str, str]]:
