@@ -311,8 +311,11 @@ class _CopyIn:
                               f"with directory {src}")
             for entry in sorted(os.listdir(src)):
                 self._copy(os.path.join(src, entry), child, entry)
-        else:
+        elif os.path.isfile(src):
             self._copy_file(src, dir_id, name)
+        else:  # reading a FIFO would wait for a writer forever
+            raise FsError(errno.EINVAL, f"{src}: not a regular file, directory or "
+                          "symbolic link")
 
     def _copy_file(self, src: str, dir_id: str, name: str) -> None:
         node_id = self.fs.lookup(dir_id, name)
