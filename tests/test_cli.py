@@ -60,6 +60,7 @@ class Pond:
         err = done.stderr.decode()
         assert done.returncode != 0, (args, done.stdout)
         assert "Traceback" not in err, err
+        assert err.startswith(f"pond {args[0]}: ") and f": {args[0]}: " not in err, err
         assert err.endswith("\n") and err.count("\n") == 1, (args, err)
         assert mentions in err, (args, err)
         return err.strip()
@@ -256,8 +257,11 @@ def test_files_and_trees(pond: Pond, tmp_path: Path) -> None:
 
     # A tree in, and back out: byte for byte, with its symlinks and empty directory.
     pond.out("cp", "-r", str(host), "/tree")
-    pond.out("cp", "-r", "pond:/tree", str(tmp_path / "out"))
-    assert tree_of(tmp_path / "out") == tree_of(host)
+    pond.out("cp", "-r", "pond:/tree", str(tmp_path / "tree"))
+    assert tree_of(tmp_path / "tree") == tree_of(host)
+    (tmp_path / "tree" / "top.txt").write_text("changed on the host\n")
+    pond.out("cp", "-r", "pond:/tree", str(tmp_path))  # again: over its files and symlinks
+    assert tree_of(tmp_path / "tree") == tree_of(host)
     (tmp_path / "into").mkdir()
     pond.out("cp", "-r", "pond:/tree/nested", "pond:/tree/top.txt", str(tmp_path / "into"))
     assert sorted(os.listdir(tmp_path / "into")) == ["nested", "top.txt"]
@@ -344,6 +348,10 @@ def test_bad_input_leaves_the_pond_as_it_was(pond: Pond, tmp_path: Path) -> None
     refuse(pond, "ls", "--at", "99", "/", mentions="99")
     # Directories without -r.
     refuse(pond, "cp", str(host), "/dir/tree", mentions="-r")
+    os.mkfifo(host / "nested" / "fifo")  # reading it would wait forever
+    refuse(pond, "cp", "-r", str(host), "/dir/tree", mentions="fifo: not a regular file")
+    refuse(pond, "cp", "pond:/dir/file.txt", str(tmp_path / "no" / "where"),
+           mentions=str(tmp_path / "no" / "where"))
     refuse(pond, "cp", "pond:/dir", str(tmp_path / "out"), mentions="-r")
     assert not (tmp_path / "out").exists()
     refuse(pond, "rm", "/dir/file.txt", "/dir/sub", mentions="-r")  # the file stays too
