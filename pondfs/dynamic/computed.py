@@ -40,10 +40,12 @@ to prove a second read is a cache hit).
 
 from __future__ import annotations
 
+import datetime
 import errno
 import hashlib
 import io
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,8 +56,17 @@ import pyarrow.parquet as pq
 import yaml
 
 from ..resources import Fields, SpecError
-from ..tinyfs import FS, SERIES, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode, FsError
-from ..tinyfs.glob import GlobError, GlobPattern
+from ..tinyfs import (
+    FS,
+    SERIES,
+    SYMLINK,
+    DynamicDirectory,
+    DynamicFile,
+    DynamicNode,
+    FsError,
+    validate_name,
+)
+from ..tinyfs.glob import GlobError, GlobPattern, substitute
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +110,30 @@ def resolve_inputs(fs: FS, pattern: str, *, files_only: bool = True) -> list[Inp
     return found
 
 
+def named_matches(fs: FS, pattern: str, template: str, *, files_only: bool = False
+                  ) -> list[tuple[str, Input]]:
+    """``(name, input)`` for every node ``pattern`` matches (see :func:`resolve_inputs`),
+    named by ``template`` from its captures (``$0``...), in path order. A match whose name
+    is not a valid file name, or is taken by an earlier match, is left out with a warning."""
+    named: list[tuple[str, Input]] = []
+    taken: dict[str, str] = {}
+    for match in resolve_inputs(fs, pattern, files_only=files_only):
+        name = substitute(template, match.captures)
+        try:
+            validate_name(name)
+        except FsError as exc:
+            log.warning("%s: %s: the name made by %r is not usable: %s", pattern, match.path,
+                        template, exc)
+            continue
+        if name in taken:
+            log.warning("%s: %s and %s are both named %r; keeping the first", pattern,
+                        taken[name], match.path, name)
+            continue
+        taken[name] = match.path
+        named.append((name, match))
+    return named
+
+
 def pattern_field(fields: Fields, key: str, default: str | None = None) -> str:
     """A field holding an absolute glob pattern, checked for syntax."""
     value = fields.get(key, str) if default is None else fields.get(key, str, default)
@@ -120,8 +155,6 @@ def check_pattern(pattern: str, field: str) -> GlobPattern:
 def check_template(template: str, pattern: str, field: str) -> None:
     """A SpecError naming ``field`` if ``template`` refers to a capture ``pattern`` lacks or
     is malformed (``$`` not followed by a digit, ``{n}`` or ``$``)."""
-    from ..tinyfs.glob import substitute
-
     compiled = check_pattern(pattern, field)
     try:
         substitute(template, ["x"] * compiled.captures)
@@ -129,7 +162,76 @@ def check_template(template: str, pattern: str, field: str) -> None:
         raise SpecError(field, str(exc)) from None
 
 
+# ---------------------------------------------------------------------- times
+
+#: The default floor: event times before 2000-01-01 UTC are device clock glitches.
+DEFAULT_FLOOR = 946684800
+_DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d|w)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PER_SECOND = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def parse_duration(text: Any, field: str) -> int:
+    """Seconds in a duration such as ``30s``, ``15m``, ``1h``, ``1d``, ``1w``; a SpecError
+    naming ``field`` otherwise."""
+    m = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise SpecError(field, f"{text!r} is not a duration (a positive whole number and "
+                        "a unit: s, m, h, d or w; e.g. 30m, 1h, 1d)")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def parse_time(value: Any, field: str) -> int:
+    """Epoch seconds (UTC) from an integer, a date, a datetime (naive means UTC) or an ISO
+    8601 text; a SpecError naming ``field`` otherwise."""
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        return value
+    elif isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return int(value.timestamp())
+    if isinstance(value, datetime.date):
+        return int(datetime.datetime(value.year, value.month, value.day,
+                                     tzinfo=datetime.UTC).timestamp())
+    raise SpecError(field, f"{value!r} is not a time (epoch seconds, or an ISO 8601 date or "
+                    "date-time such as 2000-01-01 or 2024-05-30T00:00:00Z)")
+
+
+def time_field(fields: Fields, key: str, default: int | None) -> int | None:
+    """An optional time field (see :func:`parse_time`) as epoch seconds."""
+    fields.get(key, object, None)
+    value = fields.mapping.get(key)
+    return default if value is None else parse_time(value, fields.field(key))
+
+
+def units_per_second(column_type: pa.DataType) -> int:
+    """How many units of a time column make one second: 1 for integers (epoch seconds),
+    else by the timestamp's unit."""
+    if pa.types.is_timestamp(column_type):
+        return _PER_SECOND[column_type.unit]
+    if pa.types.is_integer(column_type):
+        return 1
+    raise FsError(errno.EINVAL, f"a time column must be integer epoch seconds or a timestamp, "
+                  f"not {column_type}")
+
+
 # ---------------------------------------------------------------------- fingerprints
+
+
+def source(fs: FS, node_id: str) -> str:
+    """The node a computed link (a ``glob`` entry) stands for, else ``node_id``: reading it
+    directly lets a stored series be streamed version by version."""
+    while (target := getattr(fs.dynamic_node(node_id), "target", None)) is not None:
+        node_id = target
+    return node_id
+
 
 
 def fingerprint(fs: FS, node_id: str) -> str:
@@ -183,14 +285,16 @@ class ComputedFile(DynamicFile):
     ``factory`` and ``settings`` (anything YAML can write: the parts of the configuration
     that shape this file's content, e.g. resolution, columns, the SQL) name the
     computation; :data:`COMPUTATIONS` counts under ``factory``. ``inputs`` returns the
-    input node ids in a stable order; it is called on every size/open (cheap: no content
+    input node ids (or :class:`Input` objects, whose paths and captures then count too)
+    in a stable order; it is called on every size/open (cheap: no content
     is read), so a long-lived view such as a mount sees new input versions. ``write``
-    gets a binary file and the input ids; it runs only on a cache miss. ``mtime_ns`` is
+    gets a binary file and what ``inputs`` returned; it runs only on a cache miss. ``mtime_ns`` is
     the newest input's (``default_mtime_ns`` when there are none).
     """
 
-    def __init__(self, fs: FS, factory: str, settings: Any, inputs: Callable[[], Sequence[str]],
-                 write: Callable[[BinaryIO, Sequence[str]], None], *,
+    def __init__(self, fs: FS, factory: str, settings: Any,
+                 inputs: Callable[[], Sequence[str | Input]],
+                 write: Callable[[BinaryIO, Sequence[Any]], None], *,
                  default_mtime_ns: int = 0):
         self.fs = fs
         self.factory = factory
@@ -203,11 +307,12 @@ class ComputedFile(DynamicFile):
         """This file's cache key: a fingerprint for files that read this one."""
         return self.key(self.inputs())
 
-    def key(self, inputs: Sequence[str]) -> str:
-        return cache_key(self.recipe, ((i, fingerprint(self.fs, i)) for i in inputs))
+    def key(self, inputs: Sequence[str | Input]) -> str:
+        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, _input_id(i)))
+                                       for i in inputs))
 
     def mtime_ns(self) -> int:
-        return max((input_mtime_ns(self.fs, i) for i in self.inputs()),
+        return max((input_mtime_ns(self.fs, _input_id(i)) for i in self.inputs()),
                    default=self.default_mtime_ns)
 
     def _ensure(self) -> str:
@@ -228,6 +333,16 @@ class ComputedFile(DynamicFile):
         reader = self.fs.cache.open(self._ensure())
         assert reader is not None
         return reader
+
+
+def _input_id(i: str | Input) -> str:
+    return i if isinstance(i, str) else i.node_id
+
+
+def _input_name(i: str | Input) -> str:
+    # An Input's path and captures are in the key: a result named by them (a join's
+    # scopes) must change when a renamed input changes them.
+    return i if isinstance(i, str) else f"{i.node_id} {i.path} {list(i.captures)}"
 
 
 class StaticDirectory(DynamicDirectory):
@@ -256,6 +371,7 @@ def iter_batches(fs: FS, node_id: str, columns: Sequence[str] | None = None,
     in a version are missing from its batches: schema drift is the caller's to unify).
     ``columns`` limits what is read; names a version lacks are skipped.
     """
+    node_id = source(fs, node_id)
     if fs.dynamic_node(node_id) is None and fs.get(node_id).format == SERIES:
         for version in fs.series_versions(node_id):
             with fs.open_version(version) as f:
@@ -276,9 +392,20 @@ def _parquet_batches(f: BinaryIO, what: str, columns: Sequence[str] | None,
     yield from parquet.iter_batches(batch_size=batch_size, columns=wanted)
 
 
+def time_column(fs: FS, node_id: str, default: str) -> str:
+    """The time column of an input: a stored series' own, else ``default``."""
+    node_id = source(fs, node_id)
+    if fs.dynamic_node(node_id) is None:
+        stored = fs.get(node_id)
+        if stored.format == SERIES and stored.time_column:
+            return stored.time_column
+    return default
+
+
 def schema_of(fs: FS, node_id: str) -> pa.Schema:
     """The unified schema of a Parquet input (every series version's columns), reading only
     Parquet footers."""
+    node_id = source(fs, node_id)
     if fs.dynamic_node(node_id) is None and fs.get(node_id).format == SERIES:
         schemas = []
         for version in fs.series_versions(node_id):
