@@ -62,6 +62,13 @@ def _matches(fs: FS, pattern: str) -> Iterator[tuple[str, str]]:
         yield pattern, fs.resolve(pattern)
 
 
+def _register(ctx: datafusion.SessionContext, name: str, table: pa.Table) -> None:
+    """Make ``table`` queryable as ``name``; an empty one too (DataFusion takes its schema
+    from the first batch, and an empty table has none)."""
+    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    ctx.register_record_batches(name, [batches])
+
+
 def run_query(fs: FS, sql: str) -> pa.Table:
     """Run ``sql`` against the pond and return the result as an Arrow table."""
     ctx = datafusion.SessionContext()
@@ -74,13 +81,13 @@ def run_query(fs: FS, sql: str) -> pa.Table:
             if not tables:
                 raise FsError(errno.ENOENT, f"no table or series matches {pattern}")
             merged = pa.concat_tables(tables, promote_options="permissive")
-            ctx.register_record_batches(pattern, [merged.to_batches()])
+            _register(ctx, pattern, merged)
             registered.add(pattern)
         return f'{match.group(1)} "{pattern}"'
 
     rewritten = _PATH_REF.sub(register, sql)
     if re.search(r"(?i)\boplog\b", rewritten):
-        ctx.register_record_batches("oplog", [oplog_table(fs).to_batches()])
+        _register(ctx, "oplog", oplog_table(fs))
     try:
         return ctx.sql(rewritten).to_arrow_table()
     except Exception as exc:  # DataFusion raises plain Exceptions for SQL errors
