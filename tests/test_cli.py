@@ -219,6 +219,10 @@ def test_csv_becomes_parquet(pond: Pond, tmp_path: Path) -> None:
     assert series.column("site").to_pylist() == ["b", "c", "a", "a"]
     assert pond.json("query", "SELECT sum(temperature) AS t FROM '/readings.table'") == [
         {"t": 32.0}]
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("timestamp,temperature\n")
+    pond.out("cp", "--format", "table", str(header_only), "/empty.table")
+    assert pond.json("query", "SELECT count(*) AS n FROM '/empty.table'") == [{"n": 0}]
 
 
 # ---------------------------------------------------------------------- files and trees
