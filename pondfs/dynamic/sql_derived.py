@@ -1,0 +1,307 @@
+"""The ``sql-derived`` factory: table or series files defined by a DataFusion SQL query.
+
+The query reads pond inputs bound to table names by pattern, in one of two ways::
+
+    spec:                                   spec:
+      source: /hydrovu/devices/*/*.series     inputs:
+      name: $1-hourly.parquet                   water: /reduce/AT500_1/res=1h.parquet
+      query: |                                  air: /reduce/Vulink_1/res=1h.parquet
+        SELECT timestamp - timestamp % 3600     query: |
+               AS timestamp,                      SELECT water.timestamp, ...
+               avg("Temperature.C") AS t          FROM water JOIN air USING (timestamp)
+        FROM source GROUP BY 1                  mode: series
+      mode: series
+
+- ``source`` binds the table ``source``. With a ``name`` template the node is a directory
+  holding one output per match, named from the match's captures (``$0``, ``$1``; see
+  :func:`pondfs.tinyfs.glob.substitute`), each querying that match alone (DuckPond's
+  derive). Without ``name`` the node is one file and ``source`` is the union of every
+  match (columns unified, missing ones null).
+- ``inputs`` binds each name to the union of its pattern's matches; the node is one file.
+
+Whether the node is a directory or a file follows from the spec, never from how many
+inputs match today, so a path does not change kind when a device appears.
+
+``mode: table`` (the default) stores the result as it comes; ``mode: series`` requires
+the time column (``time_column``, default ``timestamp``) in the result and orders the
+rows by it. Either way the file reads as one Parquet file.
+
+A query is one read-only statement (no DDL, DML or ``SET``). ``pond apply`` rejects a
+query that does not parse or that reads a table it does not bind; :func:`verify` also
+plans it against the inputs' schemas (footers only), so a misspelt column is reported
+before anything is computed. Results are cached by the query, the bindings and every
+input's fingerprint (:mod:`pondfs.dynamic.computed`): a stat or a second read computes
+nothing, a new input version recomputes exactly the outputs that read it.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..resources import Fields, SpecError, parse_spec
+from ..tinyfs import FS, DynamicNode, FsError
+from ..tinyfs.fs import validate_name
+from ..tinyfs.glob import substitute
+from .computed import (
+    ComputedFile,
+    StaticDirectory,
+    cache_key,
+    check_template,
+    fingerprint,
+    input_mtime_ns,
+    pattern_field,
+    read_table,
+    resolve_inputs,
+    schema_of,
+    write_parquet,
+)
+
+FACTORY = "sql-derived"
+MODES = ("table", "series")
+SOURCE = "source"
+#: Table names: SQL folds unquoted identifiers to lower case, so only lower case is allowed.
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class SqlSpec:
+    """A checked ``sql-derived`` spec. ``tables`` maps each table name to its pattern."""
+
+    query: str
+    mode: str
+    time_column: str
+    tables: dict[str, str]
+    name: str | None  # with ``source``: one output per match, named from its captures
+
+    @property
+    def per_match(self) -> bool:
+        return self.name is not None
+
+    def settings(self) -> dict[str, Any]:
+        """What shapes a result besides its inputs (the cache recipe)."""
+        return {"query": self.query, "mode": self.mode, "time_column": self.time_column,
+                "tables": self.tables}
+
+
+def check(spec: dict) -> SqlSpec:
+    """``spec`` checked (SpecError naming the field) and parsed."""
+    fields = Fields(spec, "spec")
+    query = fields.get("query", str)
+    if not query.strip():
+        raise SpecError("spec.query", "must not be empty")
+    mode = fields.get("mode", str, "table")
+    if mode not in MODES:
+        raise SpecError("spec.mode", f"must be one of {', '.join(MODES)}, not {mode!r}")
+    time_column = fields.get("time_column", str, "")
+    if time_column and mode != "series":
+        raise SpecError("spec.time_column", "only a series (mode: series) has a time column")
+    has_source, has_inputs = "source" in spec, "inputs" in spec
+    if has_source == has_inputs:
+        raise SpecError("spec.source", "give either source (one pattern, the table "
+                        "'source') or inputs (table names mapped to patterns), not "
+                        + ("both" if has_source else "neither"))
+    name = None
+    if has_source:
+        tables = {SOURCE: pattern_field(fields, "source")}
+        name = fields.get("name", str, None)
+        if name is not None:
+            check_template(name, tables[SOURCE], "spec.name")
+    else:
+        inputs = Fields(fields.get("inputs", dict), "spec.inputs")
+        tables = {}
+        for table in inputs.mapping:
+            where = inputs.field(str(table))
+            if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+                raise SpecError(where, "a table name is lower-case letters, digits and '_', "
+                                "not starting with a digit (SQL folds unquoted names to "
+                                "lower case)")
+            tables[table] = pattern_field(inputs, table)
+        if not tables:
+            raise SpecError("spec.inputs", "must name at least one table")
+        inputs.done()
+        if "name" in spec:
+            raise SpecError("spec.name", "names outputs per match of source; with inputs "
+                            "the node is one file")
+    fields.done()
+    parsed = SqlSpec(query, mode, time_column or "timestamp", tables, name)
+    _plan(parsed, {table: pa.schema([]) for table in tables}, schema_known=False)
+    return parsed
+
+
+def input_patterns(spec: dict) -> list[str]:
+    """The patterns the node reads (for dependency order)."""
+    return list(check(spec).tables.values())
+
+
+def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
+    """The node: a directory of per-match outputs, or one file. Computes nothing."""
+    spec = check(parse_spec(config))
+    if not spec.per_match:
+        return SqlFile(fs, spec, lambda: _bind(fs, spec.tables))
+    return StaticDirectory(lambda: _outputs(fs, spec), lambda: _newest(fs, spec))
+
+
+def verify(fs: FS, spec: dict) -> None:
+    """Plan the query against the schemas of what its patterns match now (Parquet footers;
+    a computed input is computed): a SpecError names the field if it cannot run."""
+    parsed = check(spec)
+    schemas = {}
+    for table, pattern in parsed.tables.items():
+        matches = resolve_inputs(fs, pattern)
+        if not matches:
+            field = "spec.source" if table == SOURCE else f"spec.inputs.{table}"
+            raise SpecError(field, f"no file matches {pattern}")
+        if parsed.per_match:
+            matches = matches[:1]  # every match is queried alone; the first stands for all
+        found = [schema_of(fs, m.node_id) for m in matches]
+        schemas[table] = pa.unify_schemas(found, promote_options="permissive")
+    _plan(parsed, schemas, schema_known=True)
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+class Bound(list):
+    """Input node ids in table order, with how many belong to each table (``layout``)."""
+
+    def __init__(self, layout: Sequence[tuple[str, list[str]]]):
+        super().__init__(i for _, ids in layout for i in ids)
+        self.layout = [(table, len(ids)) for table, ids in layout]
+
+    def tables(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """``ids`` (this list or a copy) split back into tables."""
+        split, at = {}, 0
+        for table, count in self.layout:
+            split[table] = list(ids[at:at + count])
+            at += count
+        return split
+
+
+class SqlFile(ComputedFile):
+    """One query result. Its cache key also holds which table each input is bound to, so a
+    file moved from one pattern's directory to another's is not mistaken for no change."""
+
+    def __init__(self, fs: FS, spec: SqlSpec, bind: Callable[[], Bound]):
+        # The name is no part of the recipe: an output whose input was renamed is the same.
+        super().__init__(fs, FACTORY, spec.settings(), bind,
+                         lambda sink, ids: _write(fs, spec, ids, sink))
+
+    def key(self, inputs: Sequence[str]) -> str:
+        layout = getattr(inputs, "layout", [])
+        return cache_key(self.recipe + repr(layout),
+                         ((i, fingerprint(self.fs, i)) for i in inputs))
+
+
+def _bind(fs: FS, tables: dict[str, str], only: str | None = None) -> Bound:
+    layout = []
+    for table, pattern in tables.items():
+        ids = [only] if only is not None else [m.node_id for m in resolve_inputs(fs, pattern)]
+        layout.append((table, ids))
+    return Bound(layout)
+
+
+def _outputs(fs: FS, spec: SqlSpec) -> list[tuple[str, DynamicNode]]:
+    assert spec.name is not None
+    outputs: dict[str, str] = {}
+    entries: list[tuple[str, DynamicNode]] = []
+    for match in resolve_inputs(fs, spec.tables[SOURCE]):
+        name = substitute(spec.name, match.captures)
+        try:
+            validate_name(name)
+        except FsError as exc:
+            raise FsError(errno.EINVAL, f"spec.name: {match.path} gives {exc}") from None
+        if name in outputs:
+            raise FsError(errno.EINVAL, f"spec.name: {spec.name!r} names both {outputs[name]} "
+                          f"and {match.path} {name!r}; use more captures")
+        outputs[name] = match.path
+        entries.append((name, SqlFile(
+            fs, spec, lambda m=match: _bind(fs, spec.tables, m.node_id))))
+    return entries
+
+
+def _newest(fs: FS, spec: SqlSpec) -> int:
+    return max((input_mtime_ns(fs, m.node_id)
+                for pattern in spec.tables.values() for m in resolve_inputs(fs, pattern)),
+               default=0)
+
+
+def _write(fs: FS, spec: SqlSpec, ids: Sequence[str], sink: BinaryIO) -> None:
+    assert isinstance(ids, Bound)
+    tables = {}
+    for table, members in ids.tables(ids).items():
+        if not members:
+            field = "spec.source" if table == SOURCE else f"spec.inputs.{table}"
+            raise FsError(errno.ENOENT, f"{field}: no file matches {spec.tables[table]}")
+        parts = [read_table(fs, node_id) for node_id in members]
+        tables[table] = pa.concat_tables(parts, promote_options="permissive")
+    write_parquet(sink, run(spec, tables))
+
+
+# ---------------------------------------------------------------------- SQL
+
+
+def run(spec: SqlSpec, tables: dict[str, pa.Table]) -> pa.Table:
+    """The query's result over ``tables`` (a series' rows ordered by time)."""
+    ctx = _context(tables)
+    try:
+        result = _sql(ctx, spec.query).to_arrow_table()
+    except Exception as exc:  # DataFusion raises plain Exceptions
+        raise FsError(errno.EINVAL, f"spec.query: {_message(exc)}") from None
+    if spec.mode == "series":
+        if spec.time_column not in result.column_names:
+            raise FsError(errno.EINVAL, f"spec.time_column: the query's result has no column "
+                          f"{spec.time_column!r} (it has {', '.join(result.column_names)})")
+        if result.num_rows:
+            result = result.take(pc.sort_indices(result, [(spec.time_column, "ascending")]))
+    return result
+
+
+def _plan(spec: SqlSpec, schemas: dict[str, pa.Schema], *, schema_known: bool) -> None:
+    """Plan the query over empty tables of ``schemas``. When the schemas are not known yet
+    (checking a spec alone), only errors that no schema can cure are reported."""
+    ctx = _context({table: schema.empty_table() for table, schema in schemas.items()})
+    try:
+        dataframe = _sql(ctx, spec.query)
+    except Exception as exc:
+        message = _message(exc)
+        if not schema_known and message.startswith("Schema error"):
+            return  # a column of an input: known once the inputs are
+        raise SpecError("spec.query", message) from None
+    if schema_known and spec.mode == "series":
+        names = dataframe.schema().names
+        if spec.time_column not in names:
+            raise SpecError("spec.time_column", f"the query's result has no column "
+                            f"{spec.time_column!r} (it has {', '.join(names)})")
+
+
+def _context(tables: dict[str, pa.Table]):
+    import datafusion
+
+    ctx = datafusion.SessionContext()
+    for table, data in tables.items():
+        ctx.from_arrow(data, table)
+    return ctx
+
+
+def _sql(ctx, query: str):
+    from datafusion import SQLOptions
+
+    read_only = (SQLOptions().with_allow_ddl(False).with_allow_dml(False)
+                 .with_allow_statements(False))
+    return ctx.sql_with_options(query, read_only)
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    text = text.replace("datafusion.public.", "")
+    if text.startswith("DataFusion error: "):
+        text = text[len("DataFusion error: "):]
+    return " ".join(line.strip() for line in text.splitlines()[:2])
+
