@@ -9,9 +9,11 @@ What this module owns, and the promises it keeps:
   handles. The spool is filled from the current content only when a write or a truncate
   needs the old bytes; a new or truncated file starts empty. On ``close`` (flush/release)
   a changed spool becomes a new version of the node, and a background task commits all
-  staged changes as one pond transaction every ``commit_interval`` seconds, or sooner when
-  many are pending (group commit). ``fsync`` returns once its data is committed; unmounting
-  commits everything first (see :func:`serve`).
+  staged changes as one pond transaction once no change has come for ``commit_interval``
+  seconds, but at least every ``MAX_DELAY_INTERVALS`` intervals while changes keep coming,
+  and as soon as ``COMMIT_AFTER_CHANGES`` are pending (group commit: ``cp -r`` of 10,000
+  files is a handful of commits). ``fsync`` returns once its data is committed (durably);
+  unmounting commits everything first (see :func:`serve`).
 - **Reads** use a reader made once per open; the kernel keeps a file's pages across opens
   (``keep_cache``) while its content is unchanged; entries and attributes are cached by the
   kernel for ``ENTRY_TIMEOUT``/``ATTR_TIMEOUT`` seconds.
@@ -64,8 +66,10 @@ BLOCK_SIZE = 128 * 1024
 #: Longest symlink target (PATH_MAX).
 PATH_MAX = 4096
 NAME_MAX = 255
-#: Seconds between group commits, and the staged changes that trigger one sooner.
+#: Group commit: after this many quiet seconds, or this many intervals after the first
+#: staged change, or once this many changes are staged, whichever comes first.
 COMMIT_INTERVAL = 0.5
+MAX_DELAY_INTERVALS = 10
 COMMIT_AFTER_CHANGES = 5000
 #: Entries whose attributes a readdir computes per trip to a worker thread.
 READDIR_BATCH = 128
@@ -251,6 +255,7 @@ class PondOperations(pyfuse3.Operations):
         #: The parent of each directory the kernel has seen (for readdir's "..").
         self._parent_dirs: dict[str, str] = {}
         self._staged = 0
+        self._first_change = self._last_change = 0.0
         self._commit_soon = trio.Event()
         #: Whether the kernel is connected (invalidations make sense).
         self.serving = False
@@ -283,6 +288,10 @@ class PondOperations(pyfuse3.Operations):
 
     def _staged_change(self, count: int = 1) -> None:
         """Count changes staged for the next group commit; ask for it early when many."""
+        now = trio.current_time()
+        if self._staged == 0:
+            self._first_change = now
+        self._last_change = now
         self._staged += count
         if self._staged >= COMMIT_AFTER_CHANGES:
             self._commit_soon.set()
@@ -900,12 +909,17 @@ class PondOperations(pyfuse3.Operations):
         return self.fs.commit(command)
 
     async def group_commits(self) -> None:
-        """Commit staged changes every ``commit_interval`` seconds, or as soon as many are
-        staged; runs until cancelled."""
+        """Commit staged changes when they have been quiet for ``commit_interval`` seconds,
+        are ``MAX_DELAY_INTERVALS`` intervals old, or are many; runs until cancelled."""
         while True:
-            with trio.move_on_after(self.commit_interval):
+            with trio.move_on_after(self.commit_interval / 2):
                 await self._commit_soon.wait()
             self._commit_soon = trio.Event()
+            now = trio.current_time()
+            quiet = now - self._last_change >= self.commit_interval
+            old = now - self._first_change >= self.commit_interval * MAX_DELAY_INTERVALS
+            if not (quiet or old or self._staged >= COMMIT_AFTER_CHANGES):
+                continue
             try:
                 await self.commit("group commit")
             except Exception:
