@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import stat as st
 import sys
 import time
@@ -21,6 +22,7 @@ import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from . import __version__, collectors, pond, resources
+from .dynamic import depends
 from .query import format_json, format_table, oplog_table, run_query
 from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
 from .tinyfs.check import Checker
@@ -59,7 +61,19 @@ def _writing(args: argparse.Namespace) -> Iterator[FS]:
     with pond.open_fs(args.location, write=True, at=getattr(args, "at", None),
                       holder=command) as fs:
         yield fs
-        args.txn = fs.commit(command)
+        with _ignoring_ctrl_c():
+            args.txn = fs.commit(command)
+
+
+@contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    """Ctrl-C waits while a commit is under way. Once its Delta log entry is written the
+    transaction stands, so an interrupt then must not report that nothing was committed."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _reading(args: argparse.Namespace) -> FS:
@@ -601,7 +615,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     registry = pond.factories()
     loaded = resources.load(args.files, registry.validate, registry.names())
     with _writing(args) as fs:
+        loaded, warnings = depends.order(fs, loaded)
         applied = resources.apply(fs, loaded, os.getuid(), os.getgid())
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for done in applied:
         print(f"{done.action:<9} {done.resource.path} ({done.resource.kind}, node "
               f"{done.node_id})")
@@ -620,8 +637,13 @@ def cmd_mknod(args: argparse.Namespace) -> int:
     except FsError as exc:
         raise FsError(errno.EINVAL, f"{args.config}: {exc}") from None
     with _writing(args) as fs:
+        one = resources.Resource(args.kind, args.path.rstrip("/").rsplit("/", 1)[-1],
+                                 args.path, "", resources.parse_spec(config), args.config)
+        _, warnings = depends.order(fs, [one])
         node_id = resources.make_node(fs, args.kind, args.path, config, uid=os.getuid(),
                                       gid=os.getgid())
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"created {args.path} ({args.kind}, node {node_id}) in transaction {args.txn}")
     return 0
 
