@@ -67,7 +67,7 @@ def _writing(args: argparse.Namespace) -> Iterator[FS]:
 
 @contextmanager
 def _ignoring_ctrl_c() -> Iterator[None]:
-    """Ctrl-C waits while a commit is under way. Once its Delta log entry is written the
+    """Ctrl-C is ignored while a commit is under way: once its Delta log entry is written the
     transaction stands, so an interrupt then must not report that nothing was committed."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
