@@ -425,11 +425,17 @@ def data_files(pond: Pond) -> set[Path]:
     return {p for p in (pond.location / "oplog").rglob("*.parquet") if "_delta_log" not in p.parts}
 
 
-@pytest.mark.parametrize("moment", ["copying", "committing"])
-def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path, moment: str) -> None:
+@pytest.mark.parametrize(("moment", "sig"), [("copying", signal.SIGKILL),
+                                             ("committing", signal.SIGKILL),
+                                             ("copying", signal.SIGINT),
+                                             ("committing", signal.SIGINT)],
+                         ids=["kill-copying", "kill-committing", "ctrl-c-copying",
+                              "ctrl-c-committing"])
+def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path, moment: str,
+                                            sig: signal.Signals) -> None:
     """SIGKILL a ``pond cp -r`` of many files while it stores content, or as it commits
-    (its oplog data file is written, the Delta log entry not yet): the pond holds all of that
-    transaction or none of it, passes check, and takes the next writer."""
+    (its oplog data file is written, the Delta log entry not yet), or interrupt it: the pond
+    holds all of that transaction or none of it, passes check, and takes the next writer."""
     tree = tmp_path / "many"
     for d in range(30):
         sub = tree / f"d{d:02d}"
@@ -458,21 +464,27 @@ def test_killed_copy_commits_all_or_nothing(pond: Pond, tmp_path: Path, moment: 
         assert copier.poll() is None, copier.stderr.read().decode()
         assert time.monotonic() < deadline, f"the copy never got to {moment}"
         time.sleep(0.002)
-    copier.send_signal(signal.SIGKILL)
+    copier.send_signal(sig)
     code = copier.wait()
+    err = copier.stderr.read().decode()
     copier.stdout.close()
     copier.stderr.close()
     # The Delta log entry follows the data file within milliseconds: the copy may finish
-    # between the poll and the kill, and then it must have committed everything.
-    assert code == -signal.SIGKILL or (moment == "committing" and code == 0), code
+    # between the poll and the signal, and then it must have committed everything.
+    finished = moment == "committing" and code == 0
+    if sig == signal.SIGINT:
+        assert finished or (code == 130 and
+                            err == "pond: interrupted; nothing was committed\n"), (code, err)
+    else:
+        assert finished or code == -signal.SIGKILL, code
 
     pond.check_ok()
     after = pond.txns()
     if after == txns:
-        assert code == -signal.SIGKILL
+        assert not finished
         assert pond.text("ls", "/") == ""
     else:
-        assert after[1:] == txns
+        assert after[1:] == txns and (finished or sig == signal.SIGKILL)
         pond.out("cp", "-r", "pond:/many", str(tmp_path / "back"))
         assert tree_of(tmp_path / "back") == tree_of(tree)
     (tmp_path / "after.txt").write_text("after the crash\n")
