@@ -147,15 +147,23 @@ def assert_complete(location: str, server: FakeHydroVu, data_dir: Path = DEMO_DA
 
 
 class OnPage(Progress):
-    """Calls ``action`` once, right after ``device`` delivered page ``page``."""
+    """Calls ``action`` once, right after ``device`` delivered page ``page`` and the server
+    answered the request for the page after it (the collector asks for the next page while
+    it keeps this one), so a fault injected by ``action`` hits page ``page + 2``."""
 
-    def __init__(self, device: str, page: int, action: Callable[[], object]):
-        self.device, self.page, self.action = device, page, action
+    def __init__(self, server: FakeHydroVu, device: str, page: int,
+                 action: Callable[[], object]):
+        self.server, self.device, self.page, self.action = server, device, page, action
         self.fired = False
 
     def update(self, source: str, pages: int, rows: int) -> None:
         if source == self.device and pages == self.page and not self.fired:
             self.fired = True
+            path = data_prefix(self.server, self.device)
+            deadline = time.monotonic() + 10
+            while sum(r.path == path for r in self.server.requests) <= self.page:
+                assert time.monotonic() < deadline, "the next page was never asked for"
+                time.sleep(0.01)
             self.action()
 
 
@@ -292,7 +300,7 @@ def test_server_errors_within_the_retry_bound_are_survived(
         location: str, hydrovu: FakeHydroVu, tmp_path: Path) -> None:
     setup(location, hydrovu, tmp_path, limits={"backoff": 0.01, "retries": 3})
     hydrovu.inject_server_error(count=3, status=503)
-    progress = OnPage("NoyoCenterAT500_2", 2,
+    progress = OnPage(hydrovu, "NoyoCenterAT500_2", 2,
                       lambda: hydrovu.inject_server_error(count=3, status=500))
     report, _ = collect(location, progress)
     assert hydrovu.faults_fired["server_error"] == 6 and not report.failures
@@ -303,16 +311,16 @@ def test_server_errors_beyond_the_bound_fail_that_device_only(
         location: str, hydrovu: FakeHydroVu, tmp_path: Path) -> None:
     setup(location, hydrovu, tmp_path, limits={"backoff": 0.01, "retries": 2})
     device = "NoyoCenterAT500_2"
-    progress = OnPage(device, 3, lambda: hydrovu.inject_server_error(
+    progress = OnPage(hydrovu, device, 3, lambda: hydrovu.inject_server_error(
         count=3, path_prefix=data_prefix(hydrovu, device)))
     report, txn = collect(location, progress)
     (failure,) = report.failures
     assert f"device {device} (location" in failure
-    assert "page 4 (startTime=946684800): HTTP 500 Internal Server Error; gave up after 3 " \
+    assert "page 5 (startTime=946684800): HTTP 500 Internal Server Error; gave up after 3 " \
         "tries" in failure
-    assert txn is not None  # the other devices, and this one's first three pages
+    assert txn is not None  # the other devices, and this one's first four pages
     (source,) = [s for s in report.sources if s.name == device]
-    assert source.pages == 3 and source.rows > 0
+    assert source.pages == 4 and source.rows > 0
     with pond.open_fs(location) as fs:
         kept = fs.read_series(fs.resolve(series_path(hydrovu, device))).to_pydict()
     assert kept == expected(DEMO_DATA_DIR, device, high=source.last)
@@ -344,7 +352,7 @@ def test_slow_answers_beyond_the_bound_are_reported(location: str, hydrovu: Fake
 def test_an_expired_token_is_renewed_once(location: str, hydrovu: FakeHydroVu,
                                           tmp_path: Path) -> None:
     setup(location, hydrovu, tmp_path)
-    report, _ = collect(location, OnPage("NoyoCenterAT500_1", 2, hydrovu.expire_tokens))
+    report, _ = collect(location, OnPage(hydrovu, "NoyoCenterAT500_1", 2, hydrovu.expire_tokens))
     assert hydrovu.faults_fired["expired_token"] == 1 and not report.failures
     tokens = [r for r in hydrovu.requests if r.path == "/oauth/token"]
     assert len(tokens) == 2
@@ -366,10 +374,12 @@ def test_malformed_json_names_the_device_and_page(location: str, hydrovu: FakeHy
                                                   tmp_path: Path) -> None:
     setup(location, hydrovu, tmp_path)
     device = "NoyoCenterVulink_1"
-    report, _ = collect(location, OnPage(device, 2, hydrovu.inject_malformed_json))
+    report, _ = collect(location, OnPage(hydrovu, device, 2, hydrovu.inject_malformed_json))
     (failure,) = report.failures
     assert failure.startswith(f"{RESOURCE}: device {device} (location ")
-    assert "page 3 (startTime=946684800): malformed JSON" in failure
+    assert "page 4 (startTime=946684800): malformed JSON" in failure
+    (source,) = [s for s in report.sources if s.name == device]
+    assert source.pages == 3
     report, _ = collect(location)
     assert not report.failures
     assert_complete(location, hydrovu)
@@ -444,7 +454,7 @@ SPEC = "spec:\n  client_id: ${env:A}\n  client_secret: ${env:B}\n"
     (bad("desc: no spec\n"), "document 2: spec: missing"),
     (bad("spec: [1]\n"), "document 2: spec: must be a mapping, not a list"),
     ("apiVersion: pondfs/v1\nkind: Nope\nname: x\nspec: {}\n",
-     "document 2: kind: unknown kind 'Nope' (known: HydroVu)"),
+     "document 2: kind: unknown kind 'Nope' (known: HydroVu, "),
     ("apiVersion: v2\nkind: HydroVu\nname: x\nspec: {}\n",
      "document 2: apiVersion: must be pondfs/v1, not 'v2'"),
     ("apiVersion: pondfs/v1\nkind: HydroVu\nname: 7 7\nspec: {}\n",

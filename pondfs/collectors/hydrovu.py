@@ -57,6 +57,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -310,25 +311,30 @@ class HydroVuClient:
         """(page number, decoded page) of the readings at or after ``start``, in time order.
 
         Ends at the last page, at 404 "No results were found", or at a page without
-        parameters and without a next cursor (the older "nothing new" answer).
+        parameters and without a next cursor (the older "nothing new" answer). The next
+        page is requested (in one helper thread, so one request at a time) as soon as its
+        cursor is known, while the caller decodes and keeps this one.
         """
         path = f"locations/{location_id}/data?{urlencode({'startTime': start})}"
-        cursor, page = "", 0
-        while True:
-            page += 1
-            what = f"page {page} (startTime={start})"
-            response = self.get(path, what, cursor)
-            if response.status_code == 404 and NO_RESULTS in response.text:
-                return
-            if response.status_code == 404:
-                raise CollectorError(f"{what}: location {location_id} not found "
-                                     f"({_status(response)})")
-            _require_ok(response, what)
-            body = _decode(response, what)
-            yield page, body
-            cursor = response.headers.get("X-ISI-Next-Page", "").strip()
-            if not cursor:
-                return
+
+        def fetch(page: int, cursor: str) -> requests.Response:
+            return self.get(path, f"page {page} (startTime={start})", cursor)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydrovu-fetch") as helper:
+            page, pending = 1, helper.submit(fetch, 1, "")
+            while pending is not None:
+                what = f"page {page} (startTime={start})"
+                response = pending.result()
+                if response.status_code == 404 and NO_RESULTS in response.text:
+                    return
+                if response.status_code == 404:
+                    raise CollectorError(f"{what}: location {location_id} not found "
+                                         f"({_status(response)})")
+                _require_ok(response, what)
+                cursor = response.headers.get("X-ISI-Next-Page", "").strip()
+                following = helper.submit(fetch, page + 1, cursor) if cursor else None
+                yield page, _decode(response, what)
+                page, pending = page + 1, following
 
 
 def _retry_after(value: str | None, default: float) -> float:
