@@ -448,7 +448,8 @@ class FS:
         if v.kind == DYNAMIC:
             node = self._dynamic_node(node_id)
             assert node is not None
-            return replace(self._dynamic_stat(node_id, node), uid=v.uid, gid=v.gid,
+            return replace(self._dynamic_stat(node_id, node), format=v.format, uid=v.uid,
+                           gid=v.gid,
                            mtime_ns=v.mtime_ns, ctime_ns=v.ctime_ns, atime_ns=v.atime_ns,
                            version=v.version, txn=v.txn)
         mode = _TYPE_BITS[v.kind] | (v.mode & 0o7777)
