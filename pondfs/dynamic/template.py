@@ -77,6 +77,7 @@ from .computed import (
     StaticDirectory,
     check_template,
     input_mtime_ns,
+    parse_duration,
     pattern_field,
     resolve_inputs,
     schema_of,
@@ -87,8 +88,6 @@ FACTORY = "template"
 EACH = ("match", "parameter", "all")
 AGGREGATIONS = ("avg", "min", "max", "count", "sum")
 _RESOLUTION = re.compile(r"res=(.+)\.parquet")
-_DURATION = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
-_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # ---------------------------------------------------------------------- the context
@@ -128,9 +127,12 @@ def _label(parameter: str, unit: str) -> str:
 
 
 def duration_seconds(text: str) -> int | None:
-    """``1h`` -> 3600 (s, m or min, h, d, w); None when ``text`` is not such a duration."""
-    m = _DURATION.fullmatch(text.strip())
-    return int(m.group(1)) * _SECONDS[m.group(2)] if m else None
+    """``1h`` -> 3600 (see :func:`~pondfs.dynamic.computed.parse_duration`); None when
+    ``text`` is not a duration."""
+    try:
+        return parse_duration(text, "")
+    except SpecError:
+        return None
 
 
 def resolutions(directory: str, names: Iterable[str]) -> list[dict[str, Any]]:
@@ -268,8 +270,8 @@ class TemplateDirectory(StaticDirectory):
         return resolve_inputs(self.fs, self.spec.input, files_only=False)
 
     def _newest(self) -> int:
-        return max((input_mtime_ns(self.fs, i) for i in self._sources(self._matches())),
-                   default=0)
+        return max((input_mtime_ns(self.fs, i if isinstance(i, str) else i.node_id)
+                    for i in self._sources(self._matches())), default=0)
 
     def _outputs(self) -> list[tuple[str, DynamicNode]]:
         spec = self.spec
@@ -297,7 +299,7 @@ class TemplateDirectory(StaticDirectory):
         return entries
 
     def _file(self, name: str, which: Input | str | None) -> ComputedFile:
-        def inputs() -> list[str]:
+        def inputs() -> list[str | Input]:
             matches = [which] if isinstance(which, Input) else self._matches()
             return self._template_ids() + self._sources(matches)
 
@@ -317,16 +319,26 @@ class TemplateDirectory(StaticDirectory):
         except FsError as exc:
             raise FsError(exc.errno or errno.ENOENT, f"spec.template_file: {exc}") from None
 
-    def _sources(self, matches: Sequence[Input]) -> list[str]:
-        """The files a context reads: each matched file and its siblings, or each matched
-        directory's files (their node ids hold their names, so resolutions are covered)."""
-        ids: list[str] = []
+    def _sources(self, matches: Sequence[Input]) -> list[str | Input]:
+        """What a context is made from: each matched file (with its path and captures) and
+        the ``res=`` files beside it, or a matched directory's ``res=`` files (all its files
+        when it has none). Other siblings do not count: a new version of one device's
+        series must not re-render every page of its directory."""
+        fs = self.fs
+        sources: list[str | Input] = []
         for match in matches:
-            directory = match.node_id if self.fs.kind(match.node_id) != FILE else \
-                self.fs.resolve(match.path.rsplit("/", 1)[0] or "/")
-            ids += [i for _, i in sorted(self.fs.listdir(directory).items())
-                    if self.fs.kind(i) == FILE]
-        return ids
+            if fs.kind(match.node_id) == FILE:
+                sources.append(match)
+                directory = fs.resolve(match.path.rsplit("/", 1)[0] or "/")
+            else:
+                directory = match.node_id
+            files = [(name, i) for name, i in sorted(fs.listdir(directory).items())
+                     if fs.kind(i) == FILE and i != match.node_id]
+            found = [i for name, i in files if _RESOLUTION.fullmatch(name)]
+            if fs.kind(match.node_id) != FILE and not found:
+                found = [i for _, i in files]
+            sources += found
+        return sources
 
     def _context(self, match: Input) -> dict[str, Any]:
         fs = self.fs
