@@ -5,15 +5,16 @@ What this module owns, and the promises it keeps:
 - **Inode numbers** are allocated per mount from node ids (the root is ``ROOT_INODE``) and
   dropped when the kernel forgets them (lookup counts are honoured), so they are stable for
   as long as the kernel knows a node.
-- **Writes** go to a spool (an anonymous temporary file) per open inode, shared by all of its
-  handles. The spool is filled from the current content only when a write or a truncate
-  needs the old bytes; a new or truncated file starts empty. On ``close`` (flush/release)
-  a changed spool becomes a new version of the node, and a background task commits all
-  staged changes as one pond transaction once no change has come for ``commit_interval``
-  seconds, but at least every ``MAX_DELAY_INTERVALS`` intervals while changes keep coming,
-  and as soon as ``COMMIT_AFTER_CHANGES`` are pending (group commit: ``cp -r`` of 10,000
-  files is a handful of commits). ``fsync`` returns once its data is committed (durably);
-  unmounting commits everything first (see :func:`serve`).
+- **Writes** go to a spool per open inode, shared by all of its handles: memory while the
+  file is small, an anonymous temporary file beyond ``INLINE_LIMIT``. The spool is filled
+  from the current content only when a write or a truncate needs the old bytes; a new or
+  truncated file starts empty. On ``close`` (flush/release) a changed spool becomes a new
+  version of the node, and a background task commits all staged changes as one pond
+  transaction once no change has come for ``commit_interval`` seconds, but at least every
+  ``MAX_DELAY_INTERVALS`` intervals while changes keep coming, and as soon as
+  ``COMMIT_AFTER_CHANGES`` are pending (group commit: ``cp -r`` of 10,000 files is a handful
+  of commits). ``fsync`` returns once its data is committed (durably); unmounting commits
+  everything first (see :func:`serve`).
 - **Reads** use a reader made once per open; the kernel keeps a file's pages across opens
   (``keep_cache``) while its content is unchanged; entries and attributes are cached by the
   kernel for ``ENTRY_TIMEOUT``/``ATTR_TIMEOUT`` seconds.
@@ -43,7 +44,7 @@ import stat as st
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial, wraps
 from typing import Any, BinaryIO, TypeVar
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 #: Seconds the kernel may keep a name -> inode answer, and an inode's attributes.
 ENTRY_TIMEOUT = 60.0
 ATTR_TIMEOUT = 60.0
+#: Computed (dynamic) nodes change when their inputs do, which the kernel is never told:
+#: their entries and attributes are not cached, so a new size is seen at once.
+DYNAMIC_TIMEOUT = 0.0
 #: Files are stored densely (a hole costs its size in the store): larger ones are EFBIG.
 MAX_FILE_SIZE = 16 * 1024**3
 #: Reported as st_blksize: tools like cp size their reads and writes by it.
@@ -183,7 +187,7 @@ class OpenFile:
     inode: int
     node_id: str
     refs: int = 0
-    spool: BinaryIO | None = None
+    spool: Spool | None = None
     size: int = 0
     dirty: bool = False
     changes: int = 0
@@ -302,8 +306,9 @@ class PondOperations(pyfuse3.Operations):
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
         attr.generation = 0
-        attr.entry_timeout = ENTRY_TIMEOUT
-        attr.attr_timeout = ATTR_TIMEOUT
+        timeout = DYNAMIC_TIMEOUT if s.dynamic else None
+        attr.entry_timeout = ENTRY_TIMEOUT if timeout is None else timeout
+        attr.attr_timeout = ATTR_TIMEOUT if timeout is None else timeout
         attr.st_mode = s.mode
         attr.st_nlink = s.nlink
         attr.st_uid = s.uid
@@ -607,8 +612,8 @@ class PondOperations(pyfuse3.Operations):
         of.refs += 1
         return of
 
-    def _new_spool(self) -> BinaryIO:
-        return tempfile.TemporaryFile(dir=self.spool_dir, prefix="pondfs-spool-", buffering=0)
+    def _new_spool(self) -> Spool:
+        return Spool(self.spool_dir)
 
     @_handler
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx):
@@ -699,7 +704,7 @@ class PondOperations(pyfuse3.Operations):
         handle = self._file_handle(fh)
         of = handle.file
         if of.spool is not None:
-            return os.pread(of.spool.fileno(), size, off)  # a local temporary file
+            return of.spool.pread(size, off)  # memory or a local temporary file
         reader = handle.reader
         if reader is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -727,7 +732,7 @@ class PondOperations(pyfuse3.Operations):
         of = handle.file
         await self._fill(of)
         assert of.spool is not None
-        written = os.pwrite(of.spool.fileno(), buf, off)  # past the end leaves a sparse hole
+        written = of.spool.pwrite(buf, off)  # past the end leaves a hole of zeros
         of.size = max(of.size, off + written)
         self._changed(of)
         return written
@@ -756,7 +761,7 @@ class PondOperations(pyfuse3.Operations):
             keep = size if upto is None else min(size, upto)
             spool = self._new_spool()
             if reader is not None:
-                await self._thread(_copy, reader, spool, keep)
+                await self._thread(spool.fill, reader, keep)
             of.size = keep
             of.spool = spool
 
@@ -767,7 +772,7 @@ class PondOperations(pyfuse3.Operations):
         try:
             await self._fill(of, upto=size)
             assert of.spool is not None
-            os.ftruncate(of.spool.fileno(), size)
+            of.spool.truncate(size)
             of.size = size
             self._changed(of)
             if of.refs == 1:  # nobody has it open: the change is staged now
@@ -782,7 +787,7 @@ class PondOperations(pyfuse3.Operations):
         next group commit). Small content is stored on the event loop, large in a thread."""
         assert of.spool is not None
         seen = of.changes
-        chunks = _spool_chunks(of.spool.fileno(), of.size)
+        chunks = of.spool.chunks(of.size)
         try:
             if of.size < INLINE_LIMIT:
                 await self._call(self.fs.write_content, of.node_id, chunks,
@@ -951,27 +956,85 @@ def _local_fd(reader: BinaryIO, size: int) -> int | None:
     return fd if st.S_ISREG(info.st_mode) and info.st_size == size else None
 
 
-def _spool_chunks(fd: int, size: int):
-    """The first ``size`` bytes of spool ``fd`` in chunks (holes read as zeros)."""
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(COPY_CHUNK, size - offset), offset)
-        if not chunk:
-            raise FsError(errno.EIO, f"spool ended at {offset} of {size} bytes")
-        offset += len(chunk)
-        yield chunk
+class Spool:
+    """The bytes of a file open for writing: in memory up to ``INLINE_LIMIT`` (no file to
+    create and delete for the many small files of a ``cp -r``), then in an anonymous
+    temporary file under ``directory``, where holes stay sparse."""
 
+    def __init__(self, directory: str | None):
+        self._directory = directory
+        self._memory: bytearray | None = bytearray()
+        self._file: BinaryIO | None = None
 
-def _copy(reader: BinaryIO, spool: BinaryIO, size: int) -> None:
-    with reader:
-        reader.seek(0)
-        left = size
-        while left:
-            chunk = reader.read(min(COPY_CHUNK, left))
+    def _fd(self, size_needed: int) -> int | None:
+        """The file descriptor once the bytes live in a file (moving them there when
+        ``size_needed`` outgrows memory), else None."""
+        if self._file is None and size_needed >= INLINE_LIMIT:
+            self._file = tempfile.TemporaryFile(dir=self._directory, prefix="pondfs-spool-",
+                                                buffering=0)
+            assert self._memory is not None
+            os.pwrite(self._file.fileno(), self._memory, 0)
+            self._memory = None
+        return None if self._file is None else self._file.fileno()
+
+    def pread(self, size: int, offset: int) -> bytes:
+        if self._memory is not None:
+            return bytes(self._memory[offset:offset + size])
+        assert self._file is not None
+        return os.pread(self._file.fileno(), size, offset)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        fd = self._fd(offset + len(data))
+        if fd is not None:
+            return os.pwrite(fd, data, offset)
+        memory = self._memory
+        assert memory is not None
+        if offset > len(memory):
+            memory.extend(bytes(offset - len(memory)))
+        memory[offset:offset + len(data)] = data
+        return len(data)
+
+    def truncate(self, size: int) -> None:
+        fd = self._fd(size)
+        if fd is not None:
+            os.ftruncate(fd, size)
+            return
+        memory = self._memory
+        assert memory is not None
+        del memory[size:]
+        memory.extend(bytes(size - len(memory)))
+
+    def fill(self, reader: BinaryIO, size: int) -> None:
+        """Copy the first ``size`` bytes of ``reader`` in (closing it); holes past its end."""
+        offset = 0
+        with reader:
+            reader.seek(0)
+            while offset < size:
+                chunk = reader.read(min(COPY_CHUNK, size - offset))
+                if not chunk:
+                    break
+                offset += self.pwrite(chunk, offset)
+        self.truncate(size)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The first ``size`` bytes, in chunks (holes read as zeros)."""
+        if self._memory is not None:
+            yield bytes(self._memory[:size])
+            return
+        assert self._file is not None
+        fd = self._file.fileno()
+        offset = 0
+        while offset < size:
+            chunk = os.pread(fd, min(COPY_CHUNK, size - offset), offset)
             if not chunk:
-                break
-            spool.write(chunk)
-            left -= len(chunk)
+                raise FsError(errno.EIO, f"spool ended at {offset} of {size} bytes")
+            offset += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._memory = None
 
 
 async def serve(ops: PondOperations) -> bool:

@@ -205,10 +205,13 @@ def parse_time(value: Any, field: str) -> int:
 
 
 def time_field(fields: Fields, key: str, default: int | None) -> int | None:
-    """An optional time field (see :func:`parse_time`) as epoch seconds."""
+    """An optional time field (see :func:`parse_time`) as epoch seconds; ``default`` when
+    absent, None when given as null (``floor: null`` turns the floor off)."""
     fields.get(key, object, None)
-    value = fields.mapping.get(key)
-    return default if value is None else parse_time(value, fields.field(key))
+    if key not in fields.mapping:
+        return default
+    value = fields.mapping[key]
+    return None if value is None else parse_time(value, fields.field(key))
 
 
 def units_per_second(column_type: pa.DataType) -> int:
