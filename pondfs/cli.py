@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
-from . import __version__, collectors, pond, resources
+from . import __version__, collectors, dynamic, pond, resources
 from .dynamic import depends
 from .query import format_json, format_table, oplog_table, run_query
 from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
@@ -617,6 +617,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     with _writing(args) as fs:
         loaded, warnings = depends.order(fs, loaded)
         applied = resources.apply(fs, loaded, os.getuid(), os.getgid())
+        dynamic.verify(fs, loaded)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for done in applied:
@@ -642,6 +643,7 @@ def cmd_mknod(args: argparse.Namespace) -> int:
         _, warnings = depends.order(fs, [one])
         node_id = resources.make_node(fs, args.kind, args.path, config, uid=os.getuid(),
                                       gid=os.getgid())
+        dynamic.verify(fs, [one])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"created {args.path} ({args.kind}, node {node_id}) in transaction {args.txn}")

@@ -27,9 +27,9 @@ the time column (``time_column``, default ``timestamp``) in the result and order
 rows by it. Either way the file reads as one Parquet file.
 
 A query is one read-only statement (no DDL, DML or ``SET``). ``pond apply`` rejects a
-query that does not parse or that reads a table it does not bind; :func:`verify` also
-plans it against the inputs' schemas (footers only), so a misspelt column is reported
-before anything is computed. Results are cached by the query, the bindings and every
+query that does not parse or that reads a table it does not bind; it also plans it against
+the inputs' schemas when they are at hand (:func:`verify`), so a misspelt column is
+reported before anything is written. Results are cached by the query, the bindings and every
 input's fingerprint (:mod:`pondfs.dynamic.computed`): a stat or a second read computes
 nothing, a new input version recomputes exactly the outputs that read it.
 """
@@ -60,6 +60,7 @@ from .computed import (
     read_table,
     resolve_inputs,
     schema_of,
+    source,
     write_parquet,
 )
 
@@ -148,21 +149,33 @@ def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
     return StaticDirectory(lambda: _outputs(fs, spec), lambda: _newest(fs, spec))
 
 
-def verify(fs: FS, spec: dict) -> None:
-    """Plan the query against the schemas of what its patterns match now (Parquet footers;
-    a computed input is computed): a SpecError names the field if it cannot run."""
+def verify(fs: FS, spec: dict) -> bool:
+    """Plan the query against the schemas of what its patterns match now: a SpecError
+    naming the field if it cannot run. Only schemas that cost a Parquet footer are read (a
+    stored input, or a computed one already in the cache): when one is not, or a pattern
+    matches nothing yet, nothing is planned and the answer is False."""
     parsed = check(spec)
     schemas = {}
     for table, pattern in parsed.tables.items():
         matches = resolve_inputs(fs, pattern)
-        if not matches:
-            field = "spec.source" if table == SOURCE else f"spec.inputs.{table}"
-            raise SpecError(field, f"no file matches {pattern}")
         if parsed.per_match:
             matches = matches[:1]  # every match is queried alone; the first stands for all
-        found = [schema_of(fs, m.node_id) for m in matches]
+        found = [_cheap_schema(fs, m.node_id) for m in matches]
+        if not found or any(schema is None for schema in found):
+            return False
         schemas[table] = pa.unify_schemas(found, promote_options="permissive")
     _plan(parsed, schemas, schema_known=True)
+    return True
+
+
+def _cheap_schema(fs: FS, node_id: str) -> pa.Schema | None:
+    """An input's schema if reading it computes nothing, else None."""
+    node = fs.dynamic_node(source(fs, node_id))
+    if node is not None:
+        key = getattr(node, "fingerprint", None)
+        if key is None or fs.cache.size(key()) is None:
+            return None
+    return schema_of(fs, node_id)
 
 
 # ---------------------------------------------------------------------- outputs
