@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import datafusion
 import pyarrow as pa
 
-from .tinyfs import FS, SERIES, TABLE, FsError, NodeVersion, formats
+from .tinyfs import FILE, FS, SERIES, TABLE, FsError, NodeVersion, formats
 
 _PATH_REF = re.compile(r"""(?i)\b(FROM|JOIN)\s+(['"])(/[^'"]*)\2""")
 
@@ -43,7 +43,11 @@ def oplog_table(fs: FS) -> pa.Table:
 
 
 def file_table(fs: FS, node_id: str, path: str) -> pa.Table:
-    """The rows of one table or series file."""
+    """The rows of one table or series file, or of a computed Parquet file (a derived
+    table, a reduced series)."""
+    if fs.dynamic_node(node_id) is not None and fs.kind(node_id) == FILE:
+        with fs.open_read(node_id) as f:
+            return formats.read_parquet(f.read(), path)
     v: NodeVersion = fs.get(node_id)
     if v.format == SERIES:
         return fs.read_series(node_id)

@@ -24,6 +24,7 @@ import pytest
 
 from pondfs import pond, resources
 from pondfs.dynamic import computed, sql_derived, template
+from pondfs.query import run_query
 from pondfs.resources import SpecError
 from pondfs.tinyfs import SERIES, TABLE, FsError, read_all
 
@@ -201,6 +202,23 @@ def test_sql_named_inputs_join(location: str) -> None:
               .replace("JOIN air", f"JOIN '{archive('Vulink_1')}' AS air"))
     assert got.num_rows > 10000
     assert_close(got, want)
+
+
+def test_pond_query_reads_derived_files(location: str) -> None:
+    apply(location, "sql-derived", "/derived/hourly", {
+        "source": "/hydrovu/devices/*.series", "name": "$0.parquet", "mode": "series",
+        "query": HOURLY})
+    with pond.open_fs(location) as fs:
+        got = run_query(fs, "SELECT count(*) AS n, sum(n) AS readings "
+                            "FROM '/derived/hourly/*.parquet'").to_pylist()
+    per_device = [duckdb_hourly(archive(d)) for d in DEVICES]
+    assert got == [{"n": sum(t.num_rows for t in per_device),
+                    "readings": sum(pc.sum(t["n"]).as_py() for t in per_device)}]
+    apply(location, "template", "/site/pages", {
+        "input": "/reduce/*", "name": "$0.md", "template": "{{ name }}"})
+    with pond.open_fs(location) as fs, pytest.raises(
+            FsError, match="/site/pages/AT500_1.md: not a Parquet file"):
+        run_query(fs, "SELECT * FROM '/site/pages/AT500_1.md'")
 
 
 def test_sql_cache_hits_and_new_versions(location: str) -> None:
