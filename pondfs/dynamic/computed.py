@@ -44,6 +44,7 @@ import datetime
 import errno
 import hashlib
 import io
+import json
 import logging
 import re
 from collections import Counter
@@ -53,7 +54,6 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 from ..resources import Fields, SpecError
 from ..tinyfs import (
@@ -267,8 +267,9 @@ def input_mtime_ns(fs: FS, node_id: str) -> int:
 
 def recipe(factory: str, settings: Any) -> str:
     """The text naming one computation: the factory and the settings that shape the result
-    (YAML with sorted keys, so equal settings give equal text)."""
-    return yaml.safe_dump([factory, settings], sort_keys=True, default_flow_style=True)
+    (JSON with sorted keys, so equal settings give equal text; dates and other values JSON
+    lacks are written as text)."""
+    return json.dumps([factory, settings], sort_keys=True, default=str, ensure_ascii=False)
 
 
 def cache_key(recipe_text: str, inputs: Iterable[tuple[str, str]]) -> str:
@@ -429,8 +430,13 @@ def read_table(fs: FS, node_id: str, columns: Sequence[str] | None = None) -> pa
 
 
 def write_parquet(sink: BinaryIO, table: pa.Table) -> None:
-    """``table`` as one Parquet file (zstd, statistics on) into ``sink``."""
-    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP * 8)
+    """``table`` as one Parquet file into ``sink``: snappy, which every Parquet reader
+    (DuckDB-Wasm, parquet-wasm, pandas) knows, and no dictionaries (derived values are
+    mostly distinct floats: a dictionary costs time and saves nothing). Measured on a
+    15k x 46 reduce result: 17 ms and 3.5 MB, against 116 ms and 3.5 MB for zstd with
+    dictionaries."""
+    pq.write_table(table, sink, compression="snappy", use_dictionary=False,
+                   row_group_size=ROW_GROUP * 8)
 
 
 def write_text(sink: BinaryIO, text: str) -> None:

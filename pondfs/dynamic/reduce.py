@@ -209,7 +209,7 @@ def reduce(fs: FS, spec: ReduceSpec, node_id: str, seconds: int) -> pa.Table:
             partials = [_fold(partials, stats)]
     bucket_type = pa.int64()
     if partials:
-        total = _fold(partials, stats)
+        total = partials[0] if len(partials) == 1 else _fold(partials, stats)
     else:
         total = pa.table({"bucket": pa.array([], bucket_type)})
     total = total.take(pc.sort_indices(total, [("bucket", "ascending")]))
@@ -289,9 +289,9 @@ def _fold(partials: list[pa.Table], stats: dict[str, list[str]]) -> pa.Table:
 def _final(total: pa.Table, name: str, kind: str, value_type: pa.DataType, rows: int
            ) -> pa.Array:
     """The output column ``<name>.<kind>``."""
-    def partial(s: str) -> pa.Array | None:
-        column = f"{name}_{s}"
-        return total.column(column) if column in total.column_names else None
+    def partial(s: str) -> pa.ChunkedArray | None:
+        index = total.schema.get_field_index(f"{name}_{s}")
+        return total.column(index) if index >= 0 else None
 
     if kind == "count":
         count = partial("count")
