@@ -554,3 +554,74 @@ spec:
     page = run_pond(location, "cat", "/site/sites/Vulink_1.md").stdout
     assert sizes["/site/sites"]["Vulink_1.md"] == len(page)
     assert page.decode() == "# Vulink_1\n- Baro (psi)\n- Battery Level (%)\n- Temperature (C)\n\n"
+
+
+# ---------------------------------------------------------------------- with the other factories
+
+SITE_OBSERVABLE = """\
+---
+title: {{ name }}
+---
+# {{ name }}
+
+```js
+const files = ({
+{%- for r in resolutions %}
+  {{ r.name | tojson }}: FileAttachment({{ ("data/reduce/" ~ name ~ "/" ~ r.file) | tojson }}),
+{%- endfor %}
+});
+const seconds = {{ resolutions | map(attribute="seconds") | list | tojson }};
+```
+{% for p in parameters %}
+## {{ p.label }}
+
+```js
+Plot.plot({y: {label: {{ p.label | tojson }}}, x: {type: "utc"}, marks: [
+{%- for i in p.instruments %}
+  Plot.areaY(data, {x: "timestamp", y1: {{ i.columns.min | tojson }}, \
+y2: {{ i.columns.max | tojson }}, fillOpacity: 0.2}),
+  Plot.lineY(data, {x: "timestamp", y: {{ i.columns.avg | tojson }}, \
+stroke: {{ i.label | tojson }}}),
+{%- endfor %}
+]})
+```
+{% endfor -%}
+"""
+
+
+def test_template_over_join_and_reduce_pages_for_a_site(location: str) -> None:
+    """The issue-7 pipeline in small: devices joined per site, reduced, one Observable page
+    per site and one per parameter (line of avg, min-max band per instrument)."""
+    sites = {"Center": ("AT500_1", "Vulink_1"), "North": ("AT500_2", "Vulink_2")}
+    for site, devices in sites.items():
+        apply(location, "timeseries-join", f"/combined/{site}", {"inputs": [
+            {"pattern": f"/hydrovu/devices/{d}.series", "scope": d} for d in devices]})
+    apply(location, "temporal-reduce", "/reduced", {
+        "in_pattern": "/combined/*", "out_pattern": "$0", "resolutions": ["24h", "1h"]})
+    apply(location, "template", "/site/sites", {
+        "input": "/reduced/*", "name": "$0.md", "template": SITE_OBSERVABLE})
+    apply(location, "template", "/site/params", {
+        "input": "/reduced/*", "each": "parameter", "name": "$0.md",
+        "template": PARAMETER_PAGE})
+    assert list(listing(location, "/site/sites")) == ["Center.md", "North.md"]
+    page = cat(location, "/site/sites/North.md").decode()
+    assert '  "1h": FileAttachment("data/reduce/North/res=1h.parquet"),' in page
+    assert "const seconds = [3600, 86400];" in page
+    assert page.count("\n## ") == 18  # every parameter of an AT500 and a Vulink_2
+    temperature = page[page.index("## Temperature (C)"):].split("```")[1]
+    assert 'Plot.lineY(data, {x: "timestamp", y: "AT500_2.Temperature.C.avg", ' \
+           'stroke: "AT500_2"}),' in temperature
+    assert 'y1: "Vulink_2.Temperature.C.min", y2: "Vulink_2.Temperature.C.max"' in temperature
+    # Names with '%' and non-ASCII characters stay intact, as JSON strings.
+    assert 'y: "AT500_2.% Saturation O₂.% sat.avg", stroke: "AT500_2"' in page
+
+    assert cat(location, "/site/params/temperature-c.md").decode().splitlines() == [
+        "Temperature (C)",
+        "AT500_1 AT500_1.Temperature.C.avg /reduced/Center/res=1h.parquet",
+        "Vulink_1 Vulink_1.Temperature.C.avg /reduced/Center/res=1h.parquet",
+        "AT500_2 AT500_2.Temperature.C.avg /reduced/North/res=1h.parquet",
+        "Vulink_2 Vulink_2.Temperature.C.avg /reduced/North/res=1h.parquet"]
+    # The page's data really has those columns.
+    reduced_1h = parquet(cat(location, "/reduced/North/res=1h.parquet"))
+    assert {"AT500_2.Temperature.C.avg", "Vulink_2.Temperature.C.max"} <= set(
+        reduced_1h.column_names)

@@ -238,6 +238,8 @@ def _environment():
     env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
                                autoescape=False)
     env.filters["slug"] = slug
+    # Pages are UTF-8: keep "O₂" readable in JSON (tojson still escapes <, >, & and ').
+    env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
     return env
 
 
