@@ -14,6 +14,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -654,3 +655,26 @@ def test_a_killed_daemon_loses_nothing_committed_and_shows_no_partial_file(
     finally:
         assert m.stop() == 0
     check(pond_path)
+
+
+def test_two_writers_through_the_mount(mount: Mount, pond_path: Path) -> None:
+    """Two processes write their own files and append lines to one shared file at once."""
+    script = (
+        "import os, sys\n"
+        "root, tag = sys.argv[1], sys.argv[2]\n"
+        "shared = os.open(os.path.join(root, 'shared.log'), "
+        "os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)\n"
+        "for i in range(100):\n"
+        "    with open(os.path.join(root, f'{tag}-{i:03}'), 'w') as f:\n"
+        "        f.write(f'{tag} {i}\\n' * (i + 1))\n"
+        "    os.write(shared, f'{tag} line {i}\\n'.encode())\n"
+        "os.close(shared)\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(mount.mountpoint), tag])
+               for tag in ("a", "b")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    lines = mount.path("shared.log").read_text().splitlines()
+    assert sorted(lines) == sorted(f"{t} line {i}" for t in "ab" for i in range(100))
+    mount.stop()
+    tree = pond_tree(pond_path)
+    assert len(tree) == 201
+    assert tree["b-042"] == b"b 42\n" * 43
