@@ -43,13 +43,14 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..resources import Fields, SpecError, parse_spec
 from ..tinyfs import FS, DynamicNode, FsError
 from ..tinyfs.fs import validate_name
 from ..tinyfs.glob import substitute
 from .computed import (
+    ROW_GROUP,
     ComputedFile,
     StaticDirectory,
     cache_key,
@@ -61,12 +62,13 @@ from .computed import (
     resolve_inputs,
     schema_of,
     source,
-    write_parquet,
 )
 
 FACTORY = "sql-derived"
 MODES = ("table", "series")
 SOURCE = "source"
+#: The name a series' unordered result is known by while it is sorted.
+_RESULT = "pondfs_unordered_result"
 #: Table names: SQL folds unquoted identifiers to lower case, so only lower case is allowed.
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -254,26 +256,42 @@ def _write(fs: FS, spec: SqlSpec, ids: Sequence[str], sink: BinaryIO) -> None:
             raise FsError(errno.ENOENT, f"{field}: no file matches {spec.tables[table]}")
         parts = [read_table(fs, node_id) for node_id in members]
         tables[table] = pa.concat_tables(parts, promote_options="permissive")
-    write_parquet(sink, run(spec, tables))
+    write_result(spec, tables, sink)
 
 
 # ---------------------------------------------------------------------- SQL
 
 
-def run(spec: SqlSpec, tables: dict[str, pa.Table]) -> pa.Table:
-    """The query's result over ``tables`` (a series' rows ordered by time)."""
+def write_result(spec: SqlSpec, tables: dict[str, pa.Table], sink: BinaryIO) -> None:
+    """Run the query over ``tables`` and write its result into ``sink`` as Parquet, as
+    DataFusion streams it (a series' rows ordered by time, by DataFusion's sort)."""
     ctx = _context(tables)
     try:
-        result = _sql(ctx, spec.query).to_arrow_table()
+        result = _sql(ctx, spec.query)
+        if spec.mode == "series":
+            names = result.schema().names
+            if spec.time_column not in names:
+                raise FsError(errno.EINVAL, f"spec.time_column: the query's result has no "
+                              f"column {spec.time_column!r} (it has {', '.join(names)})")
+            ctx.register_view(_RESULT, result)
+            quoted = spec.time_column.replace('"', '""')
+            result = ctx.sql(f'SELECT * FROM {_RESULT} ORDER BY "{quoted}"')
+        schema = result.schema()
+        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            pending: list[pa.RecordBatch] = []
+            rows = 0
+            for batch in result.execute_stream():
+                pending.append(batch.to_pyarrow())
+                rows += pending[-1].num_rows
+                if rows >= ROW_GROUP:
+                    writer.write_table(pa.Table.from_batches(pending, schema))
+                    pending, rows = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema))
+    except FsError:
+        raise
     except Exception as exc:  # DataFusion raises plain Exceptions
         raise FsError(errno.EINVAL, f"spec.query: {_message(exc)}") from None
-    if spec.mode == "series":
-        if spec.time_column not in result.column_names:
-            raise FsError(errno.EINVAL, f"spec.time_column: the query's result has no column "
-                          f"{spec.time_column!r} (it has {', '.join(result.column_names)})")
-        if result.num_rows:
-            result = result.take(pc.sort_indices(result, [(spec.time_column, "ascending")]))
-    return result
 
 
 def _plan(spec: SqlSpec, schemas: dict[str, pa.Schema], *, schema_known: bool) -> None:
