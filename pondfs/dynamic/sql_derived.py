@@ -29,9 +29,13 @@ rows by it. Either way the file reads as one Parquet file.
 A query is one read-only statement (no DDL, DML or ``SET``). ``pond apply`` rejects a
 query that does not parse or that reads a table it does not bind; it also plans it against
 the inputs' schemas when they are at hand (:func:`verify`), so a misspelt column is
-reported before anything is written. Results are cached by the query, the bindings and every
-input's fingerprint (:mod:`pondfs.dynamic.computed`): a stat or a second read computes
-nothing, a new input version recomputes exactly the outputs that read it.
+reported before anything is written.
+
+Listing computes nothing; the first stat or read of an output runs its query, and the
+result is cached by the query, the bindings and every input's fingerprint
+(:mod:`pondfs.dynamic.computed`), so later ones, in any process, read the cache, and a
+new input version recomputes exactly the outputs that read it. The result streams into
+Parquet, but the inputs are held in memory while the query runs.
 """
 
 from __future__ import annotations

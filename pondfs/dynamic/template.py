@@ -52,8 +52,9 @@ before, and whatever precedes them the instrument. Names may hold spaces, ``:``,
 any Unicode, but a ``.`` inside a parameter or unit would be read as a separator.
 
 Outputs are cached (:class:`~pondfs.dynamic.computed.ComputedFile`) by the spec, the
-template's version and the fingerprints of every file the context is made from; listing
-the node renders nothing, and for ``each: match`` nor does it read any schema.
+template's version and the fingerprints of every file the context is made from. Listing
+renders nothing; with ``each: match`` it reads no schema either (``each: parameter`` must,
+to know the parameters).
 """
 
 from __future__ import annotations
