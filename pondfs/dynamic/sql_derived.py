@@ -281,7 +281,9 @@ def write_result(spec: SqlSpec, tables: dict[str, pa.Table], sink: BinaryIO) -> 
             quoted = spec.time_column.replace('"', '""')
             result = ctx.sql(f'SELECT * FROM {_RESULT} ORDER BY "{quoted}"')
         schema = result.schema()
-        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        # The options of computed.write_parquet (snappy, no dictionaries), a batch at a time.
+        with pq.ParquetWriter(sink, schema, compression="snappy",
+                              use_dictionary=False) as writer:
             pending: list[pa.RecordBatch] = []
             rows = 0
             for batch in result.execute_stream():
