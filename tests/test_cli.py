@@ -7,6 +7,7 @@ line there (no traceback), exit non-zero, and leave the pond exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -14,7 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -23,6 +27,16 @@ import pytest
 
 DEMO = Path(__file__).resolve().parent.parent / "pondfs" / "demo"
 POND_CMD = [sys.executable, "-m", "pondfs.cli"]
+#: A pond run is mostly Python start-up: independent reads run side by side.
+WORKERS = min(4, os.cpu_count() or 1)
+T = TypeVar("T")
+
+
+def side_by_side(*calls: Callable[[], T]) -> list[T]:
+    """Call independent ``calls`` at once (each pond run is mostly Python start-up)."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        running = [pool.submit(call) for call in calls]
+        return [future.result() for future in running]
 
 
 class Pond:
@@ -47,6 +61,12 @@ class Pond:
     def text(self, *args: str) -> str:
         return self.out(*args).decode()
 
+    def outs(self, **commands: tuple[str, ...]) -> dict[str, bytes]:
+        """Run independent read commands side by side; each one's stdout by its name."""
+        outputs = side_by_side(*(functools.partial(self.out, *args)
+                                 for args in commands.values()))
+        return dict(zip(commands, outputs, strict=True))
+
     def json(self, *args: str):
         return json.loads(self.out(*args, "-o", "json"))
 
@@ -66,7 +86,7 @@ class Pond:
         return err.strip()
 
     def check_ok(self) -> None:
-        assert "ok" in self.text("check").splitlines()[-1]
+        assert self.text("check").splitlines()[-1].endswith(": ok")
 
 
 def stored_state(pond: Pond) -> dict[str, bytes]:
@@ -89,6 +109,15 @@ def refuse(pond: Pond, *args: str, mentions: str) -> str:
     line = pond.fails(*args, mentions=mentions)
     assert stored_state(pond) == before, f"{args} changed the pond"
     return line
+
+
+def refuse_together(pond: Pond, *cases: tuple[tuple[str, ...], str]) -> None:
+    """:func:`refuse` for each ``(args, mentions)``, side by side: only for commands that
+    fail before they would take the writer lock."""
+    before = stored_state(pond)
+    side_by_side(*(functools.partial(pond.fails, *args, mentions=mentions)
+                   for args, mentions in cases))
+    assert stored_state(pond) == before
 
 
 def assert_untouched(pond: Pond, txns: list[int]) -> None:
@@ -148,49 +177,57 @@ def test_series_story(pond: Pond, tmp_path: Path) -> None:
     pond.out("cp", "--format", "series", str(vulink_file), "/hydrovu/devices/vulink_1.series")
     assert pond.txns() == [5, 4, 3, 2, 1]
 
-    merged = parquet_of(pond.out("cat", series))
-    assert merged.equals(at500)
-    assert parquet_of(pond.out("cat", "--at", "3", series)).equals(at500.slice(half))
+    # Columns of the two devices are unified: AT500 rows have a null Baro.psi.
+    count_sql = "SELECT count(*) AS n, count(\"Baro.psi\") AS baro " \
+                "FROM '/hydrovu/devices/*.series'"
+    first_rows = "SELECT timestamp, \"Temperature.C\" FROM '/hydrovu/devices/at500_1.series' " \
+                 "ORDER BY timestamp LIMIT 3"
+    got = pond.outs(
+        merged=("cat", series), first_version=("cat", "--at", "3", series),
+        long=("ls", "-l", "/hydrovu/devices"), glob=("ls", "/hydrovu/devices/*.series"),
+        two=("ls", "/", "/hydrovu"), past=("ls", "--at", "3", "/hydrovu/devices"),
+        stat=("stat", series), versions=("log", series, "-o", "json"),
+        newest=("log", "-n", "1", "-o", "json"), show=("show", series, "-o", "json"),
+        count_json=("query", count_sql, "-o", "json"), count_table=("query", count_sql),
+        first_csv=("query", first_rows, "-o", "csv"),
+        oplog=("query", "SELECT max(txn) AS last, count(DISTINCT node_id) AS nodes FROM oplog",
+               "-o", "json"),
+        oplog_past=("query", "--at", "2", "SELECT max(txn) AS last FROM oplog", "-o", "json"))
 
-    listing = pond.text("ls", "-l", "/hydrovu/devices").splitlines()
+    assert parquet_of(got["merged"]).equals(at500)
+    assert parquet_of(got["first_version"]).equals(at500.slice(half))
+
+    listing = got["long"].decode().splitlines()
     assert [line.split()[-1] for line in listing] == ["at500_1.series", "vulink_1.series"]
     assert all(line.startswith("-rw") and " series " in line for line in listing)
     assert " v2 " in listing[0] and " v1 " in listing[1]
-    assert pond.text("ls", "/hydrovu/devices/*.series").split() == [
+    assert got["glob"].decode().split() == [
         "/hydrovu/devices/at500_1.series", "/hydrovu/devices/vulink_1.series"]
-    assert pond.text("ls", "/", "/hydrovu").split("\n\n") == ["/:\nhydrovu", "/hydrovu:\ndevices\n"]
-    assert pond.text("ls", "--at", "3", "/hydrovu/devices") == "at500_1.series\n"
+    assert got["two"].decode().split("\n\n") == ["/:\nhydrovu", "/hydrovu:\ndevices\n"]
+    assert got["past"] == b"at500_1.series\n"
 
-    stat = pond.text("stat", series)
+    stat = got["stat"].decode()
     assert "format: series" in stat and "versions: 2" in stat and "time column: timestamp" in stat
 
-    versions = pond.json("log", series)
+    versions = json.loads(got["versions"])
     assert [v["version"] for v in versions] == [2, 1]
     assert [v["txn"] for v in versions] == [4, 3]
     assert versions[1]["min_time"] == at500["timestamp"][half].as_py()
     assert versions[0]["max_time"] == at500["timestamp"][half - 1].as_py()
-    newest = pond.json("log", "-n", "1")
+    newest = json.loads(got["newest"])
     assert len(newest) == 1 and newest[0]["txn"] == 5
     assert newest[0]["command"].startswith("pond cp --format series ")
-    rows = pond.json("show", series)
+    rows = json.loads(got["show"])
     assert {r["txn"] for r in rows} == {3, 4} and {r["format"] for r in rows} == {"series"}
 
-    # Columns of the two devices are unified: AT500 rows have a null Baro.psi.
-    count_sql = "SELECT count(*) AS n, count(\"Baro.psi\") AS baro " \
-                "FROM '/hydrovu/devices/*.series'"
     expected = {"n": at500.num_rows + vulink.num_rows, "baro": vulink.num_rows}
-    assert pond.json("query", count_sql) == [expected]
-    table_out = pond.text("query", count_sql).splitlines()
-    assert [line.split() for line in table_out] == [["n", "baro"], [str(expected["n"]),
-                                                                    str(expected["baro"])]]
-    csv_out = pacsv.read_csv(io.BytesIO(pond.out(
-        "query", "SELECT timestamp, \"Temperature.C\" FROM '/hydrovu/devices/at500_1.series' "
-        "ORDER BY timestamp LIMIT 3", "-o", "csv")))
-    assert csv_out.column("timestamp").to_pylist() == at500["timestamp"][:3].to_pylist()
-    oplog = pond.json("query", "SELECT max(txn) AS last, count(DISTINCT node_id) AS nodes "
-                               "FROM oplog")
-    assert oplog == [{"last": 5, "nodes": 5}]
-    assert pond.json("query", "--at", "2", "SELECT max(txn) AS last FROM oplog") == [{"last": 2}]
+    assert json.loads(got["count_json"]) == [expected]
+    assert [line.split() for line in got["count_table"].decode().splitlines()] == [
+        ["n", "baro"], [str(expected["n"]), str(expected["baro"])]]
+    first_csv = pacsv.read_csv(io.BytesIO(got["first_csv"]))
+    assert first_csv.column("timestamp").to_pylist() == at500["timestamp"][:3].to_pylist()
+    assert json.loads(got["oplog"]) == [{"last": 5, "nodes": 5}]
+    assert json.loads(got["oplog_past"]) == [{"last": 2}]
     refuse(pond, "query", "SELEC nonsense FROM nowhere", mentions="query")
     refuse(pond, "query", "SELECT * FROM '/hydrovu/nothing/*.series'", mentions="no table")
 
@@ -245,146 +282,163 @@ def test_files_and_trees(pond: Pond, tmp_path: Path) -> None:
     """cp in and out (files and trees), cat, stat, mv, rm, ln -s and --at on data files."""
     host = make_host_tree(tmp_path / "host")
     big = (host / "big.bin").read_bytes()
-
-    pond.out("mkdir", "/files")
-    pond.out("cp", str(host / "top.txt"), str(host / "big.bin"), "/files")
-    assert pond.out("cat", "/files/top.txt", "/files/big.bin") == b"top of the tree\n" + big
-    small, large = pond.text("stat", "/files/top.txt", "/files/big.bin").split("  path: ")[1:]
-    assert "stored: inline" in small and "format: data" in small and "size: 16 " in small
-    assert "stored: object" in large and f"size: {len(big)} " in large
-    before_edit = 3  # init, mkdir, cp
+    leaf = (host / "nested" / "deeper" / "leaf.dat").read_bytes()
     edited = tmp_path / "edited.txt"
     edited.write_text("edited\n")
-    pond.out("cp", str(edited), "/files/top.txt")
-    assert pond.out("cat", "/files/top.txt") == b"edited\n"
-    assert pond.out("cat", "--at", str(before_edit), "/files/top.txt") == b"top of the tree\n"
-
-    # A tree in, and back out: byte for byte, with its symlinks and empty directory.
-    pond.out("cp", "-r", str(host), "/tree")
-    pond.out("cp", "-r", "pond:/tree", str(tmp_path / "tree"))
-    assert tree_of(tmp_path / "tree") == tree_of(host)
-    (tmp_path / "tree" / "top.txt").write_text("changed on the host\n")
-    pond.out("cp", "-r", "pond:/tree", str(tmp_path))  # again: over its files and symlinks
-    assert tree_of(tmp_path / "tree") == tree_of(host)
     (tmp_path / "into").mkdir()
-    pond.out("cp", "-r", "pond:/tree/nested", "pond:/tree/top.txt", str(tmp_path / "into"))
-    assert sorted(os.listdir(tmp_path / "into")) == ["nested", "top.txt"]
-    assert (tmp_path / "into" / "nested" / "dangling").is_symlink()
-    pond.out("cp", "pond:/files/big.bin", str(tmp_path / "big.out"))
-    assert (tmp_path / "big.out").read_bytes() == big
-    listing = pond.text("ls", "-l", "/tree").splitlines()
+
+    pond.out("mkdir", "/files")
+    pond.out("cp", str(host / "top.txt"), str(host / "big.bin"), "/files")  # transaction 3
+    pond.out("cp", str(edited), "/files/top.txt")
+    pond.out("cp", "-r", str(host), "/tree")
+    got = pond.outs(
+        both=("cat", "--at", "3", "/files/top.txt", "/files/big.bin"),
+        stat=("stat", "/files/top.txt", "/files/big.bin"),
+        now=("cat", "/files/top.txt"),
+        long=("ls", "-l", "/tree"),
+        via_link=("cat", "/tree/link_to_dir/leaf.dat"),
+        # A tree back out: byte for byte, with its symlinks and empty directory.
+        tree_out=("cp", "-r", "pond:/tree", str(tmp_path / "tree")),
+        into=("cp", "-r", "pond:/tree/nested", "pond:/tree/top.txt", str(tmp_path / "into")),
+        big_out=("cp", "pond:/files/big.bin", str(tmp_path / "big.out")))
+
+    assert got["both"] == b"top of the tree\n" + big
+    small, large = got["stat"].decode().split("  path: ")[1:]
+    assert "stored: inline" in small and "format: data" in small and "size: 7 " in small
+    assert "stored: object" in large and f"size: {len(big)} " in large
+    assert got["now"] == b"edited\n"
+    listing = got["long"].decode().splitlines()
     assert any(line.startswith("l") and line.endswith("link_to_top -> top.txt")
                for line in listing)
     assert any(line.startswith("d") and line.endswith(" empty") for line in listing)
-    leaf = (host / "nested" / "deeper" / "leaf.dat").read_bytes()
-    assert pond.out("cat", "/tree/link_to_dir/leaf.dat") == leaf
+    assert got["via_link"] == leaf
+    assert tree_of(tmp_path / "tree") == tree_of(host)
+    assert sorted(os.listdir(tmp_path / "into")) == ["nested", "top.txt"]
+    assert (tmp_path / "into" / "nested" / "dangling").is_symlink()
+    assert (tmp_path / "big.out").read_bytes() == big
+    (tmp_path / "tree" / "top.txt").write_text("changed on the host\n")
+    pond.out("cp", "-r", "pond:/tree", str(tmp_path))  # again: over its files and symlinks
+    assert tree_of(tmp_path / "tree") == tree_of(host)
 
     # mv: a rename, then into a directory; ln -s; rm; rm -r.
     pond.out("mv", "/files/top.txt", "/files/renamed.txt")
     pond.out("mv", "/files/renamed.txt", "/tree/empty")
-    pond.out("ln", "-s", "/tree/empty/renamed.txt", "/shortcut")
-    assert pond.out("cat", "/shortcut") == b"edited\n"
-    before_rm = 8  # after the edit, cp -r, mv, mv and ln -s
+    pond.out("ln", "-s", "/tree/empty/renamed.txt", "/shortcut")  # transaction 8
     pond.out("rm", "/files/big.bin")
     pond.out("rm", "-r", "/tree/nested")
-    # Like ls: files first, then each directory under a header.
-    assert pond.text("ls", "/", "/files", "/tree/empty", "/shortcut", "/tree").split(
-        "\n\n") == ["/shortcut", "/:\nfiles\nshortcut\ntree", "/files:",
-                     "/tree/empty:\nrenamed.txt",
+    got = pond.outs(
+        via_link=("cat", "/shortcut"),
+        # Like ls: files first, then each directory under a header.
+        several=("ls", "/", "/files", "/tree/empty", "/shortcut", "/tree"),
+        past=("ls", "--at", "8", "/files"),
+        past_big=("cat", "--at", "8", "/files/big.bin"),
+        history=("log", "-n", "4", "-o", "json"),
+        check=("check",))
+    assert got["via_link"] == b"edited\n"
+    assert got["several"].decode().split("\n\n") == [
+        "/shortcut", "/:\nfiles\nshortcut\ntree", "/files:", "/tree/empty:\nrenamed.txt",
         "/tree:\nbig.bin\nempty\nlink_to_dir\nlink_to_top\ntop.txt\n"]
-    assert pond.text("ls", "--at", str(before_rm), "/files") == "big.bin\n"
-    assert pond.out("cat", "--at", str(before_rm), "/files/big.bin") == big
-    history = pond.json("log", "-n", "4")
-    assert [row["command"].split()[:2] for row in history] == [
+    assert got["past"] == b"big.bin\n"
+    assert got["past_big"] == big
+    assert [row["command"].split()[:2] for row in json.loads(got["history"])] == [
         ["pond", "rm"], ["pond", "rm"], ["pond", "ln"], ["pond", "mv"]]
-    pond.check_ok()
+    assert got["check"].decode().splitlines()[-1].endswith(": ok")
 
 
 # ---------------------------------------------------------------------- bad input
 
 def test_missing_pond_and_not_a_pond(tmp_path: Path) -> None:
     missing = Pond(tmp_path / "missing")
-    missing.fails("ls", mentions=str(tmp_path / "missing"))
-    missing.fails("mkdir", "-p", "/a", mentions="no such pond")
-    assert not (tmp_path / "missing").exists()
-
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "notes.txt").write_text("just a directory\n")
     not_pond = Pond(plain)
-    not_pond.fails("ls", mentions="not a pond")
-    not_pond.fails("cp", str(plain / "notes.txt"), "/notes.txt", mentions="not a pond")
-    assert os.listdir(plain) == ["notes.txt"]
     a_file = Pond(plain / "notes.txt")
-    a_file.fails("init", mentions="not a directory")
-    assert (plain / "notes.txt").read_text() == "just a directory\n"
+    no_env = {k: v for k, v in os.environ.items() if k != "POND"}
 
-    nowhere = subprocess.run([*POND_CMD, "ls"], capture_output=True,
-                             env={k: v for k, v in os.environ.items() if k != "POND"})
-    assert nowhere.returncode != 0
-    assert nowhere.stderr.decode().count("\n") == 1 and "--pond" in nowhere.stderr.decode()
+    def nowhere() -> None:
+        done = subprocess.run([*POND_CMD, "ls"], capture_output=True, env=no_env)
+        assert done.returncode != 0
+        assert done.stderr.decode().count("\n") == 1 and "--pond" in done.stderr.decode()
 
-    explicit = subprocess.run([*POND_CMD, "--pond", str(tmp_path / "other"), "init"],
+    def explicit() -> None:
+        done = subprocess.run([*POND_CMD, "--pond", str(tmp_path / "other"), "init"],
                               capture_output=True, env=missing.env)
-    assert explicit.returncode == 0 and (tmp_path / "other" / "oplog").is_dir()
+        assert done.returncode == 0 and (tmp_path / "other" / "oplog").is_dir()
+
+    side_by_side(
+        lambda: missing.fails("ls", mentions=str(tmp_path / "missing")),
+        lambda: missing.fails("mkdir", "-p", "/a", mentions="no such pond"),
+        lambda: not_pond.fails("ls", mentions="not a pond"),
+        lambda: not_pond.fails("cp", str(plain / "notes.txt"), "/notes.txt",
+                               mentions="not a pond"),
+        lambda: a_file.fails("init", mentions="not a directory"),
+        nowhere, explicit)
     assert not (tmp_path / "missing").exists()
+    assert os.listdir(plain) == ["notes.txt"]
+    assert (plain / "notes.txt").read_text() == "just a directory\n"
 
 
 def test_bad_input_leaves_the_pond_as_it_was(pond: Pond, tmp_path: Path) -> None:
     host = make_host_tree(tmp_path / "host")
+    os.mkfifo(host / "nested" / "fifo")  # reading it would wait forever
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"PAR1 this is not parquet at all\n" * 100)
     good = write_parquet(pq.read_table(DEMO / "NoyoCenterVulink_2.parquet"),
                          tmp_path / "good.parquet")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")
+    top = str(host / "top.txt")
     pond.out("mkdir", "-p", "/dir/sub")
-    pond.out("cp", str(host / "top.txt"), "/dir/file.txt")
+    pond.out("cp", top, "/dir/file.txt")
     txns = pond.txns()
 
-    refuse(pond, "init", mentions="already exists")
-    # Missing paths, in the pond and on the host.
-    refuse(pond, "cat", "/nope", mentions="/nope")
-    refuse(pond, "ls", "/dir/*.nothing", mentions="no match")
+    # Refused before any writer lock is taken, so they can run side by side.
+    refuse_together(
+        pond,
+        (("init",), "already exists"),
+        # Missing paths, in the pond and on the host.
+        (("cat", "/nope"), "/nope"),
+        (("ls", "/dir/*.nothing"), "no match"),
+        (("ls", "--at", "99", "/"), "99"),
+        (("cp", str(tmp_path / "nope"), "/dir/x"), str(tmp_path / "nope")),
+        (("cp", "pond:/dir/nope", str(tmp_path / "x")), "/dir/nope"),
+        (("cp", "pond:/dir/file.txt", str(tmp_path / "no" / "where")),
+         str(tmp_path / "no" / "where")),
+        # Directories without -r.
+        (("cp", str(host), "/dir/tree"), "-r"),
+        (("cp", "pond:/dir", str(tmp_path / "out")), "-r"),
+        # Empty paths; writing in the past; copying within the pond.
+        (("mkdir", ""), "''"),
+        (("cp", top, ""), "''"),
+        (("cp", "--at", "1", top, "/dir/y"), "transaction 1"),
+        (("cp", "pond:/dir/file.txt", "pond:/dir/copy"), "--help"))
+    assert not (tmp_path / "out").exists()
+
     refuse(pond, "rm", "/dir/nope", mentions="/dir/nope")
     refuse(pond, "mv", "/dir/nope", "/dir/other", mentions="/dir/nope")
-    refuse(pond, "cp", str(tmp_path / "nope"), "/dir/x", mentions=str(tmp_path / "nope"))
-    refuse(pond, "cp", str(host / "top.txt"), "/missing/x", mentions="missing")
-    refuse(pond, "cp", "pond:/dir/nope", str(tmp_path / "x"), mentions="/dir/nope")
-    refuse(pond, "ls", "--at", "99", "/", mentions="99")
-    # Directories without -r.
-    refuse(pond, "cp", str(host), "/dir/tree", mentions="-r")
-    os.mkfifo(host / "nested" / "fifo")  # reading it would wait forever
+    refuse(pond, "cp", top, "/missing/x", mentions="missing")
     refuse(pond, "cp", "-r", str(host), "/dir/tree", mentions="fifo: not a regular file")
-    refuse(pond, "cp", "pond:/dir/file.txt", str(tmp_path / "no" / "where"),
-           mentions=str(tmp_path / "no" / "where"))
-    refuse(pond, "cp", "pond:/dir", str(tmp_path / "out"), mentions="-r")
-    assert not (tmp_path / "out").exists()
     refuse(pond, "rm", "/dir/file.txt", "/dir/sub", mentions="-r")  # the file stays too
     # Names that cannot be.
     refuse(pond, "mkdir", "/dir/.", mentions="'.'")
-    refuse(pond, "mkdir", "", mentions="''")
     refuse(pond, "mkdir", "/", mentions="'/'")
     refuse(pond, "mkdir", "-p", "/dir/" + "n" * 300, mentions="too long")
     refuse(pond, "ln", "-s", "/dir/file.txt", "/dir/..", mentions="'..'")
     refuse(pond, "mv", "/dir/file.txt", "/dir/new/", mentions="not a directory")
     refuse(pond, "ln", "-s", "/dir/file.txt", "/dir/link/", mentions="not a directory")
-    refuse(pond, "cp", str(host / "top.txt"), "/dir/new/", mentions="not a directory")
-    refuse(pond, "cp", str(host / "top.txt"), "", mentions="''")
+    refuse(pond, "cp", top, "/dir/new/", mentions="not a directory")
     # Things that exist already, or are of the wrong kind.
     refuse(pond, "mkdir", "/dir/sub", mentions="exists")
     refuse(pond, "mkdir", "-p", "/dir/file.txt/x", mentions="not a directory")
-    refuse(pond, "cp", str(host / "top.txt"), "/dir/file.txt", "/dir/sub/x", mentions="directory")
+    refuse(pond, "cp", top, "/dir/file.txt", "/dir/sub/x", mentions="directory")
     refuse(pond, "mv", "/dir", "/dir/sub", mentions="itself")
     # Content that is not Parquet, as a table or series; a multi-file copy failing late.
     refuse(pond, "cp", "--format", "table", str(junk), "/dir/t.table", mentions="not a Parquet")
     refuse(pond, "cp", "--format", "table", str(good), str(junk), "/dir/sub",
            mentions="junk.parquet")
     refuse(pond, "cp", str(junk), "/dir/file.txt", "--format", "table", mentions="data")
-    bad_csv = tmp_path / "ragged.csv"
-    bad_csv.write_text("a,b\n1,2\n3,4,5\n")
-    refuse(pond, "cp", "--format", "series", str(bad_csv), "/dir/r.series", mentions="ragged.csv")
-    # Writing in the past, or copying within the pond.
-    refuse(pond, "cp", "--at", "1", str(host / "top.txt"), "/dir/y", mentions="transaction 1")
-    refuse(pond, "cp", "pond:/dir/file.txt", "pond:/dir/copy", mentions="--help")
+    refuse(pond, "cp", "--format", "series", str(ragged), "/dir/r.series", mentions="ragged.csv")
 
     assert_untouched(pond, txns)
     assert pond.text("ls", "/dir").split() == ["file.txt", "sub"]
