@@ -101,7 +101,7 @@ def bench_cptree(args: argparse.Namespace, summary: c.Summary) -> None:
                      f"{(tl - t0) / (ts - t0):.2f}")
         else:
             c.detail(f"(empty-tree copy {t0:.3f} s: start-up dominates the {small:,} copy)")
-        c.detail(f"pond / host cp -r at {large:,} files: {tl / hl:.1f}x slower "
+        c.detail(f"pond / host cp -r time at {large:,} files: {tl / hl:.1f}x "
                  f"({large / tl:,.0f} vs {large / hl:,.0f} files/s); "
                  f"at {small:,}: {ts / hs:.1f}x")
         c.detail(f"pond files/s without start-up: {(large - small) / (tl - ts):,.0f} "
