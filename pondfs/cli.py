@@ -265,13 +265,14 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise FsError(errno.EINVAL, "one side must be the pond (see pond cp --help)")
     host_sources = [p for _, p in sources]
     for src in host_sources:
-        if not os.path.lexists(src):
+        # As in cp, a symlink named as a source is followed unless copying recursively.
+        if not (os.path.lexists(src) if args.recursive else os.path.exists(src)):
             raise FsError(errno.ENOENT, f"{src}: no such file or directory")
         if os.path.isdir(src) and not args.recursive:
             raise FsError(errno.EISDIR, f"{src}: is a directory (use -r)")
     with _writing(args) as fs:
         copier = _CopyIn(fs, args.format, args.time_column)
-        copier.run(host_sources, dest)
+        copier.run(host_sources, dest, follow=not args.recursive)
     return 0
 
 
@@ -284,9 +285,10 @@ class _CopyIn:
         self.time_column = time_column
         self.uid, self.gid = os.getuid(), os.getgid()
 
-    def run(self, sources: list[str], dest: str) -> None:
-        """Copy every source to ``dest`` (into it when it is a directory)."""
-        total = sum(_tree_size(s) for s in sources)
+    def run(self, sources: list[str], dest: str, *, follow: bool) -> None:
+        """Copy every source to ``dest`` (into it when it is a directory); ``follow``
+        copies what a source that is a symlink points to, not the link."""
+        total = sum(_tree_size(os.path.realpath(s) if follow else s) for s in sources)
         dest_id = self._existing(dest)
         into_dir = dest_id is not None and self.fs.kind(dest_id) == DIRECTORY
         if len(sources) > 1 and not into_dir:
@@ -296,10 +298,11 @@ class _CopyIn:
             for src in sources:
                 if into_dir:
                     assert dest_id is not None
-                    self._copy(src, dest_id, os.path.basename(os.path.normpath(src)))
+                    self._copy(src, dest_id, os.path.basename(os.path.normpath(src)),
+                               follow=follow)
                 else:
                     dir_id, name = _entry(self.fs, dest)
-                    self._copy(src, dir_id, name)
+                    self._copy(src, dir_id, name, follow=follow)
 
     def _existing(self, path: str) -> str | None:
         try:
@@ -309,8 +312,8 @@ class _CopyIn:
                 return None
             raise
 
-    def _copy(self, src: str, dir_id: str, name: str) -> None:
-        if os.path.islink(src):
+    def _copy(self, src: str, dir_id: str, name: str, *, follow: bool = False) -> None:
+        if os.path.islink(src) and not follow:
             existing = self.fs.lookup(dir_id, name)
             if existing is not None:
                 self.fs.unlink(dir_id, name)
