@@ -244,22 +244,25 @@ def test_csv_becomes_parquet(pond: Pond, tmp_path: Path) -> None:
     csv.write_text("timestamp,temperature,site\n300,11.5,a\n100,10.0,b\n200,10.5,a\n")
     more = tmp_path / "more.csv"
     more.write_text("timestamp,temperature,site\n150,9.0,c\n")
-    pond.out("cp", "--format", "table", str(csv), "/readings.table")
-    pond.out("cp", "--format", "series", str(csv), "/readings.series")
-    pond.out("cp", str(more), "/readings.series")
-
-    table = parquet_of(pond.out("cat", "/readings.table"))
-    assert table.to_pydict() == {"timestamp": [300, 100, 200], "temperature": [11.5, 10.0, 10.5],
-                                 "site": ["a", "b", "a"]}
-    series = parquet_of(pond.out("cat", "/readings.series"))
-    assert series.column("timestamp").to_pylist() == [100, 150, 200, 300]
-    assert series.column("site").to_pylist() == ["b", "c", "a", "a"]
-    assert pond.json("query", "SELECT sum(temperature) AS t FROM '/readings.table'") == [
-        {"t": 32.0}]
+    (tmp_path / "linked.csv").symlink_to(more)  # named as a source, a symlink is followed
     header_only = tmp_path / "header.csv"
     header_only.write_text("timestamp,temperature\n")
+    pond.out("cp", "--format", "table", str(csv), "/readings.table")
+    pond.out("cp", "--format", "series", str(csv), "/readings.series")
+    pond.out("cp", str(tmp_path / "linked.csv"), "/readings.series")
     pond.out("cp", "--format", "table", str(header_only), "/empty.table")
-    assert pond.json("query", "SELECT count(*) AS n FROM '/empty.table'") == [{"n": 0}]
+
+    got = pond.outs(table=("cat", "/readings.table"), series=("cat", "/readings.series"),
+                    total=("query", "SELECT sum(temperature) AS t FROM '/readings.table'",
+                           "-o", "json"),
+                    empty=("query", "SELECT count(*) AS n FROM '/empty.table'", "-o", "json"))
+    assert parquet_of(got["table"]).to_pydict() == {
+        "timestamp": [300, 100, 200], "temperature": [11.5, 10.0, 10.5], "site": ["a", "b", "a"]}
+    series = parquet_of(got["series"])
+    assert series.column("timestamp").to_pylist() == [100, 150, 200, 300]
+    assert series.column("site").to_pylist() == ["b", "c", "a", "a"]
+    assert json.loads(got["total"]) == [{"t": 32.0}]
+    assert json.loads(got["empty"]) == [{"n": 0}]
 
 
 # ---------------------------------------------------------------------- files and trees
