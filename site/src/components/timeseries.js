@@ -71,8 +71,10 @@ export async function extent(instruments) {
   return lo <= hi ? [new Date(lo), new Date(hi)] : null;
 }
 
-/** A picker of windows ending at the newest reading; its value is {label, days, start, end}. */
-export function windowPicker([start, end]) {
+/** A picker of windows ending at the newest reading; its value is {label, days, start, end}.
+ * `range` is extent()'s answer (null when there are no readings yet). */
+export function windowPicker(range) {
+  const [start, end] = range ?? [new Date(0), new Date(0)];
   const span = (end - start) / 1000 / DAY;
   const options = WINDOWS.filter((w) => w.days < span)
     .concat([{label: `All (${Math.max(1, Math.ceil(span))} days)`, days: Math.max(span, 1 / 24)}])
@@ -81,12 +83,13 @@ export function windowPicker([start, end]) {
                                 value: options[options.length - 1]});
 }
 
-/** Every instrument's rows in `window` at the resolution the window asks for. */
-export async function load(instruments, window) {
+/** Every instrument's rows in `period` (a window picker's value), at the resolution its
+ * length asks for. */
+export async function load(instruments, period) {
   return Promise.all(instruments.map(async (instrument) => {
-    const resolution = resolutionFor(window.days, Object.keys(instrument.files));
+    const resolution = resolutionFor(period.days, Object.keys(instrument.files));
     const data = await rows(instrument.files[resolution]);
-    const inside = data.filter((r) => r.t >= window.start && r.t <= window.end);
+    const inside = data.filter((r) => r.t >= period.start && r.t <= period.end);
     return {...instrument, resolution, rows: withGaps(inside, seconds(resolution) * 1000)};
   }));
 }
@@ -103,16 +106,16 @@ function withGaps(data, width) {
 }
 
 /** A line about what is shown: resolution(s) and number of buckets. */
-export function describe(loaded, window) {
+export function describe(loaded, period) {
   const resolutions = [...new Set(loaded.map((i) => i.resolution))].join(", ");
   const buckets = loaded.reduce((n, i) => n + i.rows.filter((r) => "t" in r).length, 0);
   const fmt = (d) => d.toISOString().slice(0, 16).replace("T", " ");
-  return `${fmt(window.start)} – ${fmt(window.end)} UTC · resolution ${resolutions} · ` +
+  return `${fmt(period.start)} – ${fmt(period.end)} UTC · resolution ${resolutions} · ` +
     `${buckets.toLocaleString("en")} buckets`;
 }
 
 /** The chart of one parameter: `series` is [{label, rows, columns: {avg, min, max}}]. */
-export function chart(series, {label, window, width}) {
+export function chart(series, {label, period, width}) {
   const long = series.flatMap(({label: instrument, rows, columns}) => rows.map((r) => ({
     t: r.t, instrument, avg: r[columns.avg] ?? null, min: r[columns.min] ?? null,
     max: r[columns.max] ?? null
@@ -122,7 +125,7 @@ export function chart(series, {label, window, width}) {
     width,
     height: 320,
     marginLeft: 60,
-    x: {type: "utc", label: null, domain: [window.start, window.end]},
+    x: {type: "utc", label: null, domain: [period.start, period.end]},
     y: {label, grid: true, nice: true},
     color: {legend: several, domain: series.map((s) => s.label)},
     marks: [
