@@ -40,6 +40,8 @@ to prove a second read is a cache hit).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime
 import errno
 import hashlib
@@ -388,12 +390,38 @@ def iter_batches(fs: FS, node_id: str, columns: Sequence[str] | None = None,
 def _parquet_batches(f: BinaryIO, what: str, columns: Sequence[str] | None,
                      batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(f)
+        parquet = pq.ParquetFile(f, buffer_size=1 << 20)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FsError(errno.EINVAL, f"{what}: not a Parquet file ({exc})") from None
     names = parquet.schema_arrow.names
     wanted = None if columns is None else [c for c in columns if c in names]
-    yield from parquet.iter_batches(batch_size=batch_size, columns=wanted)
+    groups = parquet.metadata.num_row_groups
+    for group in range(groups):
+        # One row group at a time, read in 1 MiB pieces on this thread, and freed memory
+        # handed back after each: reading a 20M-row series (4 x 5M-row versions) otherwise
+        # left ~350 MiB of freed read buffers in glibc's arenas; trimmed, ~100 MiB.
+        yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group],
+                                        columns=wanted, use_threads=False)
+        if groups > 1:
+            release_memory()
+
+
+def release_memory() -> None:
+    """Give memory freed by large reads back to the system (Arrow's pool, and glibc's
+    heap where there is one)."""
+    pa.default_memory_pool().release_unused()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc
+
+
+_malloc_trim = _libc_malloc_trim()
 
 
 def time_column(fs: FS, node_id: str, default: str) -> str:

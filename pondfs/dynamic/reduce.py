@@ -66,9 +66,8 @@ FACTORY = "temporal-reduce"
 DEFAULT_RESOLUTIONS = ("1h", "2h", "4h", "12h", "24h")
 AGGREGATIONS = ("avg", "min", "max", "count", "sum")
 DEFAULT_AGGREGATIONS = ("avg", "min", "max")
-#: Rows read per batch; partial results are folded together every FOLD batches.
+#: Rows read per batch.
 BATCH_ROWS = 1 << 20
-FOLD = 16
 
 
 @dataclass(frozen=True)
@@ -199,19 +198,14 @@ def reduce(fs: FS, spec: ReduceSpec, node_id: str, seconds: int) -> pa.Table:
     columns = selected(schema, time_name, spec.aggregations)
     # The partial statistics each column needs.
     stats = {name: _stats_for(kinds) for name, kinds in columns}
-    partials: list[pa.Table] = []
+    total: pa.Table | None = None
     for batch in iter_batches(fs, node_id, [time_name] + [c for c, _ in columns],
                               batch_size=BATCH_ROWS):
         part = _partial(batch, time_name, width, floor, stats)
         if part is not None:
-            partials.append(part)
-        if len(partials) >= FOLD:
-            partials = [_fold(partials, stats)]
-    bucket_type = pa.int64()
-    if partials:
-        total = partials[0] if len(partials) == 1 else _fold(partials, stats)
-    else:
-        total = pa.table({"bucket": pa.array([], bucket_type)})
+            total = part if total is None else _merge(total, part, stats)
+    if total is None:
+        total = pa.table({"bucket": pa.array([], pa.int64())})
     total = total.take(pc.sort_indices(total, [("bucket", "ascending")]))
     out: dict[str, pa.Array | pa.ChunkedArray] = {
         spec.time_column: total.column("bucket").cast(time_type)}
@@ -269,6 +263,24 @@ def bucket_starts(times: pa.Array, width: int) -> pa.Array:
         below = pc.and_(pc.less(times, 0), pc.not_equal(starts, times))
         starts = pc.subtract(starts, pc.multiply(below.cast(pa.int64()), width))
     return starts
+
+
+def _merge(total: pa.Table, part: pa.Table, stats: dict[str, list[str]]) -> pa.Table:
+    """``total`` and ``part`` (per-bucket partials, each bucket once) as one such table.
+
+    Only the buckets both hold are aggregated again: the rest is appended. Series are
+    mostly appended in time order, so this is usually a plain append, and the work and
+    memory per batch stay proportional to the batch, not to everything reduced so far (an
+    aggregation over all of it cost 1.5 KB of memory per bucket).
+    """
+    shared = pc.is_in(part.column("bucket"), value_set=total.column("bucket"))
+    if not pc.any(shared).as_py():
+        return pa.concat_tables([total, part], promote_options="permissive")
+    buckets = part.column("bucket").filter(shared)
+    in_total = pc.is_in(total.column("bucket"), value_set=buckets)
+    merged = _fold([total.filter(in_total), part.filter(shared)], stats)
+    return pa.concat_tables([total.filter(pc.invert(in_total)), part.filter(pc.invert(shared)),
+                             merged], promote_options="permissive")
 
 
 def _fold(partials: list[pa.Table], stats: dict[str, list[str]]) -> pa.Table:
