@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import stat as st
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -1322,9 +1323,14 @@ def snapshot_of(fs: FS) -> dict[str, bytes | None]:
 
 
 @pytest.mark.slow  # ~100 commits: ~15 s on the Delta oplog
-def test_random_operations_match_a_model(store, fs):
+@pytest.mark.parametrize("in_flight", [False, True], ids=["commit", "two-phase"])
+def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
     """Random creates, writes, mkdirs, removals and renames (files and directories, into
-    other directories, over existing entries), with commits and aborts, against a dict."""
+    other directories, over existing entries), with commits and aborts, against a dict.
+
+    ``in_flight``: each commit begins at one step and completes at a later one, with
+    operations in between staged on top of the in-flight rows, and one store commit in
+    four fails (its rows then go with the next commit)."""
     import random
     from collections import Counter
 
@@ -1333,6 +1339,16 @@ def test_random_operations_match_a_model(store, fs):
     model: dict[str, bytes | None] = {}
     committed = dict(model)
     history = {store.last_txn(): dict(model)}
+    flying = None  # (the Commit, the model it commits)
+    real_commit = store.commit
+
+    def flaky_commit(versions, info):
+        if rng.random() < 0.25:
+            raise FsError(errno.EIO, "injected")
+        real_commit(versions, info)
+
+    if in_flight:
+        monkeypatch.setattr(store, "commit", flaky_commit)
 
     def dirs() -> list[str]:
         return ["/"] + sorted(p for p, c in model.items() if c is None)
@@ -1417,6 +1433,25 @@ def test_random_operations_match_a_model(store, fs):
             if src != dst:
                 model.pop(dst, None)
                 move(src, dst)
+        elif op == "commit" and in_flight:
+            if flying is not None:
+                commit, expected = flying
+                flying = None
+                try:
+                    commit.store()
+                except FsError:
+                    assert fs.dirty
+                else:
+                    history[commit.finish()] = expected
+                    committed = expected
+                    assert snapshot_of(FS(store)) == expected, f"after step {step}"
+            elif rng.random() < 0.15:
+                fs.abort()
+                model = dict(committed)
+            else:
+                commit = fs.begin_commit(f"step {step}")
+                if commit is not None:
+                    flying = commit, dict(model)
         elif op == "commit":
             if rng.random() < 0.15:
                 fs.abort()
@@ -1433,6 +1468,9 @@ def test_random_operations_match_a_model(store, fs):
         if step % 50 == 0:
             assert snapshot_of(fs) == model, f"live view at step {step}"
 
+    monkeypatch.setattr(store, "commit", real_commit)
+    if flying is not None:
+        history[flying[0].complete()] = flying[1]
     fs.commit("last")
     history[store.last_txn()] = dict(model)
     assert snapshot_of(FS(store)) == model
@@ -1534,4 +1572,141 @@ def test_large_series_batches_are_objects_and_time_travel(store, fs):
         data = f.read()
     assert old.stat(node).size == len(data)
     assert pq.read_table(io.BytesIO(data)).num_rows == 20_000
+    assert_consistent(store)
+
+
+# ---------------------------------------------------------------- commits in flight
+
+
+@contextmanager
+def store_commit_held(store: Persistence, monkeypatch) -> Iterator[threading.Event]:
+    """While the context is open, the store's commit waits (in whatever thread called it)
+    until the event yielded is set; the event is set on leaving."""
+    release = threading.Event()
+    started = threading.Event()
+    real = store.commit
+
+    def held(versions, info):
+        started.set()
+        assert release.wait(30), "the test never released the commit"
+        real(versions, info)
+
+    monkeypatch.setattr(store, "commit", held)
+    release.started = started  # type: ignore[attr-defined]
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+def test_a_commit_in_flight_does_not_hold_the_view(store, fs, monkeypatch):
+    """While the store commits (in another thread), the view reads the in-flight state and
+    stages new changes on top of it; the next commit writes those."""
+    a = path_file(fs, "/a", b"one")
+    d = fs.mkdir(ROOT_ID, "d")
+    path_file(fs, "/d/x", b"ex")
+    with store_commit_held(store, monkeypatch) as release:
+        result: list[int | None] = []
+        worker = threading.Thread(target=lambda: result.append(fs.commit("first")))
+        worker.start()
+        assert release.started.wait(30)
+        assert not fs.dirty  # everything is in flight
+        # Reads see the in-flight state (and take no lock the commit holds).
+        assert sorted(fs.listdir(ROOT_ID)) == ["a", "d"]
+        assert cat(fs, "/d/x") == b"ex"
+        assert fs.stat(a).version == 1 and fs.stat(a).txn == 2
+        assert fs.loaded(a)
+        # Changes staged on top: versions continue from the in-flight ones.
+        fs.write_content(a, [b"two"])
+        assert fs.stat(a).version == 2
+        fs.rename(d, "x", ROOT_ID, "y")
+        fs.unlink(ROOT_ID, "a")
+        path_file(fs, "/a", b"new a")
+        assert fs.dirty
+        with raises(errno.EBUSY):
+            fs.begin_commit("meanwhile")
+        with raises(errno.EBUSY):
+            fs.abort()
+        assert FS(store).as_of == 1  # nothing committed yet
+        release.set()
+        worker.join(30)
+    assert result == [2]
+    first = FS(store)
+    assert sorted(first.listdir(ROOT_ID)) == ["a", "d"]
+    assert cat(first, "/a") == b"one" and cat(first, "/d/x") == b"ex"
+    assert fs.dirty
+    assert fs.commit("second") == 3
+    second = FS(store)
+    assert sorted(second.listdir(ROOT_ID)) == ["a", "d", "y"]
+    assert cat(second, "/a") == b"new a" and cat(second, "/y") == b"ex"
+    assert [(v.version, v.txn, v.deleted) for v in second.versions(a)] == [
+        (1, 2, False), (2, 3, True)]  # the write and the removal are one version
+    assert_consistent(store)
+
+
+def test_a_failed_store_commit_keeps_the_view_and_the_next_commit_writes_it(store, fs,
+                                                                             monkeypatch):
+    a = path_file(fs, "/a", b"one")
+    assert fs.commit("first") == 2
+    fs.write_content(a, [b"two"])
+    d = fs.mkdir(ROOT_ID, "d")
+    real = store.commit
+
+    def failing(versions, info):
+        raise FsError(errno.EIO, "disk on fire")
+
+    monkeypatch.setattr(store, "commit", failing)
+    with raises(errno.EIO):
+        fs.commit("second")
+    # Nothing changed for the view's users, and nothing was committed.
+    assert fs.dirty and fs.as_of == 2
+    assert cat(fs, "/a") == b"two" and fs.kind(d) == DIRECTORY
+    assert FS(store).as_of == 2
+    # More changes on top, including to the rows the failed commit held.
+    fs.write_content(a, [b"three"])
+    path_file(fs, "/d/x", b"ex")
+    monkeypatch.setattr(store, "commit", real)
+    assert fs.commit("retry") == 3
+    fresh = FS(store)
+    assert cat(fresh, "/a") == b"three" and cat(fresh, "/d/x") == b"ex"
+    assert [v.version for v in fresh.versions(a)] == [1, 2, 3]
+    assert_consistent(store)
+
+
+def test_abort_after_a_failed_commit_drops_its_rows(store, fs, monkeypatch):
+    path_file(fs, "/a", b"one")
+    assert fs.commit("first") == 2
+    fs.write_content(fs.resolve("/a"), [b"two"])
+    path_file(fs, "/b", b"bee")
+    monkeypatch.setattr(store, "commit", lambda versions, info: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        fs.commit("second")
+    fs.abort()
+    assert not fs.dirty
+    assert cat(fs, "/a") == b"one" and fs.lookup(ROOT_ID, "b") is None
+    monkeypatch.undo()
+    path_file(fs, "/c", b"sea")
+    assert fs.commit("third") == 3
+    assert sorted(FS(store).listdir(ROOT_ID)) == ["a", "c"]
+    assert_consistent(store)
+
+
+def test_a_commit_that_landed_before_its_error_is_committed(store, fs, monkeypatch):
+    """A store commit that wrote the transaction and then failed (its fsync, say) leaves
+    the view committed, and the error raised."""
+    path_file(fs, "/a", b"one")
+    real = store.commit
+
+    def lands_then_fails(versions, info):
+        real(versions, info)
+        raise FsError(errno.EIO, "fsync failed")
+
+    monkeypatch.setattr(store, "commit", lands_then_fails)
+    with raises(errno.EIO):
+        fs.commit("first")
+    assert fs.as_of == 2 and not fs.dirty
+    monkeypatch.undo()
+    path_file(fs, "/b", b"bee")
+    assert fs.commit("second") == 3
+    assert sorted(FS(store).listdir(ROOT_ID)) == ["a", "b"]
     assert_consistent(store)

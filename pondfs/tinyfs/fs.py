@@ -5,6 +5,17 @@ collects changes in a pending transaction that :meth:`FS.commit` turns into one 
 persistence commit; :meth:`FS.abort` drops them. Nodes are named by ``node_id``; paths are
 resolved by :meth:`FS.resolve`. Errors are :class:`FsError` with a POSIX errno.
 
+Committing has two phases so that a slow persistence commit (tens of ms, more when fsync'ed)
+does not stop the view (see :class:`Commit`): under the view's lock the pending versions are
+numbered and moved to an *in-flight* set; the persistence commit runs without the lock; then
+the lock is taken again to fold the in-flight rows into the committed state. Meanwhile the
+view keeps working: reads see pending changes, then in-flight ones, then committed rows, and
+new changes are staged on top of the in-flight state (version numbers continue from it) for
+the next commit. A failed persistence commit keeps the in-flight set in the view, uncommitted:
+the view stays as it was (nothing staged is lost) and the next commit writes the in-flight
+rows and whatever was staged since, as one transaction (a node may then have two versions in
+it); :meth:`FS.abort` drops both.
+
 Rows are loaded lazily, one partition (a directory and its non-directory children) at a
 time, and kept for the life of the view.
 """
@@ -155,6 +166,14 @@ class FS:
         self._pending: dict[str, NodeVersion] = {}
         self._pending_ops: dict[str, list[DirOp]] = {}
         self._pending_listings: dict[str, dict[str, DirOp]] = {}
+        # The in-flight overlay, between the pending changes and the committed state: rows
+        # being committed (or whose commit failed, kept for the next one) per node, oldest
+        # first, and the listings and directory parents they make.
+        self._inflight: dict[str, list[NodeVersion]] = {}
+        self._inflight_listings: dict[str, dict[str, DirOp]] = {}
+        self._inflight_parents: dict[str, str] = {}
+        self._commit: Commit | None = None
+        self._commit_lock = threading.Lock()
         #: Subdirectories per directory listing (for nlink), dropped when one changes.
         self._subdir_counts: dict[str, int] = {}
         self._dynamic: dict[str, DynamicNode] = {}
@@ -163,33 +182,77 @@ class FS:
 
     @property
     def dirty(self) -> bool:
-        """Whether the pending transaction holds changes."""
-        return bool(self._pending)
+        """Whether a commit would write anything: changes are pending, or the rows of a
+        failed commit wait to be committed again."""
+        return bool(self._pending) or (bool(self._inflight) and self._commit is None)
+
+    def commit(self, command: str) -> int | None:
+        """Commit the pending changes (and any rows a failed commit left) as one transaction;
+        its number, or None if there was nothing. Other threads may use the view meanwhile
+        (see :class:`Commit`); commits from several threads run one after the other."""
+        with self._commit_lock:
+            commit = self.begin_commit(command)
+            return None if commit is None else commit.complete()
 
     @_locked
-    def commit(self, command: str) -> int | None:
-        """Commit the pending changes as one transaction; its number, or None if nothing."""
-        if not self._pending:
+    def begin_commit(self, command: str) -> Commit | None:
+        """Phase one of a commit: number and stamp the pending versions and move them to the
+        in-flight set; the :class:`Commit` that finishes the job, or None if nothing is to be
+        committed. EBUSY while another commit is in flight."""
+        if self._commit is not None:
+            raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
+        if not self.dirty:
             return None
         txn = self.as_of + 1
         now = time.time_ns()
-        versions = [self._finish(v, txn, now) for v in self._pending.values()]
-        self.store.commit(versions, TxnInfo(txn, now, command, rows=len(versions)))
-        for v in versions:
-            self._part_of[v.node_id] = v.part_id
-            rows = self._rows.get(v.part_id)
-            if rows is not None:
-                rows.setdefault(v.node_id, []).append(v.evolve(content=None))
-        self._listings.update(self._pending_listings)
-        self._parent_of.update(self._pending_parents)
+        for v in [self._finish(v, txn, now) for v in self._pending.values()]:
+            self._inflight.setdefault(v.node_id, []).append(v)
+        self._inflight_listings.update(self._pending_listings)
+        self._inflight_parents.update(self._pending_parents)
         self._clear_pending()
-        self.as_of = txn
-        return txn
+        rows = [v if v.timestamp_ns == now else v.evolve(timestamp_ns=now)
+                for versions in self._inflight.values() for v in versions]
+        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows)
+        return self._commit
+
+    def _committed_in_flight(self, commit: Commit) -> None:
+        """Phase three: the in-flight rows are committed; fold them into the committed state
+        (the pending changes staged on top of them stay pending)."""
+        with self._mutex:
+            for v in commit.rows:
+                self._part_of[v.node_id] = v.part_id
+                rows = self._rows.get(v.part_id)
+                if rows is not None:
+                    # Loaded during the commit (as of the transaction before), or earlier.
+                    rows.setdefault(v.node_id, []).append(v.evolve(content=None))
+            self._listings.update(self._inflight_listings)
+            self._parent_of.update(self._inflight_parents)
+            self._clear_inflight()
+            self.as_of = commit.info.txn
+            self._commit = None
+
+    def _failed_in_flight(self, commit: Commit) -> None:
+        """The persistence commit raised: fold the rows in if it committed nonetheless (its
+        fsync failed, say), else keep them in flight for the next commit."""
+        with self._mutex:
+            self._commit = None
+            try:
+                committed = self.store.last_txn() == commit.info.txn
+            except Exception:
+                log.warning("could not ask the store whether transaction %d committed",
+                            commit.info.txn, exc_info=True)
+                committed = False
+        if committed:
+            self._committed_in_flight(commit)
 
     @_locked
     def abort(self) -> None:
-        """Drop the pending changes."""
+        """Drop the pending changes and the rows of a failed commit (EBUSY while a commit is
+        in flight)."""
+        if self._commit is not None:
+            raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
         self._clear_pending()
+        self._clear_inflight()
         self._subdir_counts.clear()
 
     def _clear_pending(self) -> None:
@@ -198,14 +261,19 @@ class FS:
         self._pending_listings.clear()
         self._pending_parents.clear()
 
+    def _clear_inflight(self) -> None:
+        self._inflight.clear()
+        self._inflight_listings.clear()
+        self._inflight_parents.clear()
+
     def _finish(self, v: NodeVersion, txn: int, now: int) -> NodeVersion:
         """The row to commit for a pending version: numbered, stamped, entries finalised."""
         v = v.evolve(txn=txn, timestamp_ns=now)
         if v.kind != DIRECTORY:
             return v
         ops = self._pending_ops.get(v.node_id, [])
+        listing = self._listing(v.node_id)  # first: loading it sets the chain
         versions, count = self._chain.get(v.node_id, (0, 0))
-        listing = self._pending_listings.get(v.node_id, self._listings.get(v.node_id, {}))
         if v.version == 1 or versions + 1 >= SNAPSHOT_EVERY or count + len(ops) > max(
             len(listing), 64
         ):
@@ -239,8 +307,17 @@ class FS:
             self._part_of[node_id] = part
         return self._partition(part).get(node_id, [])
 
-    def _latest(self, node_id: str) -> NodeVersion:
+    def _staged(self, node_id: str) -> NodeVersion | None:
+        """The newest uncommitted version of a node: pending, else in flight."""
         v = self._pending.get(node_id)
+        if v is None:
+            inflight = self._inflight.get(node_id)
+            if inflight:
+                v = inflight[-1]
+        return v
+
+    def _latest(self, node_id: str) -> NodeVersion:
+        v = self._staged(node_id)
         if v is None:
             rows = self._committed(node_id)
             v = rows[-1] if rows else None
@@ -286,6 +363,8 @@ class FS:
 
     def _listing(self, dir_id: str) -> dict[str, DirOp]:
         pending = self._pending_listings.get(dir_id)
+        if pending is None:
+            pending = self._inflight_listings.get(dir_id)
         if pending is not None:
             return pending
         listing = self._listings.get(dir_id)
@@ -378,7 +457,7 @@ class FS:
         """Whether :meth:`stat`, :meth:`lookup` and :meth:`listdir` of ``node_id`` can be
         answered from rows already in memory, without reading persistence (an event loop
         calls those directly when this is true and from a worker thread otherwise)."""
-        v = self._pending.get(node_id)
+        v = self._staged(node_id)
         if v is None:
             rows = self._rows.get(self._part_of.get(node_id, ""), {}).get(node_id)
             if not rows:
@@ -387,7 +466,8 @@ class FS:
         if v.kind == DYNAMIC or v.format == SERIES or node_id in self._dynamic:
             return False
         if v.kind == DIRECTORY:
-            return node_id in self._pending_listings or node_id in self._listings
+            return (node_id in self._pending_listings or node_id in self._inflight_listings
+                    or node_id in self._listings)
         return True
 
     def _subdirs(self, dir_id: str) -> int:
@@ -419,7 +499,7 @@ class FS:
             if child is not None:
                 self._adopt(parent_id, name, child)
             return child
-        v = self._pending.get(node_id)
+        v = self._staged(node_id)
         if v is None:
             rows = self._committed(node_id)
             v = rows[-1] if rows else None
@@ -554,7 +634,7 @@ class FS:
     def init_root(self, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
         """Create the root directory of an empty pond (the first transaction)."""
         self._check_writable()
-        if self.as_of != 0 or self._pending:
+        if self.as_of != 0 or self._pending or self._inflight:
             raise FsError(errno.EEXIST, "the pond already has a root directory")
         now = time.time_ns()
         self._stage(NodeVersion(ROOT_ID, ROOT_ID, 1, 0, DIRECTORY, mode=mode, uid=uid, gid=gid,
@@ -731,6 +811,7 @@ class FS:
             # The file moved between directories: some versions are in other partitions.
             committed = self.store.node_versions(v.node_id, self.as_of)
         versions = [c for c in committed if c.min_time is not None and not c.deleted]
+        versions += [c for c in self._inflight.get(v.node_id, ()) if c.min_time is not None]
         pending = self._pending.get(v.node_id)
         if pending is not None and pending.min_time is not None:
             versions.append(pending)
@@ -834,7 +915,8 @@ class FS:
         while True:
             if node_id == ancestor:
                 return True
-            parent = self._pending_parents.get(node_id) or self._parent_of.get(node_id)
+            parent = (self._pending_parents.get(node_id) or self._inflight_parents.get(node_id)
+                      or self._parent_of.get(node_id))
             if parent is None or parent == node_id:
                 return False
             node_id = parent
@@ -992,6 +1074,47 @@ class FS:
     def transactions(self) -> list[TxnInfo]:
         """Committed transactions up to this view, newest first."""
         return self.store.transactions(self.as_of)
+
+
+class Commit:
+    """A commit in flight: the rows of transaction ``info.txn``, numbered and moved out of
+    the pending changes by :meth:`FS.begin_commit`, not yet in persistence.
+
+    :meth:`store` writes them (without the view's lock: other threads keep reading and
+    staging meanwhile) and :meth:`finish` folds them into the view's committed state;
+    :meth:`complete` does both. If :meth:`store` fails, the view keeps the rows in flight and
+    the next commit writes them again (see the module docstring).
+    """
+
+    def __init__(self, fs: FS, info: TxnInfo, rows: list[NodeVersion]):
+        self.fs = fs
+        self.info = info
+        self.rows = rows
+        self._stored = False
+
+    @property
+    def txn(self) -> int:
+        return self.info.txn
+
+    def store(self) -> None:
+        """Phase two: the persistence commit."""
+        try:
+            self.fs.store.commit(self.rows, self.info)
+        except BaseException:
+            self.fs._failed_in_flight(self)
+            raise
+        self._stored = True
+
+    def finish(self) -> int:
+        """Phase three: fold the committed rows into the view; the transaction number."""
+        assert self._stored, "finish() before store()"
+        self.fs._committed_in_flight(self)
+        return self.info.txn
+
+    def complete(self) -> int:
+        """:meth:`store`, then :meth:`finish`."""
+        self.store()
+        return self.finish()
 
 
 def read_all(fs: FS, node_id: str) -> bytes:

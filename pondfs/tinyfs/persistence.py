@@ -72,6 +72,11 @@ class Persistence(ABC):
         snapshot at open override this)."""
         return None
 
+    def sync(self) -> None:
+        """Make every commit so far durable (stores whose commits are durable, or that
+        cannot be, need not override this)."""
+        return None
+
     def object_ids(self) -> Iterator[str]:
         """Every content object present (for ``check``); empty when there is no object store."""
         return iter(())
