@@ -22,6 +22,8 @@ What this module owns, and the promises it keeps:
   state are serialized by ``_busy`` (a trio lock); a call runs directly on the event loop
   when tinyfs can answer it from memory (:meth:`FS.loaded`) and in a worker thread when it
   may read persistence, commit, or hash content, so a slow call never stalls the mount.
+  A commit holds ``_busy`` only to number the staged versions and to fold them in after:
+  the store commit itself (tens of ms, more when fsync'ed) runs while the mount serves.
 - **Errors**: every handler answers ``FsError`` with its errno and any other exception with
   ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
 
@@ -53,6 +55,7 @@ import pyfuse3
 import trio
 
 from .tinyfs import DIRECTORY, FS, ROOT_ID, SERIES, FsError, Stat
+from .tinyfs.fs import Commit
 from .tinyfs.records import INLINE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -250,6 +253,7 @@ class PondOperations(pyfuse3.Operations):
         self.commits = 0
         self.commit_error: FsError | None = None
         self._busy = trio.Lock()
+        self._committing = trio.Lock()
         self._limiter = trio.CapacityLimiter(WORKER_THREADS)
         self._files: dict[int, OpenFile] = {}
         self._handles: dict[int, Handle | DirHandle] = {}
@@ -887,31 +891,51 @@ class PondOperations(pyfuse3.Operations):
 
     async def commit(self, why: str, *, durable: bool = False) -> int | None:
         """Commit everything staged as one pond transaction; its number, or None when there
-        was nothing. ``durable`` makes the store fsync what the commit wrote (fsync and
-        unmount ask for it; group commits do not: an fsync'ed commit costs ~100 ms more).
-        A failure is raised (and kept, so the next commit retries it)."""
-        async with self._busy:
-            if not self.fs.dirty:
-                return None
-            staged, self._staged = self._staged, 0
-            command = f"mount {self.mountpoint}: {why}".strip()
-            try:
-                txn = await trio.to_thread.run_sync(self._commit, command, durable,
-                                                    limiter=self._limiter)
-            except FsError as exc:
-                self._staged += staged
-                self.commit_error = exc
-                raise
-            self.commit_error = None
-            self.commits += 1
-            log.debug("committed transaction %s (%d changes, %s)", txn, staged, why)
-            return txn
+        was nothing. ``durable`` makes the store fsync what the commit wrote, and what
+        earlier commits wrote (fsync and unmount ask for it; group commits do not: an
+        fsync'ed commit costs ~100 ms more), even when there is nothing new to commit.
+        A failure is raised (and kept, so the next commit retries it).
 
-    def _commit(self, command: str, durable: bool) -> int | None:
+        Only numbering the staged versions holds ``_busy``: the store commit runs while the
+        mount goes on serving and staging changes for the next commit (the two-phase commit
+        of :class:`pondfs.tinyfs.fs.Commit`). Commits run one at a time, and once begun a
+        commit is seen through even if its caller is cancelled.
+        """
+        async with self._committing:
+            with trio.CancelScope(shield=True):
+                return await self._commit(f"mount {self.mountpoint}: {why}".strip(), durable)
+
+    async def _commit(self, command: str, durable: bool) -> int | None:
+        store = self.fs.store
+        commit = None
+        async with self._busy:
+            if self.fs.dirty:
+                staged, self._staged = self._staged, 0
+                commit = await trio.to_thread.run_sync(self.fs.begin_commit, command,
+                                                       limiter=self._limiter)
+        if commit is None:
+            if durable:
+                await self._thread(store.sync)
+            return None
+        try:
+            await self._thread(self._store_commit, commit, durable)
+        except BaseException as exc:
+            self._staged += staged
+            if isinstance(exc, FsError):
+                self.commit_error = exc
+            raise
+        async with self._busy:
+            txn = commit.finish()  # folds rows into memory: no persistence, no await
+        self.commit_error = None
+        self.commits += 1
+        log.debug("committed transaction %s (%d changes, %s)", txn, staged, command)
+        return txn
+
+    def _store_commit(self, commit: Commit, durable: bool) -> None:
         store = self.fs.store
         if hasattr(store, "durable"):
-            store.durable = durable
-        return self.fs.commit(command)
+            store.durable = durable  # commits run one at a time (_committing)
+        commit.store()
 
     async def group_commits(self) -> None:
         """Commit staged changes when they have been quiet for ``commit_interval`` seconds,
