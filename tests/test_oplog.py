@@ -213,6 +213,44 @@ def test_durable_commits_are_readable_after_reopening(tmp_path: Path) -> None:
     assert sorted(again.read_inline(v) for v in again.scan(2)) == [b"d1", b"d2"]
 
 
+def test_a_durable_commit_also_syncs_the_non_durable_ones_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log entry must not outlive an earlier one: the first durable commit after some
+    that were not fsyncs their data files and log entries too, then nothing is owed."""
+    from pondfs.oplog import table as table_module
+
+    store = create_pond(tmp_path / "pond")
+    synced: list[str] = []
+    real = table_module._fsync_file
+    monkeypatch.setattr(table_module, "_fsync_file",
+                        lambda path, missing_ok=False: (synced.append(path.name),
+                                                        real(path, missing_ok)))
+    for txn in (1, 2):
+        store.commit([file_version(new_node_id(), txn)], txn_info(txn))
+    assert synced == [] and store._unsynced == {1, 2}
+    store.durable = True
+    store.commit([file_version(new_node_id(), 3)], txn_info(3))
+    entries = [name for name in synced if name.endswith(".json")]
+    assert entries == [f"{v:020d}.json" for v in (1, 2, 3)]
+    assert len([name for name in synced if name.endswith(".parquet")]) == 3
+    assert store._unsynced == set()
+    synced.clear()
+    store.commit([file_version(new_node_id(), 4)], txn_info(4))
+    assert [name for name in synced if name.endswith(".json")] == [f"{4:020d}.json"]
+    # A compaction is a table version too; sync() owes it without a commit.
+    store.durable = False
+    part = new_node_id()
+    for txn in (5, 6):
+        store.commit([file_version(part, txn, node_id=new_node_id())], txn_info(txn))
+    store.compact()
+    assert store._unsynced == {5, 6, 7}
+    synced.clear()
+    store.sync()
+    assert [name for name in synced if name.endswith(".json")] == [
+        f"{v:020d}.json" for v in (5, 6, 7)]
+    assert store._unsynced == set()
+
+
 # -- content -------------------------------------------------------------------------------
 
 def test_store_is_inline_just_below_the_limit(pond: OplogPersistence) -> None:

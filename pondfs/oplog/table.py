@@ -7,9 +7,16 @@ A pond directory holds::
     cache/     derived caches (owned by other layers)
     lock       the single-writer lock file
 
-One pond transaction is one Delta commit whose commit metadata carries the transaction
-number, command, user and time, and whose app transaction ``("pond", txn)`` lets any snapshot
-answer "which transaction is this?" without reading rows.
+One pond transaction is one Delta commit. It holds the transaction's node versions and one
+transaction row (number, command, user, time, rows: see :mod:`.schema`) that ``pond log``
+reads; its app transaction ``("pond", txn)`` lets any snapshot answer "which transaction is
+this?" without reading rows; its commit metadata repeats the transaction row for Delta tools.
+
+The Delta log is cleaned up as Delta does by default: at each checkpoint (every 100 commits)
+log entries older than the log retention and before the previous checkpoint are deleted. Pond
+time travel filters rows by ``txn`` and never needs old log entries; a long log would only
+make every commit and every open list more files (10,000 entries: 115 ms a commit instead of
+38). See :data:`_TABLE_CONFIGURATION` for the retentions chosen.
 
 Reads go through a per-version index of the table's data files (their partition and txn and
 node_id ranges, from the Delta log's add actions) and read only the Parquet files that can
@@ -19,6 +26,7 @@ never change once T is committed, so listings are cached by (partition, T) acros
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -46,7 +54,17 @@ from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
 
 from .lock import WriterLock, lock_holder
 from .objects import ObjectStore, fsync_dir
-from .schema import CONTENT_COLUMN, LISTING_COLUMNS, PARTITION_COLUMN, SCHEMA, from_table, to_table
+from .schema import (
+    CONTENT_COLUMN,
+    LISTING_COLUMNS,
+    PARTITION_COLUMN,
+    SCHEMA,
+    TXN_PARTITION,
+    from_table,
+    to_table,
+    txn_infos,
+    txn_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +83,21 @@ CONTENT_CACHE_BYTES = 256 * 1024 * 1024
 #: Rows of partition listings kept in memory.
 LISTING_CACHE_ROWS = 200_000
 
-# Keep the whole commit history: ``pond log`` reads transactions from it, and Delta would
-# otherwise delete commit files older than 30 days. Checkpoints stay at Delta's default.
-_TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}
+# Log entries: pond needs none older than the newest checkpoints (transaction rows and txn
+# filters replace Delta history and time travel). What a short retention risks is a reader
+# that lists the log and reads it while a checkpointing commit deletes entries, or a table
+# object refreshed after its entries were deleted (refresh() then reopens). An hour covers
+# any command's open and keeps the log small unless a pond commits thousands of times an
+# hour; Delta's default of 30 days would keep 10,000 entries for a pond that commits 350
+# times a day. Checkpoints stay at Delta's default (every 100 commits).
+#
+# Remove tombstones stay at Delta's default of a week, the default retention of
+# ``pond maintain``: vacuum keeps a removed file for the retention counted from its removal
+# only while its tombstone exists; once the tombstone has expired, a full vacuum judges the
+# file by its age alone, so a shorter tombstone retention would shorten the protection of
+# readers on older snapshots. (They cost opening time: ~12,000 tombstones, a week of
+# auto-compaction at 10,000 commits a week, make opening 144 ms instead of 46 ms.)
+_TABLE_CONFIGURATION = {"delta.logRetentionDuration": "interval 1 hours"}
 
 _OPLOG = "oplog"
 _OBJECTS = "objects"
@@ -115,8 +145,11 @@ class OplogPersistence(Persistence):
     Opening pins the newest snapshot: readers never see part of a transaction, nor any
     transaction committed after they opened until :meth:`refresh`. The writer's own commits
     advance its snapshot. ``durable=True`` makes each commit fsync the data files and log entry
-    it wrote, so a returned commit survives a power loss. Calls are serialized by a lock, so
-    worker threads may share one instance.
+    it wrote, and those of this instance's earlier commits that were not durable (and its
+    compactions): a later log entry must never outlive an earlier one, so a returned commit
+    survives a power loss together with everything before it. :meth:`sync` does the same
+    without committing. Calls are serialized by a lock, so worker threads may share one
+    instance.
     """
 
     def __init__(
@@ -145,6 +178,10 @@ class OplogPersistence(Persistence):
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
         self._lock_held = False
+        self._txns: list[TxnInfo] = []  # every transaction up to _txns_upto, newest first
+        self._txns_upto = 0
+        #: Table versions this instance wrote (commits, compactions) not fsync'ed yet.
+        self._unsynced: set[int] = set()
         log.debug("opened %s at table version %d", self.root, self._table.version())
 
     # -- transactions --------------------------------------------------------------------
@@ -161,7 +198,14 @@ class OplogPersistence(Persistence):
     def refresh(self) -> None:
         """Move to the newest committed snapshot."""
         with self._mutex:
-            self._table.update_incremental()
+            try:
+                self._table.update_incremental()
+            except Exception:
+                # The entries after this snapshot may have been cleaned up (older than the
+                # log retention, behind a newer checkpoint): load the newest afresh.
+                log.debug("incremental update failed; reopening the table", exc_info=True)
+                self._table = self._open_table()
+                self._commits_on_table = 0
             self._index = None
 
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
@@ -185,17 +229,18 @@ class OplogPersistence(Persistence):
                     f"transaction {info.txn} includes a version of node {wrong[0].node_id} "
                     f"with txn {wrong[0].txn}",
                 )
+            info = dataclasses.replace(info, rows=len(versions))
             metadata = {
                 "pond.txn": str(info.txn),
                 "pond.command": info.command,
                 "pond.user": info.user,
                 "pond.timestamp_ns": str(info.timestamp_ns),
-                "pond.rows": str(len(versions)),
+                "pond.rows": str(info.rows),
             }
             try:
                 write_deltalake(
                     self._table,
-                    to_table(versions),
+                    to_table([*versions, txn_row(info)]),
                     mode="append",
                     partition_by=[PARTITION_COLUMN],
                     storage_options=self.storage_options or None,
@@ -221,8 +266,9 @@ class OplogPersistence(Persistence):
                 "committed transaction %d (%d rows) as table version %d",
                 info.txn, len(versions), version,
             )
+            self._unsynced.add(version)
             if self.durable:
-                self._sync_commit(version)
+                self._sync_written()
             self._commits_on_table += 1
             self._after_commit()
 
@@ -249,26 +295,40 @@ class OplogPersistence(Persistence):
             self._commits_on_table = 0
             self._index = None
 
+    def sync(self) -> None:
+        """fsync everything this instance's commits and compactions wrote so far."""
+        with self._mutex:
+            self._sync_written()
+
     def transactions(self, as_of: int) -> list[TxnInfo]:
+        """From the transaction rows; transactions up to a number never change, so they are
+        read once per instance and filtered after."""
         with self._mutex:
             limit = min(as_of, self.last_txn())
-            history = self._table.history()
-        found = []
-        for entry in history:
-            if "pond.txn" not in entry:
-                continue
-            txn = int(entry["pond.txn"])
-            if txn <= limit:
-                found.append(
-                    TxnInfo(
-                        txn=txn,
-                        timestamp_ns=int(entry.get("pond.timestamp_ns", 0)),
-                        command=entry.get("pond.command", ""),
-                        user=entry.get("pond.user", ""),
-                        rows=int(entry.get("pond.rows", 0)),
-                    )
+            if limit > self._txns_upto:
+                files = self._files().in_partition(TXN_PARTITION, limit)
+                table = self._reader.read(files, [CONTENT_COLUMN], pc.field("txn") <= limit)
+                found = {t.txn: t for t in txn_infos(table)}
+                if len(found) < limit:
+                    found = self._history_txns(limit) | found
+                self._txns = sorted(found.values(), key=lambda t: t.txn, reverse=True)
+                self._txns_upto = limit
+            return [t for t in self._txns if t.txn <= limit]
+
+    def _history_txns(self, limit: int) -> dict[int, TxnInfo]:
+        """Transactions from Delta commit metadata: ponds made before transaction rows
+        existed kept their whole log for this (slow: it reads every log entry)."""
+        found = {}
+        for entry in self._table.history():
+            if "pond.txn" in entry and int(entry["pond.txn"]) <= limit:
+                info = TxnInfo(
+                    txn=int(entry["pond.txn"]),
+                    timestamp_ns=int(entry.get("pond.timestamp_ns", 0)),
+                    command=entry.get("pond.command", ""),
+                    user=entry.get("pond.user", ""),
+                    rows=int(entry.get("pond.rows", 0)),
                 )
-        found.sort(key=lambda t: t.txn, reverse=True)
+                found[info.txn] = info
         return found
 
     @contextmanager
@@ -390,8 +450,10 @@ class OplogPersistence(Persistence):
     def compact(self) -> dict[str, Any]:
         """Rewrite each partition's small data files into one; return Delta's metrics."""
         with self._mutex:
+            before = self._table.version()
             metrics = self._table.optimize.compact()
             self._index = None
+            self._unsynced.update(range(before + 1, self._table.version() + 1))
             log.info(
                 "compaction replaced %s data files with %s",
                 metrics.get("numFilesRemoved"), metrics.get("numFilesAdded"),
@@ -440,25 +502,39 @@ class OplogPersistence(Persistence):
             self._index = _FileIndex(pa.table(self._table.get_add_actions(flatten=True)))
         return self._index
 
-    def _sync_commit(self, version: int) -> None:
-        """fsync what table version ``version`` wrote: its data files, its log entry, and
-        the directories that name them (local Delta commits do not)."""
+    def _sync_written(self) -> None:
+        """fsync what the table versions in ``_unsynced`` wrote: their data files, log
+        entries and checkpoints, oldest first, then the directories that name them (local
+        Delta commits do not fsync)."""
         table_dir = Path(self.table_uri)
-        entry = table_dir / "_delta_log" / f"{version:020d}.json"
-        dirs = {table_dir, entry.parent}
-        for line in entry.read_text().splitlines():
-            add = json.loads(line).get("add")
-            if add:
-                path = table_dir / unquote(add["path"])
-                _fsync_file(path)
-                dirs.add(path.parent)
-        _fsync_file(entry)
+        log_dir = table_dir / "_delta_log"
+        dirs = {table_dir, log_dir}
+        for version in sorted(self._unsynced):
+            entry = log_dir / f"{version:020d}.json"
+            for line in entry.read_text().splitlines():
+                add = json.loads(line).get("add")
+                if add:
+                    path = table_dir / unquote(add["path"])
+                    _fsync_file(path, missing_ok=True)  # vacuumed since: nothing to keep
+                    dirs.add(path.parent)
+            _fsync_file(entry)
+            checkpoint = log_dir / f"{version:020d}.checkpoint.parquet"
+            if checkpoint.exists():
+                _fsync_file(checkpoint)
+                _fsync_file(log_dir / "_last_checkpoint", missing_ok=True)
         for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
             fsync_dir(directory)
+        log.debug("synced table versions %s", sorted(self._unsynced))
+        self._unsynced.clear()
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_file(path: Path, missing_ok: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
     try:
         os.fsync(fd)
     finally:
@@ -525,9 +601,10 @@ class _FileIndex:
         ]
 
     def everywhere(self, as_of: int, node_id: str | None = None) -> list[_DataFile]:
-        """The files of any partition that may hold rows with ``txn <= as_of`` (of
-        ``node_id``)."""
-        return [f for f in _records(self._actions) if f.may_hold(None, as_of, node_id)]
+        """The files of any node partition (not transaction rows) that may hold rows with
+        ``txn <= as_of`` (of ``node_id``)."""
+        return [f for f in _records(self._actions)
+                if f.part_id != TXN_PARTITION and f.may_hold(None, as_of, node_id)]
 
     def _partition(self, part_id: str) -> list[_DataFile]:
         files = self._by_part.get(part_id)
