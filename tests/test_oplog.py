@@ -164,18 +164,60 @@ def test_transaction_numbers_must_follow(pond: OplogPersistence) -> None:
     assert pond.last_txn() == 2
 
 
-def test_transactions_come_from_commit_metadata_newest_first(pond: OplogPersistence) -> None:
+def test_transactions_come_from_their_rows_newest_first(
+        pond: OplogPersistence, monkeypatch: pytest.MonkeyPatch) -> None:
     for txn, command in ((1, "init"), (2, "copy a"), (3, "copy b")):
         pond.commit([file_version(ROOT_ID, txn)], txn_info(txn, command, rows=1))
     pond.compact()  # an OPTIMIZE commit, which is no pond transaction
     pond.commit([file_version(ROOT_ID, 4), file_version(ROOT_ID, 4)], txn_info(4, "copy c"))
+    assert any(h["operation"] == "OPTIMIZE" for h in pond._table.history())
 
-    txns = pond.transactions(FAR_FUTURE)
+    def no_history() -> None:
+        raise AssertionError("transactions() read the Delta history")
+
+    reader = open_pond(pond.root)
+    monkeypatch.setattr(reader._table, "history", no_history)
+    txns = reader.transactions(FAR_FUTURE)
     assert [(t.txn, t.command, t.rows) for t in txns] == [
         (4, "copy c", 2), (3, "copy b", 1), (2, "copy a", 1), (1, "init", 1)]
     assert all(t.user == "tester" and t.timestamp_ns > 0 for t in txns)
-    assert [t.txn for t in pond.transactions(2)] == [2, 1]
-    assert any(h["operation"] == "OPTIMIZE" for h in pond._table.history())
+    assert [t.txn for t in reader.transactions(2)] == [2, 1]
+    # The transaction rows are no node's: no listing, history, scan or reference shows them.
+    assert {v.part_id for v in reader.scan(FAR_FUTURE)} == {ROOT_ID}
+    assert len(reader.partition(ROOT_ID, FAR_FUTURE)) == 5
+    assert reader.referenced_objects() == set()
+
+
+def test_ponds_without_transaction_rows_read_transactions_from_delta_history(
+        pond: OplogPersistence, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pondfs.oplog import table as table_module
+
+    monkeypatch.setattr(table_module, "txn_row", lambda info: file_version(ROOT_ID, info.txn))
+    for txn in (1, 2):  # as committed before transaction rows existed
+        pond.commit([file_version(ROOT_ID, txn)], txn_info(txn, f"old {txn}"))
+    monkeypatch.undo()
+    pond.commit([file_version(ROOT_ID, 3)], txn_info(3, "new"))
+    txns = open_pond(pond.root).transactions(FAR_FUTURE)
+    assert [(t.txn, t.command) for t in txns] == [(3, "new"), (2, "old 2"), (1, "old 1")]
+
+
+def test_the_delta_log_stays_bounded_as_history_grows(tmp_path: Path) -> None:
+    """Delta cleans up log entries behind its checkpoints (every 100 commits) once they are
+    older than the retention; transactions and time travel never needed them."""
+    store = create_pond(tmp_path / "pond")
+    store._table.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+    node = new_node_id()
+    for txn in range(1, 251):
+        store.commit([file_version(ROOT_ID, txn, node, version=txn, content=b"%d" % txn)],
+                     txn_info(txn, f"write {txn}"))
+    log_dir = tmp_path / "pond" / "oplog" / "_delta_log"
+    entries = sorted(p.name for p in log_dir.glob("*.json"))
+    assert len(entries) < 120 and entries[0] > f"{100:020d}.json"
+    fresh = open_pond(tmp_path / "pond")
+    assert fresh.last_txn() == 250
+    assert [t.txn for t in fresh.transactions(FAR_FUTURE)] == list(range(250, 0, -1))
+    assert [v.txn for v in fresh.node_versions(node, 7)] == list(range(1, 8))
+    assert fresh.read_inline(fresh.node_versions(node, 7)[-1]) == b"7"
 
 
 def test_reader_keeps_its_snapshot_until_refresh(pond: OplogPersistence, tmp_path: Path) -> None:
@@ -232,7 +274,8 @@ def test_a_durable_commit_also_syncs_the_non_durable_ones_before_it(
     store.commit([file_version(new_node_id(), 3)], txn_info(3))
     entries = [name for name in synced if name.endswith(".json")]
     assert entries == [f"{v:020d}.json" for v in (1, 2, 3)]
-    assert len([name for name in synced if name.endswith(".parquet")]) == 3
+    # Each commit writes two data files: its node versions' and its transaction row's.
+    assert len([name for name in synced if name.endswith(".parquet")]) == 6
     assert store._unsynced == set()
     synced.clear()
     store.commit([file_version(new_node_id(), 4)], txn_info(4))
@@ -425,7 +468,8 @@ def test_maintain_removes_only_what_no_row_references(pond: OplogPersistence) ->
 
     assert report["objects_removed"] == [orphan.sha256]
     assert set(pond.object_ids()) == {kept.sha256, young.sha256}
-    assert report["data_files_after"] == 1 < report["data_files_before"]
+    # One file for the partition's rows, one for the transaction rows.
+    assert report["data_files_after"] == 2 < report["data_files_before"]
     with pond.open_object(kept.sha256) as reader:
         assert reader.read() == b"k" * 5000
     assert not pond.holds_lock

@@ -3,17 +3,24 @@
 Every NodeVersion field is a column of the same name. ``xattrs`` is a map from name to bytes,
 ``entries`` a list of (name, node_id, kind, op) structs, ``content`` the inline bytes (null
 when the content is a content object). The table is partitioned by ``part_id``.
+
+Besides node versions, each pond transaction writes one *transaction row* in the reserved
+partition :data:`TXN_PARTITION` (kind ``transaction``, ``txn`` its number, ``content`` its
+:class:`TxnInfo` as compact JSON), in the same Delta commit as its node versions: ``pond log``
+reads those rows, so the Delta log's own history is never needed and Delta may clean it up.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
 
 import pyarrow as pa
 
-from pondfs.tinyfs.records import DirOp, NodeVersion
+from pondfs.tinyfs.records import DirOp, NodeVersion, TxnInfo
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,12 @@ PARTITION_COLUMN = "part_id"
 
 #: The column that carries inline bytes; left out of listings.
 CONTENT_COLUMN = "content"
+
+#: The partition of transaction rows. Node partitions are node ids (UUIDs), never this.
+TXN_PARTITION = "_txn"
+
+#: The ``kind`` of a transaction row.
+TXN_KIND = "transaction"
 
 ENTRY_TYPE = pa.struct(
     [
@@ -109,3 +122,17 @@ def from_table(table: pa.Table) -> list[NodeVersion]:
             column = [tuple(DirOp(**e) for e in ops) if ops else () for ops in column]
         columns.append(column)
     return [NodeVersion(*row) for row in zip(*columns, strict=True)]
+
+
+def txn_row(info: TxnInfo) -> NodeVersion:
+    """The transaction row that records ``info`` in :data:`TXN_PARTITION`."""
+    content = json.dumps(dataclasses.asdict(info), separators=(",", ":")).encode()
+    return NodeVersion(
+        part_id=TXN_PARTITION, node_id=TXN_PARTITION, version=info.txn, txn=info.txn,
+        kind=TXN_KIND, size=len(content), content=content, timestamp_ns=info.timestamp_ns,
+    )
+
+
+def txn_infos(table: pa.Table) -> list[TxnInfo]:
+    """The :class:`TxnInfo` of each transaction row in ``table`` (its ``content`` column)."""
+    return [TxnInfo(**json.loads(content)) for content in table.column(CONTENT_COLUMN).to_pylist()]

@@ -85,11 +85,12 @@ LISTING_CACHE_ROWS = 200_000
 
 # Log entries: pond needs none older than the newest checkpoints (transaction rows and txn
 # filters replace Delta history and time travel). What a short retention risks is a reader
-# that lists the log and reads it while a checkpointing commit deletes entries, or a table
-# object refreshed after its entries were deleted (refresh() then reopens). An hour covers
-# any command's open and keeps the log small unless a pond commits thousands of times an
-# hour; Delta's default of 30 days would keep 10,000 entries for a pond that commits 350
-# times a day. Checkpoints stay at Delta's default (every 100 commits).
+# that lists the log and then reads entries a checkpointing commit deletes meanwhile: an
+# hour covers any open by far. (A table object refreshed after the entries that follow its
+# snapshot were deleted loads the newest checkpoint instead: deltalake 1.6 does.) An hour
+# keeps the log small unless a pond commits thousands of times an hour; Delta's default of
+# 30 days keeps 10,000 entries for a pond that commits 350 times a day. Checkpoints stay at
+# Delta's default (every 100 commits).
 #
 # Remove tombstones stay at Delta's default of a week, the default retention of
 # ``pond maintain``: vacuum keeps a removed file for the retention counted from its removal
@@ -198,14 +199,7 @@ class OplogPersistence(Persistence):
     def refresh(self) -> None:
         """Move to the newest committed snapshot."""
         with self._mutex:
-            try:
-                self._table.update_incremental()
-            except Exception:
-                # The entries after this snapshot may have been cleaned up (older than the
-                # log retention, behind a newer checkpoint): load the newest afresh.
-                log.debug("incremental update failed; reopening the table", exc_info=True)
-                self._table = self._open_table()
-                self._commits_on_table = 0
+            self._table.update_incremental()
             self._index = None
 
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
