@@ -18,6 +18,12 @@ What this module owns, and the promises it keeps:
 - **Reads** use a reader made once per open; the kernel keeps a file's pages across opens
   (``keep_cache``) while its content is unchanged; entries and attributes are cached by the
   kernel for ``ENTRY_TIMEOUT``/``ATTR_TIMEOUT`` seconds.
+- **Following the pond**: a read-only mount without ``at=`` checks the pond for newer
+  transactions (other writers: ``pond`` commands, collectors) every ``FOLLOW_INTERVAL``
+  seconds, switches to a view of the newest one, and has the kernel forget the entries,
+  attributes and pages of the nodes that changed (see :meth:`PondOperations.follow_pond`).
+  A poll, not a check on lookup or getattr: the kernel answers those from its caches for
+  minutes without asking, and a check that finds nothing costs a few ms.
 - **Concurrency**: one trio event loop serves FUSE. Calls into the FS that touch shared
   state are serialized by ``_busy`` (a trio lock); a call runs directly on the event loop
   when tinyfs can answer it from memory (:meth:`FS.loaded`) and in a worker thread when it
@@ -84,6 +90,8 @@ READDIR_BATCH = 128
 WORKER_THREADS = 4
 #: Bytes copied at a time between spools and the store.
 COPY_CHUNK = 1024 * 1024
+#: Seconds between checks for new transactions by a read-only mount that follows the pond.
+FOLLOW_INTERVAL = 1.0
 
 POND_XATTRS = ("user.pond.node_id", "user.pond.version", "user.pond.txn")
 
@@ -267,6 +275,8 @@ class PondOperations(pyfuse3.Operations):
         self._commit_soon = trio.Event()
         #: Whether the kernel is connected (invalidations make sense).
         self.serving = False
+        #: A read-only mount of the newest transaction shows newer ones as they come.
+        self.following = self.read_only and not fs.read_only
 
     # ------------------------------------------------------------------ calling the FS
 
@@ -954,6 +964,54 @@ class PondOperations(pyfuse3.Operations):
             except Exception:
                 log.exception("group commit failed; retrying in %s s", self.commit_interval)
 
+    # ------------------------------------------------------------------ following the pond
+
+    async def follow_pond(self) -> None:
+        """Show new transactions of other writers, checking every ``FOLLOW_INTERVAL``
+        seconds; runs until cancelled. A failed check is logged and tried again."""
+        while True:
+            await trio.sleep(FOLLOW_INTERVAL)
+            try:
+                await self.follow()
+            except Exception:
+                log.exception("could not follow the pond past transaction %d", self.fs.as_of)
+
+    async def follow(self) -> int | None:
+        """Switch to a view of the newest transaction if there is a newer one, and have the
+        kernel forget what changed; the new transaction number, or None.
+
+        Handles already open keep reading the version they opened; inode numbers stay (they
+        belong to node ids, not views).
+        """
+        old = self.fs
+        store = old.store
+        newest = await self._thread(_newest_txn, store)
+        if newest <= old.as_of:
+            return None
+        new = await self._thread(partial(FS, store, cache=old.cache, factories=old.factories))
+        changed = await self._thread(store.changes, old.as_of, new.as_of)
+        # Directories the kernel knows whose entries changed: which names it must forget.
+        gone: list[tuple[int, str]] = []
+        for dir_id in {v.node_id for v in changed if v.kind == DIRECTORY}:
+            inode = self.inodes.inode_of(dir_id)
+            if inode is None:
+                continue
+            before = await self._thread(_listing_or_empty, old, dir_id)
+            after = await self._thread(_listing_or_empty, new, dir_id)
+            gone += [(inode, name) for name in before.keys() | after.keys()
+                     if before.get(name) != after.get(name)]
+        # Calls from here on use the new view; the kernel is told after, so an answer
+        # from the old view given meanwhile is forgotten too.
+        self.fs = new
+        inodes = {inode for v in changed if (inode := self.inodes.inode_of(v.node_id))}
+        for node_id in {v.node_id for v in changed}:
+            self._parent_dirs.pop(node_id, None)
+        log.info("following the pond: transaction %d -> %d (%d nodes changed, %d known here)",
+                 old.as_of, new.as_of, len({v.node_id for v in changed}), len(inodes))
+        if self.serving:
+            await trio.to_thread.run_sync(_invalidate, inodes, gone)
+        return new.as_of
+
     async def write_back_all(self) -> None:
         """Hand every changed spool to tinyfs (before the final commit of an unmount)."""
         for of in list(self._files.values()):
@@ -962,6 +1020,38 @@ class PondOperations(pyfuse3.Operations):
                     await self._write_back(of)
                 except Exception:
                     log.exception("could not save %s at unmount", of.node_id)
+
+
+def _newest_txn(store) -> int:
+    store.refresh()
+    return store.last_txn()
+
+
+def _listing_or_empty(fs: FS, dir_id: str) -> dict[str, str]:
+    try:
+        return fs.listdir(dir_id)
+    except FsError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return {}  # created or removed between the two views
+        raise
+
+
+def _invalidate(inodes: set[int], entries: list[tuple[int, str]]) -> None:
+    """Have the kernel forget ``inodes``' attributes and pages and the names ``entries``
+    (parent inode, name). In a worker thread: an entry's invalidation waits for requests
+    on its directory, which the event loop must stay free to answer."""
+    for inode in inodes:
+        try:
+            pyfuse3.invalidate_inode(inode)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOSYS, errno.EBADF):
+                log.warning("could not invalidate inode %d: %s", inode, exc)
+    for parent, name in entries:
+        try:
+            pyfuse3.invalidate_entry(parent, os.fsencode(name))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOSYS, errno.EBADF):
+                log.warning("could not invalidate %s in inode %d: %s", name, parent, exc)
 
 
 def _local_fd(reader: BinaryIO, size: int) -> int | None:
@@ -1068,6 +1158,8 @@ async def serve(ops: PondOperations) -> bool:
     signalled = False
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ops.group_commits)
+        if ops.following:
+            nursery.start_soon(ops.follow_pond)
 
         async def stop_on_signals() -> None:
             nonlocal signalled

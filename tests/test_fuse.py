@@ -229,6 +229,51 @@ def test_read_only_and_time_travel_mounts_refuse_writes(tmp_path: Path, pond_pat
         assert m.problems() == []
 
 
+POND_COMMAND = [sys.executable, "-m", "pondfs.cli"]
+
+
+def pond_cli(pond_path: Path, *args: str) -> None:
+    run(*POND_COMMAND, "--pond", str(pond_path), *args)
+
+
+def test_a_read_only_mount_follows_the_pond(tmp_path: Path, pond_path: Path) -> None:
+    """Transactions of other writers show in a read-only mount within about a second,
+    through the kernel's caches (entries, attributes, pages, a name it knows is missing);
+    an at= mount stays where it is."""
+    source = tmp_path / "src"
+    source.write_bytes(b"first\n")
+    pond_cli(pond_path, "cp", str(source), "/f")
+    pond_cli(pond_path, "mkdir", "/d")
+    first = transactions(pond_path)[0].txn
+    ro = Mount(pond_path, tmp_path / "ro", options="ro").start()
+    at = Mount(pond_path, tmp_path / "at", options=f"at={first}").start()
+    try:
+        for m in (ro, at):
+            assert m.path("f").read_bytes() == b"first\n"
+            assert sorted(os.listdir(m.path("d"))) == []
+            assert not m.path("g").exists()  # the kernel now caches that g is missing
+        source.write_bytes(b"second, longer\n")
+        pond_cli(pond_path, "cp", str(source), "/f")
+        pond_cli(pond_path, "cp", str(source), "/g")
+        pond_cli(pond_path, "cp", str(source), "/d/x")
+        expected = {"f": b"second, longer\n", "g": b"second, longer\n", "d": ["x"]}
+        deadline = time.monotonic() + 10  # ~1 s when the machine is not loaded
+        while True:
+            seen = {name: ro.path(name).read_bytes() for name in ("f", "g")
+                    if ro.path(name).exists()}
+            seen["d"] = os.listdir(ro.path("d"))
+            if seen == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert seen == expected
+        assert ro.path("f").stat().st_size == len(expected["f"])
+        assert at.path("f").read_bytes() == b"first\n"
+        assert not at.path("g").exists()
+    finally:
+        assert ro.stop() == 0 and at.stop() == 0
+    assert ro.problems() == [] and at.problems() == []
+
+
 def _writes(root: Path) -> list:
     """Ways to change ``root/f`` or ``root``, each a callable."""
     return [lambda: (root / "f").write_text("x"),

@@ -1710,3 +1710,19 @@ def test_a_commit_that_landed_before_its_error_is_committed(store, fs, monkeypat
     assert fs.commit("second") == 3
     assert sorted(FS(store).listdir(ROOT_ID)) == ["a", "b"]
     assert_consistent(store)
+
+
+def test_store_changes_are_the_rows_of_later_transactions(store, fs):
+    a = path_file(fs, "/a", b"one")
+    assert fs.commit("first") == 2
+    b = path_file(fs, "/b", b"bee")
+    fs.write_content(a, [b"two"])
+    assert fs.commit("second") == 3
+    path_file(fs, "/c")
+    assert fs.commit("third") == 4
+    rows = store.changes(2, 3)
+    assert sorted((v.node_id, v.version, v.txn) for v in rows) == sorted(
+        [(ROOT_ID, 3, 3), (a, 2, 3), (b, 1, 3)])
+    assert all(v.content is None for v in rows)
+    assert {v.txn for v in store.changes(1, 4)} == {2, 3, 4}
+    assert store.changes(4, 4) == []

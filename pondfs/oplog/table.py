@@ -197,10 +197,13 @@ class OplogPersistence(Persistence):
             return self._table.version()
 
     def refresh(self) -> None:
-        """Move to the newest committed snapshot."""
+        """Move to the newest committed snapshot (cheap when there is none newer: the file
+        index is kept)."""
         with self._mutex:
+            before = self._table.version()
             self._table.update_incremental()
-            self._index = None
+            if self._table.version() != before:
+                self._index = None
 
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
         """Append ``versions`` as pond transaction ``info.txn``: one Delta commit.
@@ -371,6 +374,15 @@ class OplogPersistence(Persistence):
                 LISTING_COLUMNS,
                 (pc.field("node_id") == node_id) & (pc.field("txn") <= as_of),
             ).sort_by([("txn", "ascending"), ("version", "ascending")])
+            return from_table(table)
+
+    def changes(self, after: int, as_of: int) -> list[NodeVersion]:
+        with self._mutex:
+            as_of = min(as_of, self.last_txn())
+            files = self._files().everywhere(as_of, after=after)
+            table = self._reader.read(
+                files, LISTING_COLUMNS, (pc.field("txn") > after) & (pc.field("txn") <= as_of)
+            )
             return from_table(table)
 
     def scan(self, as_of: int) -> Iterator[NodeVersion]:
@@ -594,11 +606,13 @@ class _FileIndex:
             if f.may_hold(version.txn, version.txn, version.node_id)
         ]
 
-    def everywhere(self, as_of: int, node_id: str | None = None) -> list[_DataFile]:
+    def everywhere(self, as_of: int, node_id: str | None = None, *, after: int | None = None
+                   ) -> list[_DataFile]:
         """The files of any node partition (not transaction rows) that may hold rows with
-        ``txn <= as_of`` (of ``node_id``)."""
+        ``after < txn <= as_of`` (of ``node_id``)."""
+        txn_from = None if after is None else after + 1
         return [f for f in _records(self._actions)
-                if f.part_id != TXN_PARTITION and f.may_hold(None, as_of, node_id)]
+                if f.part_id != TXN_PARTITION and f.may_hold(txn_from, as_of, node_id)]
 
     def _partition(self, part_id: str) -> list[_DataFile]:
         files = self._by_part.get(part_id)

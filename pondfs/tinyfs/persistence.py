@@ -39,6 +39,11 @@ class Persistence(ABC):
         """Every version with ``txn <= as_of`` in every partition, without inline content
         (for ``check`` and whole-pond reports; not a hot path)."""
 
+    def changes(self, after: int, as_of: int) -> list[NodeVersion]:
+        """Every version with ``after < txn <= as_of``, without inline content: what the
+        transactions after ``after`` changed (stores that can skip older rows override)."""
+        return [v for v in self.scan(as_of) if v.txn > after]
+
     @abstractmethod
     def read_inline(self, version: NodeVersion) -> bytes:
         """The inline content of a version listed by :meth:`partition`."""
