@@ -9,7 +9,8 @@
 // BASE_URL's origin (they are blocked); the files fetched; and saves OUT_DIR/<page>.png.
 // With @WINDOW, the page's window picker is then set to the option labelled WINDOW and the
 // page measured again (reported as "after"). Exits 1 when Chromium cannot run at all.
-import {mkdir} from "node:fs/promises";
+import {mkdir, mkdtemp, rm} from "node:fs/promises";
+import {tmpdir} from "node:os";
 import {join} from "node:path";
 import puppeteer from "puppeteer-core";
 
@@ -23,11 +24,12 @@ if (!base || !out || !specs.length) {
 }
 const origin = new URL(base).origin;
 await mkdir(out, {recursive: true});
+const profile = await mkdtemp(join(tmpdir(), "check-pages-"));
 
 const browser = await puppeteer.launch({
   executablePath: CHROMIUM,
   headless: true,
-  userDataDir: join(out, ".chromium-profile"),
+  userDataDir: profile,
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
@@ -132,4 +134,5 @@ try {
   for (const spec of specs) console.log(JSON.stringify(await check(spec)));
 } finally {
   await browser.close();
+  await rm(profile, {recursive: true, force: true});
 }

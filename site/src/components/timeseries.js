@@ -56,16 +56,17 @@ function toRows(table) {
   });
 }
 
-/** [first, last] reading time over every instrument, from their coarsest files. */
+/** [start of the first bucket, end of the last] over every instrument, from their coarsest
+ * files (the smallest: the finer ones are loaded only for a window that needs them). */
 export async function extent(instruments) {
   let lo = Infinity;
   let hi = -Infinity;
   for (const {files} of instruments) {
-    const names = Object.keys(files).sort((a, b) => seconds(b) - seconds(a));
-    const data = await rows(files[names[0]]);
+    const [coarsest] = Object.keys(files).sort((a, b) => seconds(b) - seconds(a));
+    const data = await rows(files[coarsest]);
     if (data.length) {
       lo = Math.min(lo, data[0].t);
-      hi = Math.max(hi, data[data.length - 1].t);
+      hi = Math.max(hi, +data[data.length - 1].t + seconds(coarsest) * 1000);
     }
   }
   return lo <= hi ? [new Date(lo), new Date(hi)] : null;
@@ -89,7 +90,7 @@ export async function load(instruments, period) {
   return Promise.all(instruments.map(async (instrument) => {
     const resolution = resolutionFor(period.days, Object.keys(instrument.files));
     const data = await rows(instrument.files[resolution]);
-    const inside = data.filter((r) => r.t >= period.start && r.t <= period.end);
+    const inside = data.filter((r) => r.t >= period.start && r.t < period.end);
     return {...instrument, resolution, rows: withGaps(inside, seconds(resolution) * 1000)};
   }));
 }
