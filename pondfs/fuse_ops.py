@@ -1177,6 +1177,8 @@ async def serve(ops: PondOperations) -> bool:
         finally:
             ops.serving = False
             nursery.cancel_scope.cancel()
+    if not ops.read_only:
+        ops.fs.store.finishing()  # writers started right after umount wait for the commit
     await ops.write_back_all()
     await ops.commit("unmount", durable=True)
     return signalled

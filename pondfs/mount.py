@@ -267,6 +267,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
 
     from . import pond as pond_module
     from .fuse_ops import PondOperations, serve
+    from .oplog.lock import MOUNT_HOLDER
     from .tinyfs import FsError
 
     with ExitStack() as stack:
@@ -274,7 +275,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
             check_pond(pond)
             fs = stack.enter_context(pond_module.open_fs(
                 pond, write=not options.read_only, at=options.at,
-                holder=f"mount.pondfs: mounted read-write at {mountpoint}"))
+                holder=MOUNT_HOLDER + mountpoint))
         except (MountError, FsError) as exc:
             report(str(exc))
             return EXIT_FAILURE

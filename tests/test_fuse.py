@@ -22,7 +22,7 @@ import pytest
 from fuse_helpers import MOUNT_COMMAND, Mount, make_pond, requires_fuse
 
 from pondfs import pond
-from pondfs.tinyfs import DIRECTORY, FILE, SYMLINK, read_all
+from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, read_all
 from pondfs.tinyfs.check import Checker
 
 pytestmark = requires_fuse
@@ -272,6 +272,46 @@ def test_a_read_only_mount_follows_the_pond(tmp_path: Path, pond_path: Path) -> 
     finally:
         assert ro.stop() == 0 and at.stop() == 0
     assert ro.problems() == [] and at.problems() == []
+
+
+WRITER_AFTER_UMOUNT = """
+import sys, time
+from pondfs import pond
+from pondfs.tinyfs import ROOT_ID
+print("ready", flush=True)
+sys.stdin.readline()
+start = time.monotonic()
+with pond.open_fs(sys.argv[1], write=True, holder="test writer") as fs:
+    print(f"waited {time.monotonic() - start:.3f}", flush=True)
+    fs.write_content(fs.create(ROOT_ID, "after"), [b"after\\n"])
+    fs.commit("after")
+"""
+
+
+def test_a_pond_write_right_after_umount_waits_for_the_final_commit(
+        tmp_path: Path, pond_path: Path) -> None:
+    """umount returns before the daemon's last commit; a writer started at once waits for
+    the mount to finish (the lock tells it so) instead of failing."""
+    m = Mount(pond_path, tmp_path / "mnt", options="commit_interval=60").start()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER_AFTER_UMOUNT, str(pond_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"  # imported: no start-up delay
+        for i in range(300):  # all committed at unmount
+            m.path(f"f{i}").write_bytes(b"x" * i)
+        run("fusermount3", "-u", str(m.mountpoint))
+        out, err = writer.communicate("go\n", timeout=60)
+        assert writer.returncode == 0, err
+        assert out.startswith("waited ")
+    finally:
+        writer.kill()
+        assert m.stop() == 0
+    assert m.problems() == []
+    with pond.open_fs(str(pond_path)) as fs:
+        assert len(fs.listdir(ROOT_ID)) == 301
+        assert read_all(fs, fs.resolve("/after")) == b"after\n"
+        assert read_all(fs, fs.resolve("/f299")) == b"x" * 299
 
 
 def _writes(root: Path) -> list:

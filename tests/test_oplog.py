@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -422,6 +423,51 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     assert lock_holder(lock_path) is None  # the dead holder's line is stale
     with WriterLock(lock_path, "survivor"):
         assert "survivor" in lock_holder(lock_path)
+
+
+def test_a_writer_waits_briefly_for_a_finishing_holder_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder that says it is finishing (a mount being unmounted), or a mount whose mount
+    point is gone, is waited for (up to FINISHING_WAIT); any other holder is refused at
+    once."""
+    from pondfs.oplog import lock as lock_module
+
+    lock_path = tmp_path / "lock"
+    for holder, finish in (("pond cp", True),
+                           (lock_module.MOUNT_HOLDER + str(tmp_path / "not mounted"), False)):
+        first = WriterLock(lock_path, holder)
+        first.__enter__()
+        try:
+            if finish:
+                start = time.monotonic()
+                with pytest.raises(PondLocked):  # not finishing yet: at once
+                    with WriterLock(lock_path, "impatient"):
+                        pass
+                assert time.monotonic() - start < 1
+                first.finishing()
+                assert "finishing" in lock_holder(lock_path)
+            releaser = threading.Timer(0.5, first.__exit__, (None, None, None))
+            releaser.start()
+            start = time.monotonic()
+            with WriterLock(lock_path, "patient"):
+                waited = time.monotonic() - start
+                assert "patient" in lock_holder(lock_path)
+            assert 0.3 < waited < lock_module.FINISHING_WAIT, holder
+        finally:
+            first.__exit__(None, None, None)
+    # A mount whose mount point is mounted is not finishing; one that stays is given up on.
+    mounted = WriterLock(lock_path, lock_module.MOUNT_HOLDER + "/")
+    with mounted:
+        with pytest.raises(PondLocked, match="mounted read-write at /"):
+            with WriterLock(lock_path, "impatient"):
+                pass
+        mounted.finishing()
+        monkeypatch.setattr(lock_module, "FINISHING_WAIT", 1.0)
+        start = time.monotonic()
+        with pytest.raises(PondLocked, match="finishing"):
+            with WriterLock(lock_path, "patient"):
+                pass
+        assert time.monotonic() - start >= 1.0
 
 
 # -- keeping it fast and small -------------------------------------------------------------

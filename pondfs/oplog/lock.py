@@ -3,6 +3,12 @@
 ``flock`` ties the lock to an open file, so the kernel releases it when the holder exits,
 however it exits. While holding it, the writer keeps a one-line description of itself in the
 file (pid, host, what it is, since when), which a refused writer and the CLI show to users.
+
+A second writer fails at once, except when the holder is *finishing*: it said so
+(:meth:`WriterLock.finishing`; a mount does when it is unmounted, before its last commit),
+or it is a mount whose mount point is no longer mounted (``umount`` returns before the
+daemon notices). Then the writer waits up to ``FINISHING_WAIT`` seconds for the lock, so
+``umount /mnt/x && pond cp ...`` works.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -19,6 +26,14 @@ from types import TracebackType
 from pondfs.tinyfs.errors import PondLocked
 
 log = logging.getLogger(__name__)
+
+#: Seconds a writer waits for a finishing holder before giving up.
+FINISHING_WAIT = 5.0
+#: Added to its description by a holder that will release the lock shortly.
+FINISHING_MARK = " [finishing: releases the lock shortly]"
+#: How a read-write mount describes itself, followed by its mount point.
+MOUNT_HOLDER = "mount.pondfs: mounted read-write at "
+_POLL = 0.05
 
 
 class WriterLock:
@@ -32,24 +47,44 @@ class WriterLock:
         self.path = Path(path)
         self.holder = holder
         self._fd: int | None = None
+        self._line = ""
 
     def __enter__(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise
-            text = _read(self.path) or "another process (it has not described itself yet)"
-            log.debug("%s is locked by %s", self.path, text)
-            raise PondLocked(text) from None
+        deadline = None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+            text = _read(self.path)
+            if deadline is None and _finishing(text):
+                log.info("waiting up to %.0f s for %s to finish", FINISHING_WAIT, text)
+                deadline = time.monotonic() + FINISHING_WAIT
+            if deadline is None or time.monotonic() > deadline:
+                os.close(fd)
+                text = text or "another process (it has not described itself yet)"
+                log.debug("%s is locked by %s", self.path, text)
+                raise PondLocked(text) from None
+            time.sleep(_POLL)
         since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        line = f"pid {os.getpid()} on {socket.gethostname()}: {self.holder} (since {since})\n"
+        self._line = f"pid {os.getpid()} on {socket.gethostname()}: {self.holder} (since {since})"
         os.ftruncate(fd, 0)
-        os.pwrite(fd, line.encode(), 0)
+        os.pwrite(fd, (self._line + "\n").encode(), 0)
         self._fd = fd
-        log.debug("took writer lock %s: %s", self.path, line.strip())
+        log.debug("took writer lock %s: %s", self.path, self._line)
+
+    def finishing(self) -> None:
+        """Tell writers that want the lock that this holder releases it shortly (they wait
+        for it then, up to ``FINISHING_WAIT`` seconds)."""
+        if self._fd is None:
+            return
+        line = (self._line + FINISHING_MARK + "\n").encode()
+        os.pwrite(self._fd, line, 0)  # never shorter than the line it replaces
+        log.debug("writer lock %s: finishing", self.path)
 
     def __exit__(
         self,
@@ -87,6 +122,35 @@ def lock_holder(path: str | os.PathLike[str]) -> str | None:
         except (PermissionError, ValueError):
             pass
     return text
+
+
+def _finishing(text: str) -> bool:
+    """Whether the holder described by ``text`` releases the lock shortly: it says so, or it
+    is a mount on this host whose mount point is not mounted any more."""
+    if FINISHING_MARK.strip() in text:
+        return True
+    pid_text, _, rest = text.partition(" on ")
+    host, _, holder = rest.partition(": ")
+    if host != socket.gethostname() or not holder.startswith(MOUNT_HOLDER):
+        return False
+    mountpoint = holder[len(MOUNT_HOLDER):].rpartition(" (since ")[0]
+    return bool(mountpoint) and mountpoint not in _mount_points()
+
+
+def _mount_points() -> set[str]:
+    """Every mount point this process sees (from /proc, which asks no filesystem)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    points = set()
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:
+            # Spaces, tabs, newlines and backslashes are octal escapes (\040 ...).
+            points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return points
 
 
 def _read(path: Path) -> str:

@@ -178,7 +178,7 @@ class OplogPersistence(Persistence):
         self._reader = _ParquetReader(self.table_uri, pa.schema(self._table.schema().to_arrow()))
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
-        self._lock_held = False
+        self._writer_lock: WriterLock | None = None
         self._txns: list[TxnInfo] = []  # every transaction up to _txns_upto, newest first
         self._txns_upto = 0
         #: Table versions this instance wrote (commits, compactions) not fsync'ed yet.
@@ -332,18 +332,24 @@ class OplogPersistence(Persistence):
     def writer_lock(self, holder: str) -> Iterator[None]:
         """Hold the pond's single-writer lock; on taking it, move to the newest snapshot so
         the next transaction number is right."""
-        with WriterLock(self.root / _LOCK, holder):
-            self._lock_held = True
+        lock = WriterLock(self.root / _LOCK, holder)
+        with lock:
+            self._writer_lock = lock
             try:
                 self.refresh()
                 yield
             finally:
-                self._lock_held = False
+                self._writer_lock = None
 
     @property
     def holds_lock(self) -> bool:
         """Whether this instance holds the writer lock now."""
-        return self._lock_held
+        return self._writer_lock is not None
+
+    def finishing(self) -> None:
+        """Tell writers waiting for the lock that this one releases it shortly."""
+        if self._writer_lock is not None:
+            self._writer_lock.finishing()
 
     def lock_holder(self) -> str | None:
         """Who holds the writer lock (see :func:`pondfs.oplog.lock.lock_holder`), or None."""

@@ -72,6 +72,11 @@ class Persistence(ABC):
         """Hold the single-writer lock while the context is open; raise PondLocked naming the
         current holder if another process has it. ``holder`` describes this writer."""
 
+    def finishing(self) -> None:
+        """Say that this writer releases the writer lock shortly (a mount being unmounted):
+        other writers then wait for it a few seconds instead of failing at once."""
+        return None
+
     def refresh(self) -> None:
         """Move this store's view to the newest committed transaction (stores that pin a
         snapshot at open override this)."""
