@@ -40,11 +40,17 @@ DAY = 86_400
 #: The window picker's rule: a window of at most this many days loads this resolution.
 RULE = ((30, "1h"), (60, "2h"), (90, "4h"), (180, "12h"), (float("inf"), "24h"))
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.fuse, requires_fuse,
-    pytest.mark.skipif(shutil.which("node") is None or not os.path.exists(CHROMIUM),
-                       reason="needs Node.js and Debian's chromium (scripts/setup)"),
-]
+pytestmark = pytest.mark.skipif(shutil.which("node") is None,
+                                reason="needs Node.js and npm (scripts/setup)")
+
+
+def end_to_end(test):
+    """A test of the whole story: slow, mounts, views pages in Chromium."""
+    for mark in (pytest.mark.slow, pytest.mark.fuse, requires_fuse,
+                 pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="needs Debian's chromium (scripts/setup)")):
+        test = mark(test)
+    return test
 
 
 def pond_cmd(location: Path, *args: str) -> str:
@@ -194,6 +200,7 @@ def demo(hydrovu: FakeHydroVu, tmp_path_factory: pytest.TempPathFactory) -> dict
             "reports": reports, "work": work}
 
 
+@end_to_end
 def test_the_build_makes_every_page_and_needs_no_network(demo: dict) -> None:
     out: Path = demo["out"]
     devices = demo["devices"]
@@ -211,6 +218,7 @@ def test_the_build_makes_every_page_and_needs_no_network(demo: dict) -> None:
     assert "pond-site-" not in Path("/proc/mounts").read_text()
 
 
+@end_to_end
 def test_each_chart_has_a_band_and_a_line_per_instrument(demo: dict) -> None:
     devices = demo["devices"]
     for path, report in demo["reports"].items():
@@ -236,6 +244,7 @@ def test_each_chart_has_a_band_and_a_line_per_instrument(demo: dict) -> None:
     assert (ARTIFACTS / "first" / "params_temperature-c.png").stat().st_size > 10_000
 
 
+@end_to_end
 def test_the_window_picks_the_resolution(demo: dict) -> None:
     for path, report in demo["reports"].items():
         if path == "/":
@@ -252,6 +261,7 @@ def test_the_window_picks_the_resolution(demo: dict) -> None:
             assert all(c["lines"] >= 1 for c in report["after"]["charts"])
 
 
+@end_to_end
 def test_new_readings_appear_on_the_next_build(demo: dict, hydrovu: FakeHydroVu) -> None:
     device = max(demo["devices"], key=newest_reading)
     _, before, _ = shown(demo["reports"][f"/sites/{device}"])
@@ -271,3 +281,23 @@ def test_new_readings_appear_on_the_next_build(demo: dict, hydrovu: FakeHydroVu)
     # The output was replaced whole: as many data files as before, with new content.
     new_files = {p.name for p in (demo["out"] / "_file").rglob("*.parquet")}
     assert len(new_files) == len(old_files) and new_files != old_files
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--from", "{tmp}"], "pages path /site: no such directory in the pond"),
+    (["--from", "{tmp}/nope"], "{tmp}/nope: not a directory"),
+    (["--from", "{tmp}", "--at", "3"], "--at reads the pond as of a transaction: not with"),
+    (["--pond", "{tmp}/nopond"], "mounting {tmp}/nopond: mount.pondfs: {tmp}/nopond: "
+                                 "no such pond"),
+])
+def test_build_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    site.install(PROJECT)
+    argv = [a.format(tmp=tmp_path) for a in args]
+    before, after = (argv[:2], argv[2:]) if argv[0] == "--pond" else ([], argv)
+    done = subprocess.run([*POND_CMD, *before, "site", "build", str(tmp_path / "out"),
+                           *after], capture_output=True, text=True, cwd=REPO,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"pond site: {message.format(tmp=tmp_path)}")
+    assert done.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
