@@ -314,6 +314,36 @@ def test_a_pond_write_right_after_umount_waits_for_the_final_commit(
         assert read_all(fs, fs.resolve("/f299")) == b"x" * 299
 
 
+def test_lookup_of_dot_dot_answers_the_parent() -> None:
+    """The kernel resolves '..' itself, except for an exported (NFS) mount: the handler,
+    called without a mount."""
+    import pyfuse3
+    import trio
+
+    from pondfs.fuse_ops import PondOperations
+    from pondfs.tinyfs import FS, MemoryPersistence
+
+    store = MemoryPersistence()
+    fs = FS(store)
+    fs.init_root()
+    fs.commit("init")
+    fs.mkdir(fs.mkdir(ROOT_ID, "d"), "e")
+    fs.commit("dirs")
+    ops = PondOperations(FS(store))
+
+    async def main() -> None:
+        d = (await ops.lookup(pyfuse3.ROOT_INODE, b"d")).st_ino
+        e = (await ops.lookup(d, b"e")).st_ino
+        for known in (True, False):  # from the mount's own record, or from the view
+            if not known:
+                ops._parent_dirs.clear()
+            assert (await ops.lookup(e, b"..")).st_ino == d
+            assert (await ops.lookup(d, b"..")).st_ino == pyfuse3.ROOT_INODE
+            assert (await ops.lookup(pyfuse3.ROOT_INODE, b"..")).st_ino == pyfuse3.ROOT_INODE
+
+    trio.run(main)
+
+
 def _writes(root: Path) -> list:
     """Ways to change ``root/f`` or ``root``, each a callable."""
     return [lambda: (root / "f").write_text("x"),
@@ -360,6 +390,42 @@ def _wait_for_exit(pid: int, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"daemon {pid} did not exit")
+
+
+HELPER_LINK = Path("/sbin/mount.pondfs")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"),
+                    reason="mount(8) with a helper in /sbin needs root")
+def test_mount_t_pondfs_runs_the_helper(tmp_path: Path, pond_path: Path) -> None:
+    """mount(8) runs /sbin/mount.pondfs SPEC DIR -o OPTIONS (as README tells to link it)."""
+    script = Path(sys.executable).parent / "mount.pondfs"
+    made_link = not HELPER_LINK.exists()
+    if made_link:
+        HELPER_LINK.symlink_to(script)
+    elif HELPER_LINK.resolve() != script.resolve():
+        pytest.skip(f"{HELPER_LINK} is another helper")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    log = tmp_path / "daemon.log"
+    pid = None
+    try:
+        done = subprocess.run(["mount", "-t", "pondfs", "-o", f"noatime,log={log}",
+                               str(pond_path), str(mountpoint)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert os.path.ismount(mountpoint)
+        pid = int((pond_path / "lock").read_text().split()[1])
+        (mountpoint / "x").write_text("y")
+        assert "pondfs" in run("findmnt", "-n", "-o", "FSTYPE", str(mountpoint)).stdout
+    finally:
+        if made_link:
+            HELPER_LINK.unlink()
+        subprocess.run(["umount", str(mountpoint)], capture_output=True)
+    if pid is not None:
+        _wait_for_exit(pid)
+    assert pond_tree(pond_path) == {"x": b"y"}
+    assert "Traceback" not in log.read_text()
 
 
 def test_mount_errors_are_one_line_and_nonzero(tmp_path: Path, pond_path: Path) -> None:

@@ -447,6 +447,13 @@ class FS:
         return None if op is None else op.node_id
 
     @_locked
+    def parent(self, dir_id: str) -> str | None:
+        """The directory holding directory ``dir_id`` (the root's is the root), or None when
+        this view has not listed it (a view learns parents from listings)."""
+        return (self._pending_parents.get(dir_id) or self._inflight_parents.get(dir_id)
+                or self._parent_of.get(dir_id))
+
+    @_locked
     def entries(self, dir_id: str) -> dict[str, DirOp]:
         """A stored directory's entries with each child's kind (no computed directories)."""
         self._require_dir(dir_id)
