@@ -240,11 +240,10 @@ def test_a_read_only_mount_follows_the_pond(tmp_path: Path, pond_path: Path) -> 
     """Transactions of other writers show in a read-only mount within about a second,
     through the kernel's caches (entries, attributes, pages, a name it knows is missing);
     an at= mount stays where it is."""
-    source = tmp_path / "src"
-    source.write_bytes(b"first\n")
-    pond_cli(pond_path, "cp", str(source), "/f")
-    pond_cli(pond_path, "mkdir", "/d")
-    first = transactions(pond_path)[0].txn
+    with pond.open_fs(str(pond_path), write=True) as fs:
+        fs.write_content(fs.create(ROOT_ID, "f"), [b"first\n"])
+        fs.mkdir(ROOT_ID, "d")
+        first = fs.commit("set up")
     ro = Mount(pond_path, tmp_path / "ro", options="ro").start()
     at = Mount(pond_path, tmp_path / "at", options=f"at={first}").start()
     try:
@@ -252,10 +251,14 @@ def test_a_read_only_mount_follows_the_pond(tmp_path: Path, pond_path: Path) -> 
             assert m.path("f").read_bytes() == b"first\n"
             assert sorted(os.listdir(m.path("d"))) == []
             assert not m.path("g").exists()  # the kernel now caches that g is missing
-        source.write_bytes(b"second, longer\n")
-        pond_cli(pond_path, "cp", str(source), "/f")
-        pond_cli(pond_path, "cp", str(source), "/g")
-        pond_cli(pond_path, "cp", str(source), "/d/x")
+        source = tmp_path / "src"
+        source.mkdir()
+        for name in ("f", "g"):
+            (source / name).write_bytes(b"second, longer\n")
+        pond_cli(pond_path, "cp", str(source / "f"), str(source / "g"), "/")
+        with pond.open_fs(str(pond_path), write=True) as fs:
+            fs.create(fs.resolve("/d"), "x")
+            fs.commit("another writer")
         expected = {"f": b"second, longer\n", "g": b"second, longer\n", "d": ["x"]}
         deadline = time.monotonic() + 10  # ~1 s when the machine is not loaded
         while True:
