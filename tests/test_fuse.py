@@ -273,7 +273,7 @@ def test_a_read_only_mount_follows_the_pond(tmp_path: Path, pond_path: Path) -> 
         assert at.path("f").read_bytes() == b"first\n"
         assert not at.path("g").exists()
     finally:
-        assert ro.stop() == 0 and at.stop() == 0
+        assert (ro.stop(), at.stop()) == (0, 0)
     assert ro.problems() == [] and at.problems() == []
 
 
