@@ -16,6 +16,9 @@
 * **large**: a synthetic series of 20 million rows (timestamp + 8 float64 columns, one row a
   minute, four versions of 5 million rows) reduced to all five resolutions in a fresh
   process; its peak RSS (``ru_maxrss``) must stay under 1 GiB.
+* **join**: a ``timeseries-join`` of three synthetic series of 5 million rows each (timestamp +
+  8 float64 columns; five versions each, the series offset and at different cadences so rows
+  only partly coincide) computed in a fresh process; peak RSS under 1 GiB too.
 
 The exit status is 1 when a target is missed.
 """
@@ -51,6 +54,7 @@ WARM_TARGET = 0.8
 RSS_LIMIT = 1 << 30
 LARGE_ROWS = 20_000_000
 LARGE_VERSIONS = 4
+JOIN_SERIES, JOIN_ROWS, JOIN_VERSIONS = 3, 5_000_000, 5
 
 
 def device_name(path: Path) -> str:
@@ -172,16 +176,74 @@ def reduce_large(location: str) -> dict:
             "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
+def make_join(location: Path) -> None:
+    """A pond with JOIN_SERIES series of JOIN_ROWS rows (JOIN_VERSIONS versions each) and a
+    timeseries-join of them at /joined."""
+    pond.init(str(location))
+    per = JOIN_ROWS // JOIN_VERSIONS
+    with pond.open_fs(str(location), write=True) as fs:
+        folder = makedirs(fs, "/big")
+        nodes = [fs.create(folder, f"s{i}.series", fmt="series") for i in range(JOIN_SERIES)]
+        make_node(fs, "timeseries-join", "/joined", canonical({"inputs": [
+            {"pattern": "/big/s*.series", "scope": "S$0"}]}))
+        fs.commit("join setup")
+        for i, node in enumerate(nodes):
+            step = 60 + 30 * i  # 60 s, 90 s, 120 s: every third minute all three have a row
+            for v in range(JOIN_VERSIONS):
+                start = FLOOR + i * 3600 + v * per * step
+                columns = {"timestamp": pa.array(range(start, start + per * step, step),
+                                                 pa.int64())}
+                for c in range(8):
+                    columns[f"P{c}.unit"] = pc.multiply(pc.random(per), 100.0)
+                fs.append_series(node, pa.table(columns))
+                fs.commit(f"join series {i} version {v}")
+                del columns
+
+
+def join_large(location: str) -> dict:
+    """In a fresh process: compute the join of the large series."""
+    started = time.perf_counter()
+    with pond.open_fs(location) as fs:
+        node = fs.resolve("/joined")
+        size = fs.stat(node).size
+        with fs.open_read(node) as f:
+            meta = pq.ParquetFile(f).metadata
+    return {"seconds": time.perf_counter() - started, "rows": meta.num_rows,
+            "columns": meta.num_columns, "bytes": size,
+            "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def in_fresh_process(make: str, run: str, location: Path) -> tuple[float, dict]:
+    """Seconds to build a pond with ``make`` (in one process), and what ``run`` returned
+    on it (in another, so its peak RSS is its own)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]);"
+                    f" import bench_dynamic as b; from pathlib import Path; "
+                    f"b.{make}(Path(sys.argv[2]))",
+                    str(Path(__file__).parent), str(location)], check=True)
+    made = time.perf_counter() - started
+    done = subprocess.run([sys.executable, __file__, run, str(location)],
+                          check=True, capture_output=True, text=True)
+    return made, json.loads(done.stdout)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--only-join", action="store_true", help="only the large join")
     parser.add_argument("--reduce-large", help=argparse.SUPPRESS)
+    parser.add_argument("--join-large", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reduce_large:
         print(json.dumps(reduce_large(args.reduce_large)))
         return 0
+    if args.join_large:
+        print(json.dumps(join_large(args.join_large)))
+        return 0
+    if args.only_join:
+        return 1 if bench_join() else 0
     devices = sorted(args.data.glob("*.parquet"))
     rows = sum(pq.read_metadata(p).num_rows for p in devices)
     missed = False
@@ -231,7 +293,19 @@ def main() -> int:
                   f"over the five passes), output rows {result['rows']}; peak RSS "
                   f"{result['maxrss'] / 2**20:.0f} MiB (limit {RSS_LIMIT / 2**20:.0f} MiB)")
             missed |= result["maxrss"] >= RSS_LIMIT
+        missed |= bench_join()
     return 1 if missed else 0
+
+
+def bench_join() -> bool:
+    """Print the large join's measurements; True when its peak RSS misses the limit."""
+    with tempfile.TemporaryDirectory(prefix="bench-dynamic-join-") as tmp:
+        made, result = in_fresh_process("make_join", "--join-large", Path(tmp) / "pond")
+    print(f"join: {JOIN_SERIES} series x {JOIN_ROWS:,} rows x 8 float columns (made in "
+          f"{made:.1f} s) joined in {result['seconds']:.1f} s: {result['rows']:,} rows x "
+          f"{result['columns']} columns, {result['bytes'] / 2**20:.0f} MiB; peak RSS "
+          f"{result['maxrss'] / 2**20:.0f} MiB (limit {RSS_LIMIT / 2**20:.0f} MiB)")
+    return result["maxrss"] >= RSS_LIMIT
 
 
 if __name__ == "__main__":
