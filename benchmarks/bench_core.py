@@ -141,9 +141,9 @@ def build_history(loc: str, txns: int, label: str) -> dict:
     of every 20 transactions 18 write or rewrite /dK/fNNN, one rewrites /README and one
     renames a root directory back and forth (/dK <-> /dK.old): the root directory and its
     partition gain history too, not just the leaves."""
-    from pondfs import pond
-
     from deltalake import DeltaTable
+
+    from pondfs import pond
 
     start = time.perf_counter()
     pond.init(loc)

@@ -2,6 +2,10 @@
 
 Every command that changes the pond is one transaction: it commits whole at the end or
 leaves the pond exactly as it was. Errors print one line on stderr and exit non-zero.
+
+Start-up time is most of a small command's time, so modules only some commands need
+(DataFusion for ``query``, YAML resources and collectors, tqdm for a terminal's progress
+bars, boto3 for backups) are imported by those commands.
 """
 
 from __future__ import annotations
@@ -16,14 +20,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-from tqdm import tqdm
 
-from . import __version__, collectors, dynamic, pond, resources
-from .dynamic import depends
-from .query import format_json, format_table, oplog_table, run_query
+from . import __version__, pond
 from .tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
 from .tinyfs.check import Checker
 from .tinyfs.fs import join_path
@@ -44,13 +45,35 @@ path. Copying within the pond is not supported (use pond mv).
 Formats (--format): data (raw bytes), table (one Parquet table) or series (each copy
 appends a version; CSV input is converted to Parquet). Without --format a copy into an
 existing file keeps its format; a new file is data. A series read out is one Parquet file.
+
+When a copy in returns, its transaction is committed: every later reader sees all of it,
+and a crash of any process after that cannot undo it. Like cp, it does not wait for the
+disk: run sync(1) after it if it must survive a power loss or an operating-system crash
+(until then the pond may come back without that transaction, or fail pond check on it).
 """
 
 
-def _progress(total: int | None, unit: str, desc: str) -> tqdm:
+def _progress(total: int | None, unit: str, desc: str) -> Any:
     """A progress bar on stderr, shown only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return _NoProgress()
+    from tqdm import tqdm
+
     return tqdm(total=total, unit=unit, unit_scale=unit == "B", desc=desc, file=sys.stderr,
-                disable=not sys.stderr.isatty(), leave=False)
+                leave=False)
+
+
+class _NoProgress:
+    """A progress bar that shows nothing (stderr is no terminal)."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
 
 
 @contextmanager
@@ -207,7 +230,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
             if fs.kind(node_id) == DIRECTORY:
                 raise FsError(errno.EISDIR, f"is a directory: {path}")
             with fs.open_read(node_id) as f:
-                for chunk in formats.chunks_of(f):
+                for chunk in formats.views_of(f):
                     out.write(chunk)
     out.flush()
     return 0
@@ -351,8 +374,8 @@ class _CopyIn:
             mode = st.S_IMODE(os.stat(src).st_mode)
             node_id = self.fs.create(dir_id, name, fmt, mode, self.uid, self.gid)
         if table is None:
-            with open(src, "rb") as f:
-                self.fs.write_content(node_id, self._counted(formats.chunks_of(f)))
+            with open(src, "rb", buffering=0) as f:
+                self.fs.write_content(node_id, self._counted(formats.views_of(f)))
             return
         if fmt == TABLE:
             self.fs.write_table(node_id, table)
@@ -360,7 +383,7 @@ class _CopyIn:
             self.fs.append_series(node_id, table, self.time_column)
         self.bar.update(os.path.getsize(src))
 
-    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _counted(self, chunks: Iterator[memoryview]) -> Iterator[memoryview]:
         for chunk in chunks:
             self.bar.update(len(chunk))
             yield chunk
@@ -406,7 +429,7 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
                 _host_symlink(fs.readlink(node_id), target)
             else:
                 with fs.open_read(node_id) as f, open(target, "wb") as out:
-                    for chunk in formats.chunks_of(f):
+                    for chunk in formats.views_of(f):
                         out.write(chunk)
             bar.update(1)
 
@@ -513,6 +536,8 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .query import oplog_table
+
     with _reading(args) as fs:
         table = oplog_table(fs)
         if args.path is not None:
@@ -525,12 +550,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from .query import run_query
+
     with _reading(args) as fs:
         _print_table(run_query(fs, args.sql), args.output)
     return 0
 
 
 def _print_table(table: pa.Table, output: str) -> None:
+    import pyarrow.csv as pacsv
+
+    from .query import format_json, format_table
+
     if output == "csv":
         pacsv.write_csv(table, sys.stdout.buffer)
     elif output == "json":
@@ -615,6 +646,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- resources, collectors
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from . import dynamic, resources
+    from .dynamic import depends
+
     registry = pond.factories()
     loaded = resources.load(args.files, registry.validate, registry.names())
     with _writing(args) as fs:
@@ -631,6 +665,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_mknod(args: argparse.Namespace) -> int:
+    from . import dynamic, resources
+    from .dynamic import depends
+
     try:
         with open(args.config, "rb") as f:
             config = resources.canonical(resources.parse_spec(f.read(), args.config))
@@ -654,6 +691,8 @@ def cmd_mknod(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    from . import resources
+
     with _reading(args) as fs:
         for i, path in enumerate(args.paths):
             about = resources.describe(fs, fs.resolve(path, follow=False))
@@ -663,6 +702,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import collectors
+
     if bool(args.path) == args.all:
         raise FsError(errno.EINVAL, "give a collector's PATH or --all")
     with _writing(args) as fs:

@@ -12,11 +12,14 @@ import errno
 import json
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import datafusion
 import pyarrow as pa
 
 from .tinyfs import FILE, FS, SERIES, TABLE, FsError, NodeVersion, formats
+
+if TYPE_CHECKING:
+    import datafusion
 
 _PATH_REF = re.compile(r"""(?i)\b(FROM|JOIN)\s+(['"])(/[^'"]*)\2""")
 
@@ -75,6 +78,8 @@ def _register(ctx: datafusion.SessionContext, name: str, table: pa.Table) -> Non
 
 def run_query(fs: FS, sql: str) -> pa.Table:
     """Run ``sql`` against the pond and return the result as an Arrow table."""
+    import datafusion  # here: importing it costs a quarter second of every pond command
+
     ctx = datafusion.SessionContext()
     registered: set[str] = set()
 

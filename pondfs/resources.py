@@ -36,12 +36,16 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-import yaml
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .tinyfs import DIRECTORY, DYNAMIC, FS, DynamicFile, FsError
 from .tinyfs.fs import join_path, split_path
+
+if TYPE_CHECKING:
+    import yaml
+
+# yaml is imported by the functions that use it: a tenth of a second of start-up that a
+# pond command touching no resource should not pay.
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +159,16 @@ def resolve_env(value: str, field: str) -> str:
 
 def canonical(spec: dict) -> bytes:
     """The stored form of a spec: YAML with sorted keys, so formatting is no change."""
+    import yaml
+
     return yaml.safe_dump(spec, sort_keys=True, allow_unicode=True,
                           default_flow_style=False).encode()
 
 
 def parse_spec(config: bytes, what: str = "spec") -> dict:
     """A stored (or hand-written) spec back as a mapping."""
+    import yaml
+
     try:
         spec = yaml.safe_load(config) if config.strip() else {}
     except yaml.YAMLError as exc:
@@ -238,6 +246,8 @@ def load(paths: Iterable[str], kinds: Callable[[str, bytes], None], known: list[
     the list of kind names. The first problem raises FsError(EINVAL) naming the file, the
     document, the field and the reason.
     """
+    import yaml
+
     resources: list[Resource] = []
     seen: dict[str, str] = {}
     for path in paths:
@@ -396,6 +406,8 @@ def as_document(path: str, about: dict[str, Any]) -> str:
                 "name": split_path(path)[-1], "path": path}
     if about["desc"]:
         document["desc"] = about["desc"]
+    import yaml
+
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     spec = about["config"].rstrip("\n")
     text += "spec:" + ("".join(f"\n  {line}" for line in spec.splitlines()) if spec and

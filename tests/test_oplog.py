@@ -322,6 +322,55 @@ def test_store_is_inline_just_below_the_limit(pond: OplogPersistence) -> None:
     assert list(pond.object_ids()) == [at.sha256]
 
 
+def test_large_objects_hash_right_from_one_reused_buffer(pond: OplogPersistence) -> None:
+    """Chunks may be views of one buffer (hashing overlaps the writing, in a worker
+    thread); reading into one reused buffer, or by read() of any size, verifies."""
+    content = os.urandom(5 * 1024 * 1024 + 3)
+    buffer = memoryview(bytearray(1024 * 1024))
+
+    def views():
+        for start in range(0, len(content), len(buffer)):
+            piece = content[start : start + len(buffer)]
+            buffer[: len(piece)] = piece
+            yield buffer[: len(piece)]
+
+    stored = pond.store(views(), 1024)
+    assert stored.sha256 == hashlib.sha256(content).hexdigest()
+    for size in (1024 * 1024, 200_000, 4096):
+        got = bytearray()
+        into = bytearray(size)
+        with pond.open_object(stored.sha256) as reader:
+            while n := reader.readinto(into):
+                got += into[:n]
+                into[:] = bytes(size)  # the caller reuses its buffer at once
+        assert got == content
+    with pond.open_object(stored.sha256) as reader:
+        assert reader.read() == content
+
+
+def test_objects_are_fsynced_only_by_durable_commits(
+        pond: OplogPersistence, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(
+        f"/proc/self/fd/{fd}")), real(fd)))
+    content = b"x" * 100_000
+    stored = pond.store([content], 1024)
+    assert synced == []  # a pond cp: nothing waits for the disk
+    version = file_version(ROOT_ID, 1).evolve(inline=False, content=None, size=len(content),
+                                              sha256=stored.sha256)
+    pond.durable = True
+    pond.commit([version], txn_info(1))
+    object_path = str(pond.objects.path(stored.sha256))
+    assert object_path in synced
+    log_entry = str(pond.root / "oplog" / "_delta_log" / f"{1:020d}.json")
+    assert synced.index(object_path) < synced.index(os.path.realpath(log_entry))
+    synced.clear()
+    pond.store([b"y" * 100_000], 1024)  # durable now: fsynced before it is named
+    named = pond.objects.path(hashlib.sha256(b"y" * 100_000).hexdigest())
+    assert "/.tmp-" in synced[0] and str(named.parent) in synced
+
+
 def test_a_flipped_byte_in_an_object_is_caught(pond: OplogPersistence) -> None:
     content = os.urandom(3 * 1024 * 1024 + 17)
     stored = pond.store([content], 1024)

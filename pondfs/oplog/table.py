@@ -183,6 +183,8 @@ class OplogPersistence(Persistence):
         self._txns_upto = 0
         #: Table versions this instance wrote (commits, compactions) not fsync'ed yet.
         self._unsynced: set[int] = set()
+        #: Content objects this instance stored while not durable, not fsync'ed yet.
+        self._unsynced_objects: set[str] = set()
         log.debug("opened %s at table version %d", self.root, self._table.version())
 
     # -- transactions --------------------------------------------------------------------
@@ -448,7 +450,11 @@ class OplogPersistence(Persistence):
             if len(head) < inline_limit:
                 data = bytes(head)
                 return StoredContent(hashlib.sha256(data).hexdigest(), len(data), data)
-        sha, size = self.objects.put(chain([head], rest))
+        durable = self.durable
+        sha, size = self.objects.put(chain([head], rest), durable=durable)
+        if not durable:
+            with self._mutex:
+                self._unsynced_objects.add(sha)
         return StoredContent(sha, size, None)
 
     def open_object(self, sha256: str) -> BinaryIO:
@@ -521,15 +527,31 @@ class OplogPersistence(Persistence):
         table_dir = Path(self.table_uri)
         log_dir = table_dir / "_delta_log"
         dirs = {table_dir, log_dir}
+        self.objects.sync(self._unsynced_objects)  # before any log entry naming them
+        self._unsynced_objects.clear()
+        cleaned_up = False
         for version in sorted(self._unsynced):
             entry = log_dir / f"{version:020d}.json"
-            for line in entry.read_text().splitlines():
+            try:
+                lines = entry.read_text().splitlines()
+            except FileNotFoundError:
+                # Older than the log retention and behind a newer checkpoint (which this
+                # instance wrote, so it is synced below): its data files are found by the
+                # snapshot instead.
+                cleaned_up = True
+                continue
+            for line in lines:
                 add = json.loads(line).get("add")
                 if add:
                     path = table_dir / unquote(add["path"])
                     _fsync_file(path, missing_ok=True)  # vacuumed since: nothing to keep
                     dirs.add(path.parent)
             _fsync_file(entry)
+        if cleaned_up:
+            for file in _records(self._files()._actions):
+                path = table_dir / unquote(file.path)
+                _fsync_file(path, missing_ok=True)
+                dirs.add(path.parent)
             checkpoint = log_dir / f"{version:020d}.checkpoint.parquet"
             if checkpoint.exists():
                 _fsync_file(checkpoint)

@@ -25,6 +25,15 @@ def chunks_of(stream: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
         yield chunk
 
 
+def views_of(stream: BinaryIO, size: int = CHUNK) -> Iterator[memoryview]:
+    """Read ``stream`` to its end in chunks of up to ``size`` bytes, all into one buffer:
+    each chunk is valid only until the next is asked for (a copy of gigabytes allocates
+    nothing per chunk)."""
+    buffer = memoryview(bytearray(size))
+    while n := stream.readinto(buffer):
+        yield buffer[:n]
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     """``table`` as the bytes of one Parquet file (zstd)."""
     sink = io.BytesIO()

@@ -61,7 +61,10 @@ class MemoryPersistence(Persistence):
             raise CorruptContent(f"object {sha256}") from None
 
     def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
-        data = b"".join(chunks)
+        data = bytearray()
+        for chunk in chunks:  # consumed one by one: chunks may share a buffer
+            data += chunk
+        data = bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         if len(data) < inline_limit:
             return StoredContent(sha, len(data), data)

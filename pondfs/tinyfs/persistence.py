@@ -57,7 +57,8 @@ class Persistence(ABC):
         """Consume ``chunks`` and keep their bytes: inline when shorter than ``inline_limit``,
         else as a content object named by its SHA-256 (written before any commit refers to
         it, so a crash leaves at most an unreferenced object). Never holds a large content
-        whole in memory."""
+        whole in memory. Each chunk is used up before the next is asked for, so the chunks
+        may be views of one reused buffer."""
 
     @abstractmethod
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
