@@ -252,7 +252,7 @@ def bench_history(args: argparse.Namespace, summary: c.Summary) -> None:
             c.detail(f"in-process   {n:>6,} txns: open {parts['open'] * 1e3:.1f} ms + "
                      f"resolve/listdir {parts['list'] * 1e3:.1f} ms = "
                      f"{parts['total'] * 1e3:.1f} ms")
-        for n in (few, many):  # reads every Delta commit's metadata (history())
+        for n in (few, many):  # reads the transaction rows
             logs = [c.pond(ponds[n], "log", "-n", "1").seconds for _ in range(3)]
             c.detail(f"pond log -n 1 {n:>6,} txns: {c.spread(logs)}")
         ratio = c.median(sub[many]) / c.median(sub[few])
