@@ -2,7 +2,8 @@
 
 The site project (``site/`` in the repository: package.json, observablehq.config.js, shared
 components) holds no pages and no data. Both come from the pond, which the build mounts
-read-only (``mount.pondfs POND MNT -o ro``) for as long as ``observable build`` runs:
+read-only as of its newest transaction (``mount.pondfs POND MNT -o ro,at=TXN``) for as long
+as ``observable build`` runs:
 
 - ``<pages>/<section>/*.md`` (default ``/site/sites``, ``/site/params``: directories made by
   ``template`` resources) become the site's sections, ``<pages>/index/index.md`` its home
@@ -123,12 +124,18 @@ def _run_node(command: list[str], cwd: Path, what: str) -> str:
 
 @contextmanager
 def _mounted(pond: str, at: int | None, work: Path) -> Iterator[Path]:
-    """The pond mounted read-only at a fresh directory under ``work``, unmounted after."""
+    """The pond as of transaction ``at`` (default: the newest) mounted read-only at a
+    fresh directory under ``work``, unmounted after.
+
+    Always a mount of one transaction (``at=``), never one that follows the pond: pages
+    and data then come from the same transaction even if a collector commits during the
+    build, and the mount's view never changes under the kernel's caches."""
+    if at is None:
+        at = _newest_transaction(pond)
     mountpoint = work / "mnt"
     mountpoint.mkdir()
-    options = "ro" if at is None else f"ro,at={at}"
     done = subprocess.run([sys.executable, "-m", "pondfs.mount", pond, str(mountpoint),
-                           "-o", options], capture_output=True, text=True,
+                           "-o", f"ro,at={at}"], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         message = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
@@ -137,6 +144,13 @@ def _mounted(pond: str, at: int | None, work: Path) -> Iterator[Path]:
         yield mountpoint
     finally:
         _unmount(mountpoint)
+
+
+def _newest_transaction(location: str) -> int:
+    from . import pond as ponds
+
+    with ponds.open_fs(location) as fs:
+        return fs.as_of
 
 
 def _unmount(mountpoint: Path) -> None:
