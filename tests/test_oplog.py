@@ -293,6 +293,11 @@ def test_a_durable_commit_also_syncs_the_non_durable_ones_before_it(
     assert [name for name in synced if name.endswith(".json")] == [
         f"{v:020d}.json" for v in (5, 6, 7)]
     assert store._unsynced == set()
+    # So is a checkpoint (made every so many commits, or asked for).
+    store.checkpoint()
+    synced.clear()
+    store.sync()
+    assert f"{7:020d}.checkpoint.parquet" in synced and "_last_checkpoint" in synced
 
 
 # -- content -------------------------------------------------------------------------------

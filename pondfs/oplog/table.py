@@ -482,6 +482,7 @@ class OplogPersistence(Persistence):
         """Write a Delta checkpoint of the current version, so opening reads one file."""
         with self._mutex:
             self._table.create_checkpoint()
+            self._unsynced.add(self._table.version())  # the next durable commit syncs it
 
     def vacuum(self, retention_hours: float) -> list[str]:
         """Delete data files no snapshot of the last ``retention_hours`` uses; return them.
@@ -531,6 +532,10 @@ class OplogPersistence(Persistence):
         self._unsynced_objects.clear()
         cleaned_up = False
         for version in sorted(self._unsynced):
+            checkpoint = log_dir / f"{version:020d}.checkpoint.parquet"
+            if checkpoint.exists():
+                _fsync_file(checkpoint)
+                _fsync_file(log_dir / "_last_checkpoint", missing_ok=True)
             entry = log_dir / f"{version:020d}.json"
             try:
                 lines = entry.read_text().splitlines()
@@ -552,10 +557,6 @@ class OplogPersistence(Persistence):
                 path = table_dir / unquote(file.path)
                 _fsync_file(path, missing_ok=True)
                 dirs.add(path.parent)
-            checkpoint = log_dir / f"{version:020d}.checkpoint.parquet"
-            if checkpoint.exists():
-                _fsync_file(checkpoint)
-                _fsync_file(log_dir / "_last_checkpoint", missing_ok=True)
         for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
             fsync_dir(directory)
         log.debug("synced table versions %s", sorted(self._unsynced))
