@@ -326,7 +326,8 @@ class PondOperations(pyfuse3.Operations):
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
         attr.generation = 0
-        timeout = DYNAMIC_TIMEOUT if s.dynamic else None
+        # A pinned view (at=) never changes, so even computed nodes may be cached.
+        timeout = DYNAMIC_TIMEOUT if s.dynamic and not self.fs.read_only else None
         attr.entry_timeout = ENTRY_TIMEOUT if timeout is None else timeout
         attr.attr_timeout = ATTR_TIMEOUT if timeout is None else timeout
         attr.st_mode = s.mode
