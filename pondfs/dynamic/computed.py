@@ -52,7 +52,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,6 +71,8 @@ from ..tinyfs import (
 from ..tinyfs.glob import GlobError, GlobPattern, substitute
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Entries computed (cache misses filled) in this process, per recipe's factory name.
 COMPUTATIONS: Counter[str] = Counter()
@@ -134,6 +136,25 @@ def named_matches(fs: FS, pattern: str, template: str, *, files_only: bool = Fal
         taken[name] = match.path
         named.append((name, match))
     return named
+
+
+def checked_names(template: str, named: Iterable[tuple[str, str, T]]) -> list[tuple[str, T]]:
+    """``(name, item)`` for each ``(name, what, item)`` whose name ``template`` made; a name
+    that cannot name a file, or that two outputs share, is an EINVAL naming ``spec.name``
+    and ``what`` produced it."""
+    taken: dict[str, str] = {}
+    checked: list[tuple[str, T]] = []
+    for name, what, item in named:
+        try:
+            validate_name(name)
+        except FsError as exc:
+            raise FsError(errno.EINVAL, f"spec.name: {what} gives {exc}") from None
+        if name in taken:
+            raise FsError(errno.EINVAL, f"spec.name: {template!r} names both {taken[name]} "
+                          f"and {what} {name!r}; use more captures")
+        taken[name] = what
+        checked.append((name, item))
+    return checked
 
 
 def pattern_field(fields: Fields, key: str, default: str | None = None) -> str:

@@ -51,7 +51,6 @@ import pyarrow.parquet as pq
 
 from ..resources import Fields, SpecError, parse_spec
 from ..tinyfs import FS, DynamicNode, FsError
-from ..tinyfs.fs import validate_name
 from ..tinyfs.glob import substitute
 from .computed import (
     ROW_GROUP,
@@ -59,6 +58,7 @@ from .computed import (
     StaticDirectory,
     cache_key,
     check_template,
+    checked_names,
     fingerprint,
     input_mtime_ns,
     pattern_field,
@@ -228,21 +228,10 @@ def _bind(fs: FS, tables: dict[str, str], only: str | None = None) -> Bound:
 
 def _outputs(fs: FS, spec: SqlSpec) -> list[tuple[str, DynamicNode]]:
     assert spec.name is not None
-    outputs: dict[str, str] = {}
-    entries: list[tuple[str, DynamicNode]] = []
-    for match in resolve_inputs(fs, spec.tables[SOURCE]):
-        name = substitute(spec.name, match.captures)
-        try:
-            validate_name(name)
-        except FsError as exc:
-            raise FsError(errno.EINVAL, f"spec.name: {match.path} gives {exc}") from None
-        if name in outputs:
-            raise FsError(errno.EINVAL, f"spec.name: {spec.name!r} names both {outputs[name]} "
-                          f"and {match.path} {name!r}; use more captures")
-        outputs[name] = match.path
-        entries.append((name, SqlFile(
-            fs, spec, lambda m=match: _bind(fs, spec.tables, m.node_id))))
-    return entries
+    named = [(substitute(spec.name, m.captures), m.path, m)
+             for m in resolve_inputs(fs, spec.tables[SOURCE])]
+    return [(name, SqlFile(fs, spec, lambda m=match: _bind(fs, spec.tables, m.node_id)))
+            for name, match in checked_names(spec.name, named)]
 
 
 def _newest(fs: FS, spec: SqlSpec) -> int:

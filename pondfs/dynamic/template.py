@@ -70,13 +70,13 @@ import pyarrow as pa
 
 from ..resources import Fields, SpecError, parse_spec
 from ..tinyfs import FILE, FS, DynamicNode, FsError, read_all
-from ..tinyfs.fs import validate_name
 from ..tinyfs.glob import GlobError, substitute
 from .computed import (
     ComputedFile,
     Input,
     StaticDirectory,
     check_template,
+    checked_names,
     input_mtime_ns,
     parse_duration,
     pattern_field,
@@ -287,19 +287,8 @@ class TemplateDirectory(StaticDirectory):
                      for p in parameters]
         else:
             named = [(substitute(spec.name, []), "all matches", None)]
-        outputs: dict[str, str] = {}
-        entries: list[tuple[str, DynamicNode]] = []
-        for name, what, which in named:
-            try:
-                validate_name(name)
-            except FsError as exc:
-                raise FsError(errno.EINVAL, f"spec.name: {what} gives {exc}") from None
-            if name in outputs:
-                raise FsError(errno.EINVAL, f"spec.name: {spec.name!r} names both "
-                              f"{outputs[name]} and {what} {name!r}")
-            outputs[name] = what
-            entries.append((name, self._file(name, which)))
-        return entries
+        return [(name, self._file(name, which))
+                for name, which in checked_names(spec.name, named)]
 
     def _file(self, name: str, which: Input | str | None) -> ComputedFile:
         def inputs() -> list[str | Input]:
