@@ -197,8 +197,9 @@ class OpenFile:
     """What the mount keeps for an inode while any handle has it open.
 
     ``spool`` (when present) holds the file's whole current content, including writes not
-    yet handed to tinyfs; ``dirty`` says it differs from tinyfs' version, ``changes`` counts
-    writes so a write-back can tell whether more arrived while it ran.
+    yet handed to tinyfs; ``dirty`` says it differs from tinyfs' version. ``lock`` is held
+    while the spool is made, changed or written back: a write-back stores one consistent
+    state, and write-backs (a release runs after ``close`` returns) land in order.
     """
 
     inode: int
@@ -207,11 +208,10 @@ class OpenFile:
     spool: Spool | None = None
     size: int = 0
     dirty: bool = False
-    changes: int = 0
     mtime_ns: int = 0
     removed: bool = False
     last_stat: Stat | None = None
-    filling: trio.Lock = field(default_factory=trio.Lock)
+    lock: trio.Lock = field(default_factory=trio.Lock)
 
 
 @dataclass(eq=False)
@@ -224,6 +224,8 @@ class Handle:
     #: The descriptor of the local file behind ``reader`` when its bytes are the content
     #: (a content object, a cached series): reads are then one pread on the event loop.
     fd: int | None = None
+    #: The transaction of the view ``reader`` was opened in.
+    as_of: int = 0
     read_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -666,23 +668,24 @@ class PondOperations(pyfuse3.Operations):
         if writable:
             self._check_writable()
 
-        def opened() -> tuple[Stat, tuple[str, int], BinaryIO | None]:
-            s = self.fs.stat(node_id)
+        def opened() -> tuple[Stat, tuple[str, int], BinaryIO | None, int]:
+            fs = self.fs
+            s = fs.stat(node_id)
             if writable and (s.dynamic or s.format == SERIES):
                 raise FsError(errno.EROFS if s.dynamic else errno.EACCES,
                               f"{node_id} cannot be written through the mount")
-            v = self.fs.get(node_id) if not s.dynamic else None
+            v = fs.get(node_id) if not s.dynamic else None
             key = (v.sha256, v.size) if v is not None else (f"{s.node_id}@{s.mtime_ns}", s.size)
             # A reader even when a spool serves reads now: the spool goes when its last
             # handle is released, possibly while this open waits for the thread.
-            return s, key, self.fs.open_read(node_id)
+            return s, key, fs.open_read(node_id), fs.as_of
 
-        s, key, reader = await self._call(opened)
+        s, key, reader, as_of = await self._call(opened)
         of = self._open_file(inode, node_id)
         of.last_stat = s
         keep = self._page_cache.get(inode) == key
         self._page_cache[inode] = key
-        handle = Handle(of, writable, reader, _local_fd(reader, s.size))
+        handle = Handle(of, writable, reader, _local_fd(reader, s.size), as_of)
         return pyfuse3.FileInfo(fh=self._new_handle(handle), keep_cache=keep)
 
     @_handler
@@ -733,10 +736,16 @@ class PondOperations(pyfuse3.Operations):
         if reader is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         if handle.fd is not None:
-            return os.pread(handle.fd, size, off)
-        if isinstance(reader, io.BytesIO):
-            return reader.getbuffer()[off:off + size].tobytes()
-        return await self._thread(self._read_at, handle, off, size)
+            data = os.pread(handle.fd, size, off)
+        elif isinstance(reader, io.BytesIO):
+            data = reader.getbuffer()[off:off + size].tobytes()
+        else:
+            data = await self._thread(self._read_at, handle, off, size)
+        if len(data) < size and self.following and handle.as_of != self.fs.as_of:
+            # The end of a version older than the mount's view (a following mount moved on
+            # while this handle was open): the kernel would take it for the file's size.
+            self._invalidate_attributes(of.inode)
+        return data
 
     @staticmethod
     def _read_at(handle: Handle, off: int, size: int) -> bytes:
@@ -754,51 +763,49 @@ class PondOperations(pyfuse3.Operations):
         if end > MAX_FILE_SIZE:
             raise pyfuse3.FUSEError(errno.EFBIG)
         of = handle.file
-        await self._fill(of)
-        assert of.spool is not None
-        written = of.spool.pwrite(buf, off)  # past the end leaves a hole of zeros
-        of.size = max(of.size, off + written)
-        self._changed(of)
+        async with of.lock:
+            await self._fill(of)
+            assert of.spool is not None
+            written = of.spool.pwrite(buf, off)  # past the end leaves a hole of zeros
+            of.size = max(of.size, off + written)
+            self._changed(of)
         return written
 
     def _changed(self, of: OpenFile) -> None:
         of.dirty = True
-        of.changes += 1
         of.mtime_ns = time.time_ns()
 
     async def _fill(self, of: OpenFile, upto: int | None = None) -> None:
         """Give ``of`` a spool holding its current content (only the first ``upto`` bytes
-        when the rest is about to be cut off)."""
+        when the rest is about to be cut off). The caller holds ``of.lock``."""
         if of.spool is not None:
             return
-        async with of.filling:
-            if of.spool is not None:
-                return
 
-            def current() -> tuple[int, BinaryIO | None]:
-                s = self.fs.stat(of.node_id)
-                if s.size == 0 or upto == 0:
-                    return s.size, None
-                return s.size, self.fs.open_read(of.node_id)
+        def current() -> tuple[int, BinaryIO | None]:
+            s = self.fs.stat(of.node_id)
+            if s.size == 0 or upto == 0:
+                return s.size, None
+            return s.size, self.fs.open_read(of.node_id)
 
-            size, reader = await self._call(current)
-            keep = size if upto is None else min(size, upto)
-            spool = self._new_spool()
-            if reader is not None:
-                await self._thread(spool.fill, reader, keep)
-            of.size = keep
-            of.spool = spool
+        size, reader = await self._call(current)
+        keep = size if upto is None else min(size, upto)
+        spool = self._new_spool()
+        if reader is not None:
+            await self._thread(spool.fill, reader, keep)
+        of.size = keep
+        of.spool = spool
 
     async def _truncate(self, inode: int, node_id: str, size: int) -> None:
         if size > MAX_FILE_SIZE:
             raise pyfuse3.FUSEError(errno.EFBIG)
         of = self._open_file(inode, node_id)
         try:
-            await self._fill(of, upto=size)
-            assert of.spool is not None
-            of.spool.truncate(size)
-            of.size = size
-            self._changed(of)
+            async with of.lock:
+                await self._fill(of, upto=size)
+                assert of.spool is not None
+                of.spool.truncate(size)
+                of.size = size
+                self._changed(of)
             if of.refs == 1:  # nobody has it open: the change is staged now
                 await self._write_back(of)
         finally:
@@ -808,22 +815,24 @@ class PondOperations(pyfuse3.Operations):
 
     async def _write_back(self, of: OpenFile) -> None:
         """Hand the spool's content to tinyfs as the node's new version (staged for the
-        next group commit). Small content is stored on the event loop, large in a thread."""
-        assert of.spool is not None
-        seen = of.changes
-        chunks = of.spool.chunks(of.size)
-        try:
-            if of.size < INLINE_LIMIT:
-                await self._call(self.fs.write_content, of.node_id, chunks,
-                                 inline=self._loaded(of.node_id))
-            else:
-                await self._thread(self.fs.write_content, of.node_id, chunks)
-        except FsError as exc:
-            if exc.errno == errno.ENOENT and of.removed:
-                of.dirty = False  # written after its removal: nothing to keep
+        next group commit), unless an earlier write-back already did. Small content is
+        stored on the event loop, large in a thread; the spool does not change meanwhile."""
+        async with of.lock:
+            if not of.dirty:
                 return
-            raise
-        if of.changes == seen:
+            assert of.spool is not None
+            chunks = of.spool.chunks(of.size)
+            try:
+                if of.size < INLINE_LIMIT:
+                    await self._call(self.fs.write_content, of.node_id, chunks,
+                                     inline=self._loaded(of.node_id))
+                else:
+                    await self._thread(self.fs.write_content, of.node_id, chunks)
+            except FsError as exc:
+                if exc.errno == errno.ENOENT and of.removed:
+                    of.dirty = False  # written after its removal: nothing to keep
+                    return
+                raise
             of.dirty = False
         self._staged_change()
         if self.fs.loaded(of.node_id):
