@@ -58,7 +58,8 @@ import stat as st
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial, wraps
 from typing import Any, BinaryIO, TypeVar
@@ -763,7 +764,7 @@ class PondOperations(pyfuse3.Operations):
         if end > MAX_FILE_SIZE:
             raise pyfuse3.FUSEError(errno.EFBIG)
         of = handle.file
-        async with of.lock:
+        async with _holding(of.lock):
             await self._fill(of)
             assert of.spool is not None
             written = of.spool.pwrite(buf, off)  # past the end leaves a hole of zeros
@@ -800,7 +801,7 @@ class PondOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EFBIG)
         of = self._open_file(inode, node_id)
         try:
-            async with of.lock:
+            async with _holding(of.lock):
                 await self._fill(of, upto=size)
                 assert of.spool is not None
                 of.spool.truncate(size)
@@ -817,7 +818,7 @@ class PondOperations(pyfuse3.Operations):
         """Hand the spool's content to tinyfs as the node's new version (staged for the
         next group commit), unless an earlier write-back already did. Small content is
         stored on the event loop, large in a thread; the spool does not change meanwhile."""
-        async with of.lock:
+        async with _holding(of.lock):
             if not of.dirty:
                 return
             assert of.spool is not None
@@ -1039,6 +1040,20 @@ class PondOperations(pyfuse3.Operations):
                     await self._write_back(of)
                 except Exception:
                     log.exception("could not save %s at unmount", of.node_id)
+
+
+@asynccontextmanager
+async def _holding(lock: trio.Lock) -> AsyncIterator[None]:
+    """``lock`` held for the block, taken without a pass through the scheduler when it is
+    free (``async with lock`` costs two; a 1 GiB write is 8,192 requests)."""
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _newest_txn(store) -> int:
