@@ -46,7 +46,7 @@ from urllib.parse import unquote
 
 from tqdm import tqdm
 
-from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location
+from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, is_s3_url
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +301,10 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
     """Back up the pond at ``pond_dir`` to ``url``: upload what the bucket lacks, then a
     manifest of the snapshot. See the module docstring for the order and why."""
     started = time.monotonic()
+    if is_s3_url(os.fspath(pond_dir)):
+        raise BackupError(f"{pond_dir} is a pond in S3: pond backup push copies a pond on a "
+                          "local disk (copy a bucket with the store's own replication)",
+                          errno.EINVAL)
     root = Path(pond_dir)
     location = S3Location.parse(url)
     snapshot = _snapshot(root)

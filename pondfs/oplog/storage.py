@@ -206,7 +206,9 @@ class S3Storage(PondStorage):
         return lease_holder(self.bucket, LOCK)
 
     def cache_dir(self, table_id: str) -> Path:
-        return self._local(table_id) / CACHE
+        cache = self._local(table_id) / CACHE
+        cache.mkdir(parents=True, exist_ok=True)
+        return cache
 
     @staticmethod
     def _local(table_id: str) -> Path:
