@@ -21,7 +21,7 @@ from fuse_helpers import Mount, requires_fuse
 
 from pondfs import pond
 from pondfs.oplog import open_pond
-from pondfs.s3 import S3Location
+from pondfs.s3 import Bucket, S3Location
 from pondfs.tinyfs import FsError, TxnInfo
 
 DEMO = Path(__file__).resolve().parent.parent / "pondfs" / "demo"
@@ -162,19 +162,60 @@ def test_objects_no_row_needs_are_removed_from_the_bucket(s3pond: S3Pond,
 # ---------------------------------------------------------------------- the writer lease
 
 
+def test_the_store_honours_conditional_writes(aws, url) -> None:
+    """What the lease stands on (and Delta's commits too): a PUT with If-None-Match: * fails
+    on an existing key, one with If-Match fails on a changed key, and so does a delete."""
+    bucket = Bucket(S3Location.parse(url))
+    first = bucket.put_new("k", b"one")
+    assert first is not None
+    assert bucket.put_new("k", b"two") is None
+    second = bucket.replace("k", b"three", first)
+    assert second is not None and second != first
+    assert bucket.replace("k", b"four", first) is None
+    assert bucket.delete("k", first) is False
+    assert bucket.get_bytes("k") == b"three"
+    assert bucket.delete("k", second) is True
+    assert bucket.head("k") is None
+
+
+
 def test_a_second_writer_is_refused_with_the_holder_named(s3pond: S3Pond) -> None:
     s3pond.out("init")
     before = s3pond.out("log")
     with pond.open_fs(s3pond.url, write=True, holder="collector at the dock") as fs:
         fs.mkdir(fs.resolve("/"), "mine")
+        reader = open_pond(s3pond.url)
+        assert "collector at the dock" in reader.lock_holder()
         line = s3pond.fails("mkdir", "/theirs")
         assert line.startswith("pond mkdir: pond is locked by another writer: pid ")
         assert "collector at the dock" in line
         assert s3pond.out("log") == before  # untouched, and readers need no lock
         fs.commit("test: mkdir /mine")
     assert s3pond.out("ls").split() == [b"mine"]
+    assert reader.lock_holder() is None
+    reader.close()
     s3pond.out("mkdir", "/theirs")  # released: the next writer goes ahead
     assert s3pond.out("ls").split() == [b"mine", b"theirs"]
+
+
+def test_writers_racing_for_the_pond_commit_one_at_a_time(s3pond: S3Pond) -> None:
+    s3pond.out("init")
+    names = [f"d{i}" for i in range(4)]
+    racing = [subprocess.Popen([sys.executable, "-m", "pondfs.cli", "mkdir", f"/{name}"],
+                               env=s3pond.env, stderr=subprocess.PIPE) for name in names]
+    made = []
+    for name, process in zip(names, racing, strict=True):
+        stderr = process.communicate(timeout=120)[1].decode()
+        if process.returncode == 0:
+            made.append(name)
+        else:
+            assert "pond is locked by another writer: pid " in stderr
+            assert len(stderr.splitlines()) == 1
+    assert made  # at least the first one in
+    assert sorted(s3pond.out("ls").decode().split()) == made
+    log = s3pond.out("log").decode().splitlines()
+    assert len(log) == 2 + len(made)  # header, init, one transaction per winner
+    assert "ok" in s3pond.out("check").decode()
 
 
 def test_a_crashed_writers_lease_runs_out(s3pond: S3Pond) -> None:
