@@ -102,15 +102,17 @@ class AwsSettings:
     def resolve(cls) -> AwsSettings:
         """The settings in effect now, or S3Error when there are no credentials."""
         import boto3
+        import botocore.session
 
-        session = boto3.session.Session()
+        core = botocore.session.get_session()
+        session = boto3.session.Session(botocore_session=core)
         credentials = session.get_credentials()
         if credentials is None:
             raise S3Error("no AWS credentials: set AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE", errno.EACCES)
         frozen = credentials.get_frozen_credentials()
         endpoint = (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-                    or session._session.get_config_variable("endpoint_url"))
+                    or core.get_config_variable("endpoint_url"))
         return cls(region=session.region_name or "us-east-1", access_key=frozen.access_key,
                    secret_key=frozen.secret_key, token=frozen.token, endpoint=endpoint or None)
 

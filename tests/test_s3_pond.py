@@ -329,6 +329,14 @@ def test_read_only_mount_of_a_pond_in_s3(s3pond: S3Pond, tmp_path: Path) -> None
         assert then.path("data", "big.bin").read_bytes() == big  # byte-identical, via S3
         with pytest.raises(OSError):
             now.path("data", "new.txt").write_text("no")
+        # The read-only mount follows the pond: another writer's transaction shows.
+        s3pond.out("cp", str(tmp_path / "big.bin"), "/data/later.bin")
+        deadline = time.monotonic() + 20
+        while not now.path("data", "later.bin").exists():
+            assert time.monotonic() < deadline, "the mount did not follow the pond"
+            time.sleep(0.2)
+        assert now.path("data", "later.bin").read_bytes() == b"changed\n"
+        assert not then.path("data", "later.bin").exists()  # at= stays at its transaction
     finally:
         now.stop()
         then.stop()
