@@ -22,7 +22,7 @@ from fuse_helpers import Mount, requires_fuse
 from pondfs import pond
 from pondfs.oplog import open_pond
 from pondfs.s3 import Bucket, S3Location
-from pondfs.tinyfs import FsError, TxnInfo
+from pondfs.tinyfs import FsError, PondLocked, TxnInfo
 
 DEMO = Path(__file__).resolve().parent.parent / "pondfs" / "demo"
 BIG = 300 * 1024  # above the inline limit: a content object
@@ -222,7 +222,7 @@ def test_a_crashed_writers_lease_runs_out(s3pond: S3Pond) -> None:
     """The rule: a lock not renewed for its lease time (POND_LOCK_LEASE, 60 s by default)
     was left by a crashed writer, and the next writer takes it over with a warning."""
     s3pond.out("init")
-    lease = {"POND_LOCK_LEASE": "2"}
+    lease = {"POND_LOCK_LEASE": "3"}
     doomed = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\nfrom pondfs import pond\n"
@@ -234,8 +234,15 @@ def test_a_crashed_writers_lease_runs_out(s3pond: S3Pond) -> None:
     finally:
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
-    assert "doomed writer" in s3pond.fails("mkdir", "/x", env=lease)  # still leased
-    time.sleep(3.5)  # lease time plus the store's one-second clock
+    killed = time.monotonic()
+    store = open_pond(s3pond.url)  # in-process: well within the lease time
+    try:
+        with pytest.raises(PondLocked, match="doomed writer"), store.writer_lock("early"):
+            pass
+    finally:
+        store.close()
+    assert time.monotonic() - killed < 3
+    time.sleep(4.5)  # the lease time, plus the store's one-second clock
     done = s3pond.run("mkdir", "/x", env=lease)
     assert done.returncode == 0, done.stderr.decode()
     warning = done.stderr.decode()
