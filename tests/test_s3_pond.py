@@ -362,9 +362,14 @@ def test_read_write_mount_of_a_pond_in_s3(s3pond: S3Pond, tmp_path: Path) -> Non
         mount.path("notes", "a.bin").write_bytes(data)
         line = s3pond.fails("mkdir", "/other")  # the mount holds the lease
         assert "mounted read-write at " + str(mount.mountpoint) in line
+        # umount returns before the daemon's last commit: a writer right after it waits
+        # for the finishing holder instead of failing.
+        subprocess.run(["fusermount3", "-u", str(mount.mountpoint)], check=True)
+        s3pond.out("mkdir", "/after")
     finally:
         mount.stop()
     assert mount.status == 0 and mount.problems() == []
+    assert s3pond.out("ls").split() == [b"after", b"notes"]
     assert s3pond.out("cat", "/notes/a.bin") == data
     assert "lock" not in s3pond.keys()
     assert "ok" in s3pond.out("check").decode()

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from pondfs.s3 import Bucket
 from pondfs.tinyfs.errors import CorruptContent
 
-from .objects import CHUNK_SIZE, ObjectStore
+from .objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _OBJECTS = "objects"
 
 class S3ObjectStore:
     """The content objects in ``bucket``, cached in the local object store ``cache``; the
-    same methods as :class:`~pondfs.oplog.objects.ObjectStore`."""
+    methods of :class:`~pondfs.oplog.objects.ObjectStore` that a pond's persistence uses."""
 
     def __init__(self, bucket: Bucket, cache: ObjectStore):
         self.bucket = bucket
@@ -77,16 +77,6 @@ class S3ObjectStore:
             raise CorruptContent(f"object {sha256} in {self.bucket.location} (its bytes hash "
                                  f"to {got})")
         log.debug("fetched object %s (%d bytes) into the cache", sha256, size)
-
-    def verify(self, sha256: str) -> bool:
-        """Whether object ``sha256`` is in the bucket and its bytes there hash to its name."""
-        try:
-            with self.open(sha256) as reader:
-                while reader.read(CHUNK_SIZE):
-                    pass
-        except CorruptContent:
-            return False
-        return True
 
     def ids(self) -> Iterator[str]:
         """The names of every object in the bucket."""
