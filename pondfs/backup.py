@@ -37,25 +37,18 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 from tqdm import tqdm
 
-from .tinyfs import FsError
+from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, is_s3_url
 
 log = logging.getLogger(__name__)
-
-#: Files at least this large go up and down in parts, several at a time.
-MULTIPART_THRESHOLD = 16 * 1024 * 1024
-
-#: Files moved at once by default.
-DEFAULT_JOBS = 16
 
 #: Log entries uploaded as one wave: all of a wave are up before the next begins, so the
 #: bucket's log has gaps only within the wave in flight.
@@ -72,137 +65,9 @@ _FORMAT = "pondfs-backup"
 T = TypeVar("T")
 
 
-class BackupError(FsError):
-    """A backup command cannot go on; the message names the bucket, file or object."""
-
-    def __init__(self, message: str, err: int = errno.EIO):
-        super().__init__(err, message)
-
-
-# ---------------------------------------------------------------------- locations
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A place in S3: ``s3://bucket/prefix``. Keys below it are ``prefix/relative``."""
-
-    bucket: str
-    prefix: str = ""
-
-    @classmethod
-    def parse(cls, url: str) -> S3Location:
-        """``s3://bucket[/prefix]``, or BackupError saying what is wrong with ``url``."""
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise BackupError(f"not an S3 URL (s3://bucket/prefix): {url!r}", errno.EINVAL)
-        if parsed.query or parsed.fragment:
-            raise BackupError(f"an S3 URL has no query or fragment: {url!r}", errno.EINVAL)
-        return cls(parsed.netloc, parsed.path.strip("/"))
-
-    def key(self, relative: str) -> str:
-        """The key of ``relative`` (a '/'-separated path) under this location."""
-        return f"{self.prefix}/{relative}" if self.prefix else relative
-
-    def relative(self, key: str) -> str:
-        """The path of ``key`` below this location."""
-        return key[len(self.prefix) + 1:] if self.prefix else key
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-
-class Bucket:
-    """One S3 location through a boto3 client; every failure becomes a one-line BackupError."""
-
-    def __init__(self, location: S3Location, jobs: int = DEFAULT_JOBS):
-        import boto3
-        from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
-
-        self.location = location
-        # Retries, endpoint, region and credentials are left to the user's AWS settings.
-        self.client = boto3.session.Session().client("s3", config=Config(
-            max_pool_connections=max(10, 2 * jobs), connect_timeout=10, read_timeout=120,
-        ))
-        self.transfer = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD // 2,
-            max_concurrency=8, use_threads=True,
-        )
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
-            yield
-        except ClientError as exc:
-            raise BackupError(self._explain(exc, doing)) from None
-        except NoCredentialsError:
-            raise BackupError("no AWS credentials: set AWS_ACCESS_KEY_ID and "
-                              "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE") from None
-        except (BotoCoreError, Boto3Error) as exc:
-            raise BackupError(f"{doing}: {exc}") from None
-
-    def _explain(self, exc: Any, doing: str) -> str:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = error.get("Message") or exc
-        bucket = self.location.bucket
-        if code == "NoSuchBucket":
-            return f"bucket '{bucket}' does not exist"
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-                    "ExpiredToken", "AccessDenied", "403"):
-            return (f"access to bucket '{bucket}' denied ({code}: {message}); "
-                    "check the AWS credentials")
-        if code in ("NoSuchKey", "404"):
-            return f"{doing}: no such key in {self.location}"
-        return f"{doing}: {code}: {message}"
-
-    def listing(self) -> dict[str, int]:
-        """Size of every key below the location, by relative path: one paginated listing."""
-        found: dict[str, int] = {}
-        prefix = self.location.key("")
-        with self._errors(f"listing bucket '{self.location.bucket}'"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.location.bucket, Prefix=prefix)
-            for page in pages:
-                for item in page.get("Contents", ()):
-                    found[self.location.relative(item["Key"])] = item["Size"]
-        return found
-
-    def put_bytes(self, relative: str, data: bytes) -> None:
-        with self._errors(f"uploading {relative}"):
-            self.client.put_object(Bucket=self.location.bucket, Key=self.location.key(relative),
-                                   Body=data)
-
-    def put_file(self, relative: str, path: Path, progress: Callable[[int], None]) -> None:
-        """Upload a large file in parts, several at a time."""
-        with self._errors(f"uploading {relative}"):
-            self.client.upload_file(str(path), self.location.bucket, self.location.key(relative),
-                                    Config=self.transfer, Callback=progress)
-
-    def get_bytes(self, relative: str) -> bytes:
-        with self._errors(f"downloading {relative}"):
-            body = self.client.get_object(Bucket=self.location.bucket,
-                                          Key=self.location.key(relative))["Body"]
-            return body.read()
-
-    def get_chunks(self, relative: str) -> Iterator[bytes]:
-        """The bytes of ``relative`` in chunks: memory stays bounded whatever its size."""
-        with self._errors(f"downloading {relative}"):
-            body = self.client.get_object(Bucket=self.location.bucket,
-                                          Key=self.location.key(relative))["Body"]
-            try:
-                yield from body.iter_chunks(_CHUNK)
-            finally:
-                body.close()
-
-    def get_file(self, relative: str, path: Path, progress: Callable[[int], None]) -> None:
-        """Download a large file in ranged parts, several at a time."""
-        with self._errors(f"downloading {relative}"):
-            self.client.download_file(self.location.bucket, self.location.key(relative),
-                                      str(path), Config=self.transfer, Callback=progress)
+#: Backup errors are S3 errors: one type whose one-line message names the bucket, file or
+#: object.
+BackupError = S3Error
 
 
 # ---------------------------------------------------------------------- manifests
@@ -436,6 +301,10 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
     """Back up the pond at ``pond_dir`` to ``url``: upload what the bucket lacks, then a
     manifest of the snapshot. See the module docstring for the order and why."""
     started = time.monotonic()
+    if is_s3_url(os.fspath(pond_dir)):
+        raise BackupError(f"{pond_dir} is a pond in S3: pond backup push copies a pond on a "
+                          "local disk (copy a bucket with the store's own replication)",
+                          errno.EINVAL)
     root = Path(pond_dir)
     location = S3Location.parse(url)
     snapshot = _snapshot(root)

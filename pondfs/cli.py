@@ -750,9 +750,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``pond`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="pond", description="A versioned filesystem for environmental data.",
-        epilog="The pond is --pond PATH, or $POND. Commands that change the pond are one "
-               "transaction each; read commands accept --at TXN.")
-    parser.add_argument("--pond", metavar="PATH", help="the pond (default: $POND)")
+        epilog="The pond is --pond PATH (a directory or s3://bucket/prefix), or $POND. "
+               "Commands that change the pond are one transaction each; read commands "
+               "accept --at TXN.")
+    parser.add_argument("--pond", metavar="PATH",
+                        help="the pond: a directory or s3://bucket/prefix (default: $POND)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"pondfs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -2,6 +2,8 @@
 
     mount.pondfs POND MOUNTPOINT [-o OPTIONS] [-f] [-v] [-s] [-n]
 
+POND is a directory or ``s3://bucket/prefix`` (a pond that lives in S3, read-only or
+read-write: the AWS settings of the environment apply, see :mod:`pondfs.s3`).
 Options (comma-separated after ``-o``): ``ro``; ``at=TXN`` (read-only, the pond as of
 transaction TXN); ``allow_other``; ``fg`` (stay in the foreground, like ``-f``); ``debug``
 (log every request); ``commit_interval=SECONDS`` (group commit period, default 0.5);
@@ -30,6 +32,8 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+
+from .s3 import is_s3_url
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +160,10 @@ def parse_args(argv: Sequence[str]) -> tuple[str, str, MountOptions, int | None]
         raise MountError(USAGE, EXIT_USAGE)
     for text in option_texts:
         parse_options(text, options)
-    pond, mountpoint = (os.path.abspath(p) for p in positional)
-    return pond, mountpoint, options, ready_fd
+    pond, mountpoint = positional
+    if not is_s3_url(pond):
+        pond = os.path.abspath(pond)
+    return pond, os.path.abspath(mountpoint), options, ready_fd
 
 
 def check_mountpoint(mountpoint: str, options: MountOptions) -> None:
@@ -179,7 +185,10 @@ def check_mountpoint(mountpoint: str, options: MountOptions) -> None:
 
 
 def check_pond(pond: str) -> None:
-    """MountError unless ``pond`` is a directory (the daemon checks it holds a pond)."""
+    """MountError unless ``pond`` is a directory (the daemon checks it holds a pond) or an
+    S3 URL (the daemon checks the bucket)."""
+    if is_s3_url(pond):
+        return
     if not os.path.exists(pond):
         raise MountError(f"{pond}: no such pond")
     if not os.path.isdir(pond):
@@ -281,7 +290,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
             return EXIT_FAILURE
         ops = PondOperations(fs, mountpoint=mountpoint, read_only=options.read_only,
                              commit_interval=options.commit_interval, spool_dir=options.spool,
-                             statfs_path=pond)
+                             statfs_path=str(fs.store.root or fs.store.cache_dir))
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {f"fsname={pond}", "subtype=pondfs"}
         if options.read_only:

@@ -10,10 +10,9 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from . import collectors, dynamic
-from .oplog import create_pond, open_pond
+from .oplog import OplogPersistence, create_pond, open_pond
 from .oplog import maintain as maintain_oplog
 from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
 
@@ -22,7 +21,8 @@ def pond_location(explicit: str | None) -> str:
     """The pond named by ``--pond`` or, failing that, the POND environment variable."""
     location = explicit or os.environ.get("POND")
     if not location:
-        raise FsError(errno.EINVAL, "no pond given: use --pond PATH or set POND")
+        raise FsError(errno.EINVAL, "no pond given: use --pond PATH (or s3://bucket/prefix) "
+                      "or set POND")
     return location
 
 
@@ -34,8 +34,9 @@ def factories() -> FactoryRegistry:
     return registry
 
 
-def _cache(location: str) -> DerivedCache:
-    return DerivedCache(Path(location) / "cache")
+def _cache(store: OplogPersistence) -> DerivedCache:
+    """The pond's derived cache: ``<pond>/cache``, or a local one for a pond in S3."""
+    return DerivedCache(store.cache_dir)
 
 
 def init(location: str) -> int:
@@ -43,7 +44,7 @@ def init(location: str) -> int:
     store = create_pond(location)
     try:
         with store.writer_lock("pond init"):
-            fs = FS(store, cache=_cache(location), factories=factories())
+            fs = FS(store, cache=_cache(store), factories=factories())
             fs.init_root(uid=os.getuid(), gid=os.getgid())
             txn = fs.commit("init")
             assert txn is not None
@@ -65,11 +66,11 @@ def open_fs(location: str, *, write: bool = False, at: int | None = None,
     store = open_pond(location, durable=durable)
     try:
         if not write:
-            yield FS(store, at=at, cache=_cache(location), factories=factories())
+            yield FS(store, at=at, cache=_cache(store), factories=factories())
             return
         with store.writer_lock(holder or " ".join(sys.argv)):
             store.refresh()
-            fs = FS(store, cache=_cache(location), factories=factories())
+            fs = FS(store, cache=_cache(store), factories=factories())
             try:
                 yield fs
             finally:

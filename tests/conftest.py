@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
+from s3_server import S3Server
 
 from pondfs.tinyfs import FS, MemoryPersistence, Persistence
 
@@ -39,3 +43,34 @@ def fs(store: Persistence) -> FS:
 
 
 # ---------------------------------------------------------------- end of tinyfs fixtures
+
+
+# ---------------------------------------------------------------- S3 (test_backup, test_s3_pond)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A real S3-compatible server (moto's) on loopback for this module's tests."""
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with S3Server.start(log_path) as server:
+        server.log_path = log_path
+        yield server
+
+
+@pytest.fixture
+def aws(s3, monkeypatch):
+    """This process' AWS settings point at the test server (for in-process calls)."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in s3.env().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    return s3
+
+
+@pytest.fixture
+def url(aws) -> str:
+    """``s3://<a new bucket>/field/noyo``: a prefix in an empty bucket of its own."""
+    bucket = f"pond-{uuid.uuid4().hex[:12]}"
+    aws.client().create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/field/noyo"

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,32 +20,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from s3_server import S3Server  # noqa: E402
 
 OBJECT_SIZE = 70 * 1024  # above the inline limit: stored as a content object
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    with S3Server.start(log_path) as server:
-        server.log_path = log_path
-        yield server
-
-
-@pytest.fixture
-def aws(s3, monkeypatch):
-    """This process' AWS settings point at the test server (for in-process calls)."""
-    for name in [n for n in os.environ if n.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    for name, value in s3.env().items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    return s3
-
-
-@pytest.fixture
-def url(aws) -> str:
-    bucket = f"pond-{uuid.uuid4().hex[:12]}"
-    aws.client().create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/field/noyo"
 
 
 # ---------------------------------------------------------------------- helpers

@@ -61,7 +61,7 @@ class WriterLock:
                     os.close(fd)
                     raise
             text = _read(self.path)
-            if deadline is None and _finishing(text):
+            if deadline is None and holder_is_finishing(text):
                 log.info("waiting up to %.0f s for %s to finish", FINISHING_WAIT, text)
                 deadline = time.monotonic() + FINISHING_WAIT
             if deadline is None or time.monotonic() > deadline:
@@ -70,12 +70,14 @@ class WriterLock:
                 log.debug("%s is locked by %s", self.path, text)
                 raise PondLocked(text) from None
             time.sleep(_POLL)
-        since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self._line = f"pid {os.getpid()} on {socket.gethostname()}: {self.holder} (since {since})"
+        self._line = holder_line(self.holder)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (self._line + "\n").encode(), 0)
         self._fd = fd
         log.debug("took writer lock %s: %s", self.path, self._line)
+
+    def check(self) -> None:
+        """Nothing to check: a flock is held until its file is closed, it cannot be lost."""
 
     def finishing(self) -> None:
         """Tell writers that want the lock that this holder releases it shortly (they wait
@@ -124,7 +126,13 @@ def lock_holder(path: str | os.PathLike[str]) -> str | None:
     return text
 
 
-def _finishing(text: str) -> bool:
+def holder_line(holder: str) -> str:
+    """How a writer describes itself in a lock: pid, host, ``holder`` and since when."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return f"pid {os.getpid()} on {socket.gethostname()}: {holder} (since {since})"
+
+
+def holder_is_finishing(text: str) -> bool:
     """Whether the holder described by ``text`` releases the lock shortly: it says so, or it
     is a mount on this host whose mount point is not mounted any more."""
     if FINISHING_MARK.strip() in text:

@@ -1,11 +1,11 @@
-"""Delta Lake persistence of a pond: :class:`OplogPersistence` and the pond directory layout.
+"""Delta Lake persistence of a pond: :class:`OplogPersistence`.
 
-A pond directory holds::
+A pond (a local directory or an S3 prefix: see :mod:`.storage`) holds::
 
     oplog/     the Delta table of node versions, partitioned by part_id
     objects/   content objects, objects/<sha[:2]>/<sha>
-    cache/     derived caches (owned by other layers)
-    lock       the single-writer lock file
+    cache/     derived caches (owned by other layers; a local pond only)
+    lock       the single-writer lock
 
 One pond transaction is one Delta commit. It holds the transaction's node versions and one
 transaction row (number, command, user, time, rows: see :mod:`.schema`) that ``pond log``
@@ -40,20 +40,18 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
-import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from pondfs.tinyfs.errors import CorruptContent, FsError
 from pondfs.tinyfs.persistence import Persistence
 from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
 
-from .lock import WriterLock, lock_holder
-from .objects import ObjectStore, fsync_dir
+from .objects import fsync_dir
 from .schema import (
     CONTENT_COLUMN,
     LISTING_COLUMNS,
@@ -65,6 +63,7 @@ from .schema import (
     txn_infos,
     txn_row,
 )
+from .storage import PondLock, PondStorage, storage_for
 
 log = logging.getLogger(__name__)
 
@@ -100,44 +99,39 @@ LISTING_CACHE_ROWS = 200_000
 # auto-compaction at 10,000 commits a week, make opening 144 ms instead of 46 ms.)
 _TABLE_CONFIGURATION = {"delta.logRetentionDuration": "interval 1 hours"}
 
-_OPLOG = "oplog"
-_OBJECTS = "objects"
-_CACHE = "cache"
-_LOCK = "lock"
+
+def create_pond(location: str | os.PathLike[str], **options: Any) -> OplogPersistence:
+    """Create an empty pond at ``location`` (a new or existing directory, or an empty S3
+    prefix) and open it. ``options`` are passed to :class:`OplogPersistence`."""
+    storage = storage_for(location)
+    storage.check_new()
+    storage.prepare()
+    try:
+        DeltaTable.create(
+            storage.table_uri,
+            pa.schema(SCHEMA),
+            partition_by=[PARTITION_COLUMN],
+            configuration=_TABLE_CONFIGURATION,
+            storage_options=storage.storage_options or None,
+        )
+    except Exception as exc:  # another init won the race, or the store failed
+        raise FsError(errno.EIO, f"{storage.url}: creating the pond failed: "
+                      f"{_first_line(exc)}") from exc
+    log.info("created pond %s", storage.url)
+    return OplogPersistence(storage, **options)
 
 
-def create_pond(path: str | os.PathLike[str], **options: Any) -> OplogPersistence:
-    """Create an empty pond at ``path`` (a new or existing directory) and open it.
-
-    ``options`` are passed to :class:`OplogPersistence`.
-    """
-    root = Path(path)
-    if (root / _OPLOG / "_delta_log").exists():
-        raise FsError(errno.EEXIST, f"{path}: a pond already exists")
-    if root.exists() and not root.is_dir():
-        raise FsError(errno.ENOTDIR, f"{path}: not a directory")
-    for sub in (_OPLOG, _OBJECTS, _CACHE):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    DeltaTable.create(
-        str((root / _OPLOG).resolve()),
-        pa.schema(SCHEMA),
-        partition_by=[PARTITION_COLUMN],
-        configuration=_TABLE_CONFIGURATION,
-    )
-    log.info("created pond %s", root)
-    return OplogPersistence(root, **options)
+def open_pond(location: str | os.PathLike[str], **options: Any) -> OplogPersistence:
+    """Open the pond at ``location`` (a directory or ``s3://bucket/prefix``); ``options``
+    are passed to :class:`OplogPersistence`."""
+    storage = storage_for(location)
+    storage.check_pond()
+    return OplogPersistence(storage, **options)
 
 
-def open_pond(path: str | os.PathLike[str], **options: Any) -> OplogPersistence:
-    """Open the pond at ``path``; ``options`` are passed to :class:`OplogPersistence`."""
-    root = Path(path)
-    if not root.exists():
-        raise FsError(errno.ENOENT, f"{path}: no such pond")
-    if not root.is_dir():
-        raise FsError(errno.ENOTDIR, f"{path}: not a pond (no oplog/_delta_log)")
-    if not (root / _OPLOG / "_delta_log").is_dir():
-        raise FsError(errno.EINVAL, f"{path}: not a pond (no oplog/_delta_log)")
-    return OplogPersistence(root, **options)
+def _first_line(exc: BaseException) -> str:
+    """The first line of a deltalake error (they carry multi-line causes)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class OplogPersistence(Persistence):
@@ -155,37 +149,43 @@ class OplogPersistence(Persistence):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        storage: PondStorage,
         *,
         durable: bool = False,
-        storage_options: dict[str, str] | None = None,
         compact_after_files: int = COMPACT_AFTER_FILES,
         reopen_after_commits: int = REOPEN_AFTER_COMMITS,
         content_cache_bytes: int = CONTENT_CACHE_BYTES,
     ):
-        self.root = Path(root)
-        self.table_uri = str((self.root / _OPLOG).resolve())
-        self.storage_options = dict(storage_options or {})
-        self.objects = ObjectStore(self.root / _OBJECTS)
+        self.storage = storage
+        #: The pond's local directory, or None for a pond in S3.
+        self.root = storage.local_dir
+        self.table_uri = storage.table_uri
+        self.storage_options = storage.storage_options
         self.durable = durable
         self.compact_after_files = compact_after_files
         self.reopen_after_commits = reopen_after_commits
         self._mutex = threading.RLock()
         self._table = self._open_table()
+        #: The Delta table's id: one pond's identity wherever it is read from.
+        self.table_id: str = self._table.metadata().id
+        self.objects = storage.object_store(self.table_id)
+        #: Where derived content of this pond is cached.
+        self.cache_dir = storage.cache_dir(self.table_id)
         self._commits_on_table = 0
         self._excess_after_compaction = 0
         self._index: _FileIndex | None = None
-        self._reader = _ParquetReader(self.table_uri, pa.schema(self._table.schema().to_arrow()))
+        self._reader = _ParquetReader(storage.table_filesystem(),
+                                      pa.schema(self._table.schema().to_arrow()))
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
-        self._writer_lock: WriterLock | None = None
+        self._writer_lock: PondLock | None = None
         self._txns: list[TxnInfo] = []  # every transaction up to _txns_upto, newest first
         self._txns_upto = 0
         #: Table versions this instance wrote (commits, compactions) not fsync'ed yet.
         self._unsynced: set[int] = set()
         #: Content objects this instance stored while not durable, not fsync'ed yet.
         self._unsynced_objects: set[str] = set()
-        log.debug("opened %s at table version %d", self.root, self._table.version())
+        log.debug("opened %s at table version %d", storage.url, self._table.version())
 
     # -- transactions --------------------------------------------------------------------
 
@@ -212,8 +212,15 @@ class OplogPersistence(Persistence):
 
         ``info.txn`` must follow :meth:`last_txn`. Contents of rows that are not inline are
         dropped; large content belongs in objects (see :meth:`store`).
+
+        The Delta commit is made without retries: it succeeds only as the version right
+        after this instance's snapshot (a conditional PUT of the log entry, locally and in
+        S3), so a writer that somehow lost the single-writer lock (an S3 lease that ran out
+        while it stalled) fails instead of committing after another writer's transaction.
         """
         with self._mutex:
+            if self._writer_lock is not None:
+                self._writer_lock.check()
             last = self.last_txn()
             if info.txn != last + 1:
                 raise FsError(
@@ -246,11 +253,12 @@ class OplogPersistence(Persistence):
                     commit_properties=CommitProperties(
                         custom_metadata=metadata,
                         app_transactions=[Transaction(APP_ID, info.txn)],
+                        max_commit_retries=0,
                     ),
                 )
             except Exception as exc:
                 raise FsError(
-                    errno.EIO, f"commit of transaction {info.txn} failed: {exc}"
+                    errno.EIO, f"commit of transaction {info.txn} failed: {_first_line(exc)}"
                 ) from exc
             finally:
                 self._index = None
@@ -334,7 +342,7 @@ class OplogPersistence(Persistence):
     def writer_lock(self, holder: str) -> Iterator[None]:
         """Hold the pond's single-writer lock; on taking it, move to the newest snapshot so
         the next transaction number is right."""
-        lock = WriterLock(self.root / _LOCK, holder)
+        lock = self.storage.writer_lock(holder)
         with lock:
             self._writer_lock = lock
             try:
@@ -355,7 +363,7 @@ class OplogPersistence(Persistence):
 
     def lock_holder(self) -> str | None:
         """Who holds the writer lock (see :func:`pondfs.oplog.lock.lock_holder`), or None."""
-        return lock_holder(self.root / _LOCK)
+        return self.storage.lock_holder()
 
     # -- rows ----------------------------------------------------------------------------
 
@@ -524,7 +532,11 @@ class OplogPersistence(Persistence):
     def _sync_written(self) -> None:
         """fsync what the table versions in ``_unsynced`` wrote: their data files, log
         entries and checkpoints, oldest first, then the directories that name them (local
-        Delta commits do not fsync)."""
+        Delta commits do not fsync). In S3 a PUT is durable once it returns: nothing to do."""
+        if self.root is None:
+            self._unsynced.clear()
+            self._unsynced_objects.clear()
+            return
         table_dir = Path(self.table_uri)
         log_dir = table_dir / "_delta_log"
         dirs = {table_dir, log_dir}
@@ -680,16 +692,10 @@ def _records(actions: pa.Table) -> list[_DataFile]:
 class _ParquetReader:
     """Reads rows from chosen data files of the table with pyarrow datasets."""
 
-    def __init__(self, table_uri: str, schema: pa.Schema):
+    def __init__(self, filesystem: Any, schema: pa.Schema):
         self.schema = schema
         self._format = pds.ParquetFileFormat()
-        parsed = urlparse(table_uri)
-        if parsed.scheme in ("", "file"):
-            root = parsed.path if parsed.scheme else table_uri
-            self._fs: pafs.FileSystem = pafs.SubTreeFileSystem(root, pafs.LocalFileSystem())
-        else:
-            remote, root = pafs.FileSystem.from_uri(table_uri)
-            self._fs = pafs.SubTreeFileSystem(root, remote)
+        self._fs = filesystem  # rooted at the table: data file paths are relative to it
         self._fragments = _LRU(20_000)
 
     def read(self, files: list[_DataFile], columns: list[str], where: pc.Expression) -> pa.Table:
