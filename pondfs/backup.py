@@ -46,7 +46,8 @@ from urllib.parse import unquote
 
 from tqdm import tqdm
 
-from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, is_s3_url
+from .locations import is_s3_url
+from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from .s3 import is_s3_url
+from .locations import is_s3_url
 
 log = logging.getLogger(__name__)
 

@@ -49,11 +49,6 @@ class S3Error(FsError):
         super().__init__(err, message)
 
 
-def is_s3_url(location: str) -> bool:
-    """Whether ``location`` names a place in S3 (``s3://...``) rather than a host path."""
-    return location.startswith("s3:")
-
-
 @dataclass(frozen=True)
 class S3Location:
     """A place in S3: ``s3://bucket/prefix``. Keys below it are ``prefix/relative``."""

@@ -30,6 +30,7 @@ import pyarrow.fs as pafs
 
 from pondfs.tinyfs.errors import FsError
 
+from ..locations import is_s3_url
 from .lock import WriterLock, lock_holder
 from .objects import ObjectStore
 
@@ -221,7 +222,7 @@ def storage_for(location: str | os.PathLike[str]) -> PondStorage:
     """The storage of the pond at ``location``: ``s3://bucket/prefix`` or a local path.
     Other URLs (``gs://``, ``http://`` ...) are refused by name."""
     text = os.fspath(location)
-    if text.startswith("s3:"):
+    if is_s3_url(text):
         return S3Storage(text)
     scheme = text.partition("://")[0]
     if "://" in text and scheme.isalnum():
