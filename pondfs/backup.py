@@ -37,9 +37,11 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -47,7 +49,7 @@ from urllib.parse import unquote
 from tqdm import tqdm
 
 from .locations import is_s3_url
-from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location
+from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ _MANIFEST_RE = re.compile(r"(\d{12})\.json")
 _LOG_DIR = "oplog/_delta_log"
 _LOG_ENTRY_RE = re.compile(r"(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet)")
 _FORMAT = "pondfs-backup"
+_LOCK = "backup.lock"
+
+#: Multipart uploads older than this (seconds) are taken for a killed push's and aborted.
+ABORT_UPLOADS_AFTER = 3600.0
 
 T = TypeVar("T")
 
@@ -285,22 +291,30 @@ class PushResult:
     uploaded_bytes: int = 0
     seconds: float = 0.0
     up_to_date: bool = False
+    aborted_uploads: int = 0
 
     def describe(self) -> str:
+        """One line: what went up (or that nothing had to), and any uploads aborted."""
+        aborted = (f"; aborted {self.aborted_uploads} interrupted multipart upload(s)"
+                   if self.aborted_uploads else "")
         if self.up_to_date:
             return f"nothing to push: transaction {self.txn} is already backed up at " \
-                   f"{self.location}"
+                   f"{self.location}{aborted}"
         rate = self.uploaded_bytes / self.seconds if self.seconds else 0.0
         return (f"pushed transaction {self.txn} to {self.location}: uploaded "
                 f"{self.uploaded_files} of {self.files} files ({human_bytes(self.uploaded_bytes)}"
                 f" of {human_bytes(self.bytes)}) in {self.seconds:.1f} s "
-                f"({human_bytes(rate)}/s)")
+                f"({human_bytes(rate)}/s){aborted}")
 
 
 def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS,
-         progress: bool = True) -> PushResult:
+         progress: bool = True, abort_uploads_after: float = ABORT_UPLOADS_AFTER) -> PushResult:
     """Back up the pond at ``pond_dir`` to ``url``: upload what the bucket lacks, then a
-    manifest of the snapshot. See the module docstring for the order and why."""
+    manifest of the snapshot. See the module docstring for the order and why.
+
+    A push holds the backup's lock (see :func:`_backup_lock`) and first aborts the multipart
+    uploads below ``url`` older than ``abort_uploads_after`` seconds: pushes killed mid-way
+    leave them, and the store keeps (and bills) their parts until they are aborted."""
     started = time.monotonic()
     if is_s3_url(os.fspath(pond_dir)):
         raise BackupError(f"{pond_dir} is a pond in S3: pond backup push copies a pond on a "
@@ -310,7 +324,22 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
     location = S3Location.parse(url)
     snapshot = _snapshot(root)
     bucket = Bucket(location, jobs)
+    with _backup_lock(bucket, "pond backup push") as still_locked:
+        aborted = abort_interrupted_uploads(bucket, abort_uploads_after)
+        result = _push_snapshot(bucket, snapshot, jobs, progress, still_locked)
+    result.aborted_uploads = aborted
+    result.seconds = time.monotonic() - started
+    log.info("%s", result.describe())
+    return result
+
+
+def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: bool,
+                   still_locked: Callable[[], None]) -> PushResult:
+    """Upload what ``bucket`` lacks of ``snapshot``, then its manifest, if the lock is still
+    held then (a forget that took over a lost lock may have deleted what it names)."""
+    location = bucket.location
     remote = bucket.listing()
+    remote.pop(_LOCK, None)
     latest = _check_push_target(bucket, remote, snapshot)
     result = PushResult(location, snapshot.txn, len(snapshot.data) + len(snapshot.log),
                         sum(f.size for f in snapshot.data + snapshot.log))
@@ -353,10 +382,9 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
         last_checkpoint=snapshot.last_checkpoint,
         uploaded_files=len(data) + len(log_entries), uploaded_bytes=total,
     )
+    still_locked()
     bucket.put_bytes(manifest.name, manifest.to_json())
     result.uploaded_files, result.uploaded_bytes = manifest.uploaded_files, total
-    result.seconds = time.monotonic() - started
-    log.info("%s", result.describe())
     return result
 
 
@@ -448,6 +476,43 @@ def _parallel(pool: ThreadPoolExecutor, func: Callable[[Any], T], items: list) -
     return [future.result() for future in futures]
 
 
+# ---------------------------------------------------------------------- lock, interrupted uploads
+
+
+@contextmanager
+def _backup_lock(bucket: Bucket, holder: str) -> Iterator[Callable[[], None]]:
+    """Hold the backup's lock, ``<prefix>/backup.lock``, while the context is open: a lease
+    object renewed in the background (see :mod:`pondfs.oplog.lease`). Push and forget take
+    it, so forget never deletes what a push in progress is about to name; a command that
+    finds it held fails in one line naming the holder. A crashed holder's lease runs out
+    after ``POND_LOCK_LEASE`` seconds (default 60). Yields a check that raises once the
+    lease has been lost (call it before writing what others rely on)."""
+    from .oplog.lease import S3Lease
+    from .tinyfs.errors import PondLocked
+
+    with ExitStack() as stack:
+        lease = S3Lease(bucket, _LOCK, holder)
+        try:
+            stack.enter_context(lease)
+        except PondLocked as exc:
+            raise BackupError(f"{bucket.location} is in use by another backup command: "
+                              f"{exc.holder}; try again when it has finished (a crashed one's "
+                              "lock lapses after its lease, default 60 s)", errno.EAGAIN) from None
+        yield lease.check
+
+
+def abort_interrupted_uploads(bucket: Bucket, older_than: float) -> int:
+    """Abort the multipart uploads below ``bucket``'s location begun more than
+    ``older_than`` seconds ago (by the store's clock); how many. Younger ones may belong to
+    a push still running elsewhere (one whose lock lease ran out while it stalled)."""
+    stale = [u for u in bucket.uploads_in_progress() if u.age >= older_than]
+    for upload in stale:
+        bucket.abort_upload(upload)
+        log.info("aborted the multipart upload of %s begun %.0f s ago", upload.relative,
+                 upload.age)
+    return len(stale)
+
+
 # ---------------------------------------------------------------------- list
 
 
@@ -485,15 +550,19 @@ class VerifyReport:
 
 
 def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
-           progress: bool = True) -> VerifyReport:
-    """Check that every file any manifest names is in the bucket with its size and, unless
-    ``quick``, its SHA-256 (downloaded and hashed as a stream)."""
+           progress: bool = True, at: int | None = None) -> VerifyReport:
+    """Check that every file any manifest names (restore point ``at``'s only, if given) is
+    in the bucket with its size and, unless ``quick``, its SHA-256 (downloaded and hashed
+    as a stream)."""
     location = S3Location.parse(url)
     bucket = Bucket(location, jobs)
     listing = bucket.listing()
     table_id = _check_identity(bucket, listing)
     report = VerifyReport(location)
-    manifests = [_load_manifest(bucket, txn) for txn in _manifest_txns(listing)]
+    txns = _manifest_txns(listing)
+    if at is not None:
+        txns = [_choose(location, txns, at)]
+    manifests = [_load_manifest(bucket, txn) for txn in txns]
     report.manifests = len(manifests)
     if not manifests:
         report.problems.append("no restore points: nothing was ever pushed completely")
@@ -544,6 +613,123 @@ def _mismatch(f: FileEntry, size: int, sha: str) -> str:
     if sha != f.sha256:
         return f"corrupt: {f.path} (its bytes hash to {sha}, backed up {f.sha256})"
     return ""
+
+
+# ---------------------------------------------------------------------- forget and prune
+
+
+@dataclass
+class ForgetResult:
+    """What ``forget`` removed (or, with ``dry_run``, would remove)."""
+
+    location: S3Location
+    kept: list[int]
+    forgotten: list[int]
+    deleted: list[str]
+    deleted_bytes: int
+    dry_run: bool = False
+
+    def describe(self) -> str:
+        """One line: the restore points kept and forgotten, and what was pruned."""
+        verb = "would forget" if self.dry_run else "forgot"
+        gone = "would delete" if self.dry_run else "deleted"
+        return (f"{verb} {len(self.forgotten)} restore point(s) at {self.location} "
+                f"({_ranges(self.forgotten) or 'none'}), kept {len(self.kept)} "
+                f"({_ranges(self.kept)}); {gone} {len(self.deleted)} file(s) no kept restore "
+                f"point needs ({human_bytes(self.deleted_bytes)})")
+
+
+def forget(url: str, *, keep_last: int | None = None, keep_within: float | None = None,
+           dry_run: bool = False, jobs: int = DEFAULT_JOBS,
+           progress: bool = True) -> ForgetResult:
+    """Forget old restore points and prune what only they needed, like restic's
+    ``forget --prune``.
+
+    Kept are the ``keep_last`` newest restore points and those pushed at most
+    ``keep_within`` seconds before the newest (by the store's clock); at least one policy
+    must be given, and the newest point is always kept. The other manifests are deleted
+    first, then every Delta file and content object below the backup that no kept manifest
+    names (a kept point's log entries included: a restore downloads exactly its manifest's
+    files), so an interrupted forget leaves only unreferenced files, which the next one
+    removes. Files of interrupted pushes are unreferenced too. A forget holds the backup's
+    lock, as a push does; ``dry_run`` takes no lock, deletes nothing, and says what would go.
+    """
+    if keep_last is None and keep_within is None:
+        raise BackupError("say which restore points to keep: --keep-last N and/or "
+                          "--keep-within DURATION", errno.EINVAL)
+    if keep_last is not None and keep_last < 1:
+        raise BackupError(f"--keep-last must be at least 1 (the newest restore point is "
+                          f"always kept), not {keep_last}", errno.EINVAL)
+    if keep_within is not None and keep_within < 0:
+        raise BackupError(f"--keep-within must not be negative, not {keep_within}",
+                          errno.EINVAL)
+    location = S3Location.parse(url)
+    bucket = Bucket(location, jobs)
+    with ExitStack() as stack:
+        still_locked = (None if dry_run
+                        else stack.enter_context(_backup_lock(bucket, "pond backup forget")))
+        stored = {entry.relative: entry for entry in bucket.entries()}
+        listing = {relative: entry.size for relative, entry in stored.items()}
+        _check_identity(bucket, listing)
+        txns = _manifest_txns(listing)
+        if not txns:
+            raise BackupError(f"{location} has no restore point: nothing to forget",
+                              errno.ENOENT)
+        kept = _kept_points(txns, stored, keep_last, keep_within)
+        with ThreadPoolExecutor(8) as pool:
+            needed = set().union(*pool.map(lambda txn: _needed_files(bucket, txn), kept))
+        forgotten = [txn for txn in txns if txn not in kept]
+        manifests = [f"{_MANIFESTS}{txn:012d}.json" for txn in forgotten]
+        pruned = sorted(relative for relative in listing
+                        if relative.startswith(_PRUNABLE) and relative not in needed)
+        result = ForgetResult(location, kept, forgotten, manifests + pruned,
+                              sum(listing[relative] for relative in pruned), dry_run)
+        if still_locked is not None:
+            still_locked()
+            bucket.delete_many(manifests)
+            with _bar(len(pruned), "prune", progress, unit="file") as bar:
+                bucket.delete_many(pruned, bar.update)
+    log.info("%s", result.describe())
+    return result
+
+
+#: What forget may delete: the pond's files. Anything else below the prefix is left alone.
+_PRUNABLE = ("oplog/", "objects/")
+
+
+def _kept_points(txns: list[int], stored: dict[str, Stored], keep_last: int | None,
+                 keep_within: float | None) -> list[int]:
+    """The restore points (of ``txns``, oldest first) a forget keeps: the union of the
+    ``keep_last`` newest and those whose manifest was written at most ``keep_within``
+    seconds before the newest one's (Last-Modified: the store's clock)."""
+    kept = set(txns[-keep_last:]) if keep_last is not None else set()
+    if keep_within is not None:
+        def written(txn: int) -> datetime:
+            return stored[f"{_MANIFESTS}{txn:012d}.json"].modified
+
+        newest = written(txns[-1])
+        kept.update(t for t in txns if (newest - written(t)).total_seconds() <= keep_within)
+    return sorted(kept)
+
+
+def _needed_files(bucket: Bucket, txn: int) -> set[str]:
+    """Every file restore point ``txn`` needs: its manifest and the files it names."""
+    manifest = _load_manifest(bucket, txn)
+    return {manifest.name} | {f.path for f in manifest.files}
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``90``, ``30m``, ``1h`` or ``1d12h`` (units s, m, h, d,
+    w; a bare number is seconds); BackupError for anything else."""
+    parts = _DURATION_RE.findall(text)
+    if not text or "".join(number + unit for number, unit in parts) != text:
+        raise BackupError(f"not a duration: {text!r} (examples: 90, 30m, 1h, 7d, 1d12h)",
+                          errno.EINVAL)
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
 # ---------------------------------------------------------------------- restore
@@ -689,9 +875,11 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
 # ---------------------------------------------------------------------- helpers
 
 
-def _bar(total: int, desc: str, enabled: bool) -> tqdm:
-    """A progress bar of bytes and rate on stderr, shown only when stderr is a terminal."""
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+def _bar(total: int, desc: str, enabled: bool, unit: str = "B") -> tqdm:
+    """A progress bar of bytes (or of ``unit``) and rate on stderr, shown only when stderr
+    is a terminal."""
+    return tqdm(total=total, unit=unit, unit_scale=True,
+                unit_divisor=1024 if unit == "B" else 1000, desc=desc,
                 file=sys.stderr, disable=not (enabled and sys.stderr.isatty()), leave=False)
 
 

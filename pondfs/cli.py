@@ -596,26 +596,45 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- backup, restore
 
 BACKUP_HELP = """\
-Back up the pond to S3 (s3://bucket/prefix), and list or verify backups.
+Back up the pond to S3 (s3://bucket/prefix); list, verify and thin out backups.
 
   push    upload what the bucket lacks (data first, the log last), then a manifest of the
-          pond as of its newest transaction: a restore point. Interrupted pushes resume.
+          pond as of its newest transaction: a restore point. Interrupted pushes resume;
+          multipart uploads a killed push left are aborted once older than
+          --abort-uploads-after (default 1h: younger ones may be another push's).
   list    the restore points: transactions, their times, files and sizes
-  verify  every file of every restore point is there with its size and SHA-256 (each is
-          downloaded); exit 1 on any problem
+  verify  every file of every restore point (of --at TXN only) is there with its size and
+          SHA-256 (each is downloaded); exit 1 on any problem
+  forget  delete the restore points not kept by --keep-last N and/or --keep-within
+          DURATION (of the newest; the newest is always kept), then every file no kept
+          point needs; --dry-run lists what would go and deletes nothing
 
-Endpoint, region and credentials come from the usual AWS settings (environment, profile,
-AWS_ENDPOINT_URL). Restore with pond restore URL DIR.
+push and forget take the backup's lock (backup.lock below the prefix): one at a time, and
+never a forget while a push runs. Endpoint, region and credentials come from the usual AWS
+settings (environment, profile, AWS_ENDPOINT_URL). Restore with pond restore URL DIR.
 """
+
+#: The options of pond backup that only some actions take.
+_BACKUP_OPTIONS = {"quick": "verify", "at": "verify", "keep_last": "forget",
+                   "keep_within": "forget", "dry_run": "forget",
+                   "abort_uploads_after": "push"}
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    """pond backup push|list|verify|forget URL (see BACKUP_HELP)."""
     from . import backup  # boto3 is slow to import: only the S3 commands pay for it
 
     try:
+        for option, action in _BACKUP_OPTIONS.items():
+            if getattr(args, option) not in (None, False) and args.action != action:
+                flag = "--" + option.replace("_", "-")
+                raise FsError(errno.EINVAL, f"{flag} is an option of pond backup {action}")
         if args.action == "push":
             location = pond.pond_location(args.pond)
-            print(backup.push(location, args.url, jobs=args.jobs).describe())
+            after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
+                     else backup.parse_duration(args.abort_uploads_after))
+            print(backup.push(location, args.url, jobs=args.jobs,
+                              abort_uploads_after=after).describe())
             return 0
         if args.action == "list":
             manifests = backup.list_backups(args.url)
@@ -626,7 +645,16 @@ def cmd_backup(args: argparse.Namespace) -> int:
                       f"{len(m.files):>7}  {backup.human_bytes(m.total_bytes):>10}  "
                       f"{backup.human_bytes(m.uploaded_bytes):>10}")
             return 0
-        report = backup.verify(args.url, jobs=args.jobs, quick=args.quick)
+        if args.action == "forget":
+            within = None if args.keep_within is None else backup.parse_duration(
+                args.keep_within)
+            result = backup.forget(args.url, keep_last=args.keep_last, keep_within=within,
+                                   dry_run=args.dry_run, jobs=args.jobs)
+            for relative in result.deleted if result.dry_run else ():
+                print(f"would delete: {relative}")
+            print(result.describe())
+            return 0
+        report = backup.verify(args.url, jobs=args.jobs, quick=args.quick, at=args.at)
         for problem in report.problems:
             print(f"problem: {problem}")
         print(report.describe())
@@ -883,12 +911,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-hours", type=float, default=168.0,
                    help="keep unreferenced data younger than this (default 168)")
 
-    p = command("backup", cmd_backup, "back up the pond to S3; list and verify backups",
+    p = command("backup", cmd_backup,
+                "back up the pond to S3; list, verify and forget restore points",
                 description=BACKUP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["push", "list", "verify"])
+    p.add_argument("action", choices=["push", "list", "verify", "forget"])
     p.add_argument("url", metavar="URL", help="s3://bucket/prefix")
     p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
     p.add_argument("--quick", action="store_true", help="verify sizes only, download nothing")
+    p.add_argument("--at", type=int, metavar="TXN", help="verify this restore point only")
+    p.add_argument("--keep-last", type=int, metavar="N",
+                   help="forget: keep the N newest restore points")
+    p.add_argument("--keep-within", metavar="DURATION",
+                   help="forget: keep the restore points pushed within DURATION of the "
+                        "newest (90s, 30m, 12h, 7d, 2w, 1d12h)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="forget: list what would be deleted, delete nothing")
+    p.add_argument("--abort-uploads-after", metavar="DURATION",
+                   help="push: abort unfinished multipart uploads older than this "
+                        "(default 1h; 0 aborts every one)")
     p.set_defaults(pond_optional=True)
 
     p = command("restore", cmd_restore, "make a new pond from an S3 backup",

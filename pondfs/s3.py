@@ -35,6 +35,7 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 DEFAULT_JOBS = 16
 
 _CHUNK = 1024 * 1024
+_DELETE_BATCH = 1000
 _DENIED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                      "ExpiredToken", "AccessDenied", "403"})
 #: What a store answers a conditional write whose condition failed (409: a concurrent one).
@@ -143,6 +144,15 @@ class Stored:
     modified: datetime
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload in progress: the key it will make, its id, and its age (s)."""
+
+    relative: str
+    upload_id: str
+    age: float
+
+
 class Bucket:
     """One S3 location through a boto3 client; every failure becomes a one-line S3Error."""
 
@@ -237,8 +247,6 @@ class Bucket:
         """The bytes of ``relative``, their ETag, and how many seconds ago they were written
         by the store's own clock (its Last-Modified against its Date, so a client's clock
         does not matter); None when there is no such key."""
-        from email.utils import parsedate_to_datetime
-
         from botocore.exceptions import ClientError
 
         with self._errors(f"downloading {relative}"):
@@ -250,8 +258,8 @@ class Bucket:
                     return None
                 raise
             data = found["Body"].read()
-        now = found["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
-        age = (parsedate_to_datetime(now) - found["LastModified"]).total_seconds() if now else 0
+        now = _store_time(found)
+        age = (now - found["LastModified"]).total_seconds() if now else 0
         return data, found["ETag"], age
 
     def put_bytes(self, relative: str, data: bytes) -> None:
@@ -300,6 +308,51 @@ class Bucket:
                 raise
         return True
 
+    def uploads_in_progress(self) -> Iterator[Upload]:
+        """Every multipart upload begun below the location and neither completed nor
+        aborted, with how long ago it last made progress (begun, or its newest part
+        stored) by the store's own clock: an upload of a huge file that is still adding
+        parts is young, however long ago it began."""
+        with self._errors(f"listing multipart uploads in {self.location}"):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.location.bucket, Prefix=self.location.key(""))
+            for page in pages:
+                now = _store_time(page)
+                for item in page.get("Uploads", ()):
+                    latest = max([item["Initiated"], *self._part_times(item)])
+                    yield Upload(self.location.relative(item["Key"]), item["UploadId"],
+                                 (now - latest).total_seconds() if now else 0.0)
+
+    def _part_times(self, upload: dict[str, Any]) -> Iterator[datetime]:
+        """When each part of a multipart upload was stored."""
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.location.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in pages:
+            for part in page.get("Parts", ()):
+                yield part["LastModified"]
+
+    def abort_upload(self, upload: Upload) -> None:
+        """Abort a multipart upload: the store drops the parts it holds."""
+        with self._errors(f"aborting the multipart upload of {upload.relative}"):
+            self.client.abort_multipart_upload(Bucket=self.location.bucket,
+                                               Key=self.location.key(upload.relative),
+                                               UploadId=upload.upload_id)
+
+    def delete_many(self, relatives: list[str],
+                    progress: Callable[[int], None] | None = None) -> None:
+        """Delete every key in ``relatives``, a thousand per request (the most S3 takes);
+        S3Error naming the first key the store refused to delete."""
+        for start in range(0, len(relatives), _DELETE_BATCH):
+            batch = relatives[start:start + _DELETE_BATCH]
+            with self._errors(f"deleting {batch[0]} and {len(batch) - 1} more"):
+                done = self.client.delete_objects(Bucket=self.location.bucket, Delete={
+                    "Objects": [{"Key": self.location.key(r)} for r in batch], "Quiet": True})
+            for error in done.get("Errors", ()):
+                raise S3Error(f"deleting {self.location.relative(error['Key'])}: "
+                              f"{error.get('Code')}: {error.get('Message')}")
+            if progress is not None:
+                progress(len(batch))
+
     def put_file(self, relative: str, path: Path,
                  progress: Callable[[int], None] | None = None) -> None:
         """Upload a file, a large one in parts, several at a time."""
@@ -329,3 +382,11 @@ class Bucket:
         with self._errors(f"downloading {relative}"):
             self.client.download_file(self.location.bucket, self.location.key(relative),
                                       str(path), Config=self.transfer, Callback=progress)
+
+
+def _store_time(response: dict[str, Any]) -> datetime | None:
+    """The store's clock when it answered (its Date header), if it said."""
+    from email.utils import parsedate_to_datetime
+
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    return parsedate_to_datetime(date) if date else None

@@ -179,7 +179,7 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
 
 def test_interrupted_push_resumes(aws, url, tmp_path):
     original = make_pond(tmp_path / "pond", objects=150)
-    env = aws.env(POND=str(original))
+    env = aws.env(POND=str(original), POND_LOCK_LEASE="2")
     push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
                              url], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -197,12 +197,57 @@ def test_interrupted_push_resumes(aws, url, tmp_path):
         backup.restore(url, tmp_path / "too-early", progress=False)
     assert not (tmp_path / "too-early").exists()
 
+    # The killed push's lock holds until its lease runs out, then the next push takes over.
+    with pytest.raises(backup.BackupError, match=f"in use by another backup command: pid "
+                                                 f"{push.pid} .*: pond backup push"):
+        backup.push(original, url, progress=False)
+    time.sleep(2.5)
     resumed = backup.push(original, url, progress=False)
     assert 0 < resumed.uploaded_files < resumed.files
     assert backup.verify(url, progress=False).ok
     restored = tmp_path / "restored"
     backup.restore(url, restored, progress=False)
     assert_same_pond(original, restored, aws.env())
+
+
+def uploads(s3: S3Server, url: str) -> dict[str, int]:
+    """The multipart uploads in progress under ``url``: key -> parts stored so far."""
+    location = backup.S3Location.parse(url)
+    client = s3.client()
+    found = client.list_multipart_uploads(Bucket=location.bucket, Prefix=location.prefix + "/")
+    return {upload["Key"]: len(client.list_parts(Bucket=location.bucket, Key=upload["Key"],
+                                                 UploadId=upload["UploadId"]).get("Parts", ()))
+            for upload in found.get("Uploads", ())}
+
+
+def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=1, small=1)
+    write(original, {"/big/large.bin": os.urandom(3 * backup.MULTIPART_THRESHOLD)})
+    env = aws.env(POND=str(original), POND_LOCK_LEASE="1")
+    push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
+                             url], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(uploads(aws, url).values()):  # killed once a part of a large object is up
+        assert push.poll() is None, "the push finished before its multipart upload was seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    push.send_signal(signal.SIGKILL)
+    push.wait()
+    left = list(uploads(aws, url))
+    assert len(left) == 1 and "/objects/" in left[0]
+    time.sleep(1.5)  # the killed push's lock lease runs out
+
+    # Younger than the safety age (1 hour by default): perhaps another push's, left alone.
+    done = backup.push(original, url, progress=False)
+    assert done.aborted_uploads == 0 and not done.up_to_date
+    assert list(uploads(aws, url)) == left
+    # Older than the age asked for: aborted, counted in the summary; the backup is whole.
+    again = pond_cli("backup", "push", "--abort-uploads-after", "0", url, env=env)
+    assert again.stdout.startswith("nothing to push")
+    assert again.stdout.strip().endswith("aborted 1 interrupted multipart upload(s)")
+    assert uploads(aws, url) == {}
+    assert backup.verify(url, progress=False).ok
 
 
 def test_corrupt_and_missing_objects_are_named(aws, url, tmp_path):
