@@ -665,6 +665,10 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
                           errno.EINVAL)
     location = S3Location.parse(url)
     bucket = Bucket(location, jobs)
+    # Before the lock, so that a forget writes nothing where there is no backup. (Listing
+    # first: a HEAD cannot tell a missing bucket from a missing key.)
+    if not bucket.holds_any() or bucket.head(_IDENTITY) is None:
+        raise BackupError(f"{location} holds no pond backup", errno.ENOENT)
     with ExitStack() as stack:
         still_locked = (None if dry_run
                         else stack.enter_context(_backup_lock(bucket, "pond backup forget")))
@@ -682,8 +686,9 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
         manifests = [f"{_MANIFESTS}{txn:012d}.json" for txn in forgotten]
         pruned = sorted(relative for relative in listing
                         if relative.startswith(_PRUNABLE) and relative not in needed)
-        result = ForgetResult(location, kept, forgotten, manifests + pruned,
-                              sum(listing[relative] for relative in pruned), dry_run)
+        deleted = manifests + pruned
+        result = ForgetResult(location, kept, forgotten, deleted,
+                              sum(listing[relative] for relative in deleted), dry_run)
         if still_locked is not None:
             still_locked()
             bucket.delete_many(manifests)

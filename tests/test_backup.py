@@ -356,3 +356,112 @@ def test_push_refuses_another_pond_and_a_diverged_copy(aws, url, tmp_path):
     write(copy, {"/small/s0.txt": b"the copy changed\n"})
     with pytest.raises(backup.BackupError, match="history differs"):
         backup.push(copy, url, progress=False)
+
+
+def manifest_files(url: str, txn: int) -> set[str]:
+    """The keys restore point ``txn`` needs: its manifest and every file it names."""
+    location = backup.S3Location.parse(url)
+    manifest = [m for m in backup.list_backups(url) if m.txn == txn][0]
+    return {location.key(manifest.name)} | {location.key(f.path) for f in manifest.files}
+
+
+def test_forget_keeps_what_kept_points_need_and_prunes_the_rest(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond")
+    env = aws.env(POND=str(original))
+    location = backup.S3Location.parse(url)
+    txn1 = backup.push(original, url, progress=False).txn
+    # Point 2: a file overwritten, one deleted, one added; compacted, so the Delta data
+    # files point 1 named are no longer the pond's.
+    write(original, {"/small/s0.txt": b"overwritten\n", "/big/new.bin": os.urandom(OBJECT_SIZE)})
+    pond_cli("rm", "/big/b1.bin", env=env)
+    pond_cli("maintain", "--retention-hours", "0", env=env)
+    txn2 = backup.push(original, url, progress=False).txn
+    at_txn2 = contents(original)
+    # Point 3: more changes, compacted again.
+    write(original, {"/small/s1.txt": b"overwritten too\n"})
+    pond_cli("rm", "/small/s2.txt", env=env)
+    pond_cli("maintain", "--retention-hours", "0", env=env)
+    txn3 = backup.push(original, url, progress=False).txn
+    assert txn1 < txn2 < txn3
+
+    # A dry run says what would go and deletes nothing; --keep-within 1h keeps all three.
+    before = keys(aws, url)
+    dry = pond_cli("backup", "forget", "--keep-last", "1", "--dry-run", url, env=env).stdout
+    would = [line.split(": ", 1)[1] for line in dry.splitlines()
+             if line.startswith("would delete: ")]
+    assert keys(aws, url) == before
+    assert f"{location.prefix}/manifests/{txn1:012d}.json" in {location.key(w) for w in would}
+    assert not {location.key(w) for w in would} & manifest_files(url, txn3)
+    within = pond_cli("backup", "forget", "--keep-within", "1h", "--dry-run", url, env=env)
+    assert "would forget 0 restore point(s)" in within.stdout
+
+    # Forget point 1: its manifest and the data files only it named go.
+    needed = manifest_files(url, txn2) | manifest_files(url, txn3)
+    done = pond_cli("backup", "forget", "--keep-last", "2", url, env=env).stdout
+    after = keys(aws, url)
+    deleted = set(before) - set(after)
+    assert f"forgot 1 restore point(s) at {url} ({txn1})" in done
+    assert f"deleted {len(deleted)} file(s)" in done
+    assert len(deleted) > 1 and any("/oplog/" in k and k.endswith(".parquet") for k in deleted)
+    assert set(after) == needed | {location.key("pond.json")}
+    restored2 = tmp_path / "restored-2"
+    pond_cli("restore", "--at", str(txn2), url, str(restored2), env=env)
+    assert contents(restored2) == at_txn2
+    assert "ok" in pond_cli("--pond", str(restored2), "check", env=env).stdout
+
+    # Forget point 2 as well: only what point 3 needs is left, and it restores whole.
+    done = pond_cli("backup", "forget", "--keep-last", "1", url, env=env).stdout
+    final = keys(aws, url)
+    assert f"deleted {len(set(after) - set(final))} file(s)" in done
+    assert set(final) == manifest_files(url, txn3) | {location.key("pond.json")}
+    assert len(set(after) - set(final)) == len(would) - len(deleted)
+    verified = pond_cli("backup", "verify", url, env=env).stdout.strip()
+    assert ": 1 restore point(s), " in verified and verified.endswith(": ok")
+    assert pond_cli("backup", "verify", "--at", str(txn3), url, env=env).stdout.strip() \
+        .endswith(": ok")
+    restored3 = tmp_path / "restored-3"
+    pond_cli("restore", url, str(restored3), env=env)
+    assert_same_pond(original, restored3, env)
+
+    # A forgotten point is a one-line error, for restore and verify alike.
+    for args in (["restore", "--at", str(txn1), url, str(tmp_path / "r")],
+                 ["backup", "verify", "--at", str(txn2), url]):
+        failed = pond_cli(*args, env=env, check=False)
+        assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
+        assert "is not a restore point" in failed.stderr and f"restore points: {txn3}" in \
+            failed.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_forget_refuses_bad_input_in_one_line(aws, url, tmp_path):
+    original = make_pond(tmp_path / "pond", objects=1, small=1)
+    backup.push(original, url, progress=False)
+    before = keys(aws, url)
+    env = aws.env()
+    log_start = os.path.getsize(aws.log_path)
+    for args, message in [
+        (["--keep-last", "0", url], "--keep-last must be at least 1"),
+        ([url], "say which restore points to keep"),
+        (["--keep-within", "ten days", url], "not a duration: 'ten days'"),
+        (["--keep-last", "1", "s3://no-such-bucket/x"], "bucket 'no-such-bucket' does not exist"),
+        (["--keep-last", "1", "/not/s3"], "not an S3 URL"),
+        (["--keep-last", "1", url + "-elsewhere"], "holds no pond backup"),
+    ]:
+        failed = pond_cli("backup", "forget", *args, env=env, check=False)
+        assert failed.returncode == 1 and failed.stdout == ""
+        assert failed.stderr.startswith("pond backup forget: ") and message in failed.stderr
+        assert failed.stderr.count("\n") == 1
+    assert not [r for r in server_requests(aws, log_start) if '"GET ' not in r]  # no writes
+    wrong = pond_cli("backup", "forget", "--keep-last", "1", url,
+                     env=aws.env(AWS_SECRET_ACCESS_KEY="wrong"), check=False)
+    assert wrong.returncode == 1 and "denied" in wrong.stderr and wrong.stderr.count("\n") == 1
+    # While a push holds the backup's lock, forget deletes nothing and names the push.
+    with backup._backup_lock(backup.Bucket(backup.S3Location.parse(url)), "pond backup push"):
+        busy = pond_cli("backup", "forget", "--keep-last", "1", url, env=env, check=False)
+    assert busy.returncode == 1 and busy.stderr.count("\n") == 1
+    assert f"in use by another backup command: pid {os.getpid()} " in busy.stderr
+    assert ": pond backup push (since " in busy.stderr
+    misplaced = pond_cli("backup", "push", "--keep-last", "1", url, env=env, check=False)
+    assert misplaced.stderr == ("pond backup push: --keep-last is an option of pond backup "
+                                "forget\n")
+    assert keys(aws, url) == before
