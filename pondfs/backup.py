@@ -1,4 +1,4 @@
-"""Backups of a pond in S3: push, list, verify, and restore into a new directory.
+"""Backups of a pond in S3: push, list, verify, forget, and restore into a new directory.
 
 A backup at ``s3://bucket/prefix`` mirrors the pond's own layout, so it reads like one::
 
@@ -7,6 +7,7 @@ A backup at ``s3://bucket/prefix`` mirrors the pond's own layout, so it reads li
     <prefix>/objects/<sha[:2]>/<sha>        content objects
     <prefix>/manifests/<txn>.json           one per push: every file of that snapshot, with
                                             size and SHA-256
+    <prefix>/backup.lock                    while a push or forget runs (a lease)
 
 A pond's files never change once written (``_last_checkpoint`` aside, which the manifest
 carries inline), so a push lists the bucket once and uploads only what it lacks: data files
@@ -19,6 +20,10 @@ manifest's files into a temporary directory beside the target, verifying every s
 hash, checks the result as a pond, and only then renames it into place: it never leaves a
 half-restored pond. Transactions between two pushes are in the later restore point's history
 and readable with ``--at``; restoring one of them as the newest would mean rewriting the log.
+
+Push and forget hold the backup's lock, one at a time. A push first aborts multipart uploads
+a killed push left (idle for longer than a safety age: younger ones may be a live push's).
+Forget deletes old manifests and then every pond file no remaining manifest names.
 
 Endpoint, region and credentials come from boto3's usual chain (environment, profile,
 ``AWS_ENDPOINT_URL``).

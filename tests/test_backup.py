@@ -370,6 +370,7 @@ def test_forget_keeps_what_kept_points_need_and_prunes_the_rest(aws, url, tmp_pa
     env = aws.env(POND=str(original))
     location = backup.S3Location.parse(url)
     txn1 = backup.push(original, url, progress=False).txn
+    at_txn1 = contents(original)
     # Point 2: a file overwritten, one deleted, one added; compacted, so the Delta data
     # files point 1 named are no longer the pond's.
     write(original, {"/small/s0.txt": b"overwritten\n", "/big/new.bin": os.urandom(OBJECT_SIZE)})
@@ -422,6 +423,9 @@ def test_forget_keeps_what_kept_points_need_and_prunes_the_rest(aws, url, tmp_pa
     restored3 = tmp_path / "restored-3"
     pond_cli("restore", url, str(restored3), env=env)
     assert_same_pond(original, restored3, env)
+    # Forgetting restore points drops no history: the forgotten ones read with --at.
+    assert contents(restored3, txn1) == at_txn1
+    assert contents(restored3, txn2) == at_txn2
 
     # A forgotten point is a one-line error, for restore and verify alike.
     for args in (["restore", "--at", str(txn1), url, str(tmp_path / "r")],
