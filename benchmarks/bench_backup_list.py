@@ -1,0 +1,76 @@
+"""Benchmark of ``pond backup list`` against a backup with many restore points of a pond with
+many files, on a local S3 server (moto on loopback).
+
+    python benchmarks/bench_backup_list.py                    # 30 restore points x 10,000 files
+    python benchmarks/bench_backup_list.py --points 10 --files 1000
+
+A manifest names every file of its snapshot (~140 bytes each), so listing the restore points
+must not download every manifest whole. The backup is synthesized (pond.json and manifests
+only, with made-up files): list reads nothing else. Prints the manifests' total size and the
+median of ``--rounds`` in-process ``list_backups`` calls. Run by hand; not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from s3_server import S3Server  # noqa: E402
+
+from pondfs import backup  # noqa: E402
+
+
+def synthesize(client, bucket: str, points: int, files: int) -> int:
+    """pond.json and ``points`` manifests of ``files`` files each; their total size."""
+    client.put_object(Bucket=bucket, Key="b/pond.json",
+                      Body=json.dumps({"format": "pondfs-backup", "version": 1,
+                                       "table_id": "bench"}).encode())
+    total = 0
+    for txn in range(1, points + 1):
+        entries = [backup.FileEntry(f"objects/{sha[:2]}/{sha}", 70_000 + i, sha)
+                   for i, sha in ((i, hashlib.sha256(b"%d" % i).hexdigest())
+                                  for i in range(files))]
+        manifest = backup.Manifest(table_id="bench", txn=txn, table_version=txn, txn_time_ns=0,
+                                   pushed_at="2026-01-01T00:00:00Z", host="bench",
+                                   files=entries, uploaded_files=files,
+                                   uploaded_bytes=sum(e.size for e in entries))
+        body = manifest.to_json()
+        total += len(body)
+        client.put_object(Bucket=bucket, Key=f"b/{manifest.name}", Body=body)
+    return total
+
+
+def main() -> None:
+    """Synthesize the backup, then time list_backups."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=30)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with S3Server.start() as server:
+        os.environ.update({k: v for k, v in server.env().items() if k.startswith("AWS_")})
+        client = server.client()
+        client.create_bucket(Bucket="bench-list")
+        size = synthesize(client, "bench-list", args.points, args.files)
+        times = []
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            listed = backup.list_backups("s3://bench-list/b")
+            times.append(time.perf_counter() - started)
+        assert len(listed) == args.points
+        print(f"{args.points} restore points x {args.files} files: manifests "
+              f"{size / 1e6:.1f} MB; list_backups median {statistics.median(times):.3f} s "
+              f"(min {min(times):.3f}, max {max(times):.3f}, {args.rounds} rounds)")
+
+
+if __name__ == "__main__":
+    main()
