@@ -4,10 +4,12 @@ many files, on a local S3 server (moto on loopback).
     python benchmarks/bench_backup_list.py                    # 30 restore points x 10,000 files
     python benchmarks/bench_backup_list.py --points 10 --files 1000
 
-A manifest names every file of its snapshot (~140 bytes each), so listing the restore points
-must not download every manifest whole. The backup is synthesized (pond.json and manifests
-only, with made-up files): list reads nothing else. Prints the manifests' total size and the
-median of ``--rounds`` in-process ``list_backups`` calls. Run by hand; not part of the tests.
+A manifest names every file of its snapshot (~180 bytes each), so listing the restore points
+must not download every manifest whole: each push also writes a small summary. The backups
+are synthesized (pond.json, manifests with made-up files, summaries): list reads nothing
+else. Prints the manifests' total size and the median of ``--rounds`` in-process
+``list_backups`` calls, of a backup without summaries (as older pondfs pushed them) and of
+the same one with them, in the same run. Run by hand; not part of the tests.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from pondfs import backup  # noqa: E402
 
 
 def synthesize(client, bucket: str, points: int, files: int) -> int:
-    """pond.json and ``points`` manifests of ``files`` files each; their total size."""
-    client.put_object(Bucket=bucket, Key="b/pond.json",
-                      Body=json.dumps({"format": "pondfs-backup", "version": 1,
-                                       "table_id": "bench"}).encode())
+    """Two backups of the same ``points`` restore points of ``files`` files each: ``old/``
+    as an older pondfs pushed them (manifests only), ``new/`` with summaries; the size of
+    one backup's manifests."""
+    for prefix in ("old", "new"):
+        client.put_object(Bucket=bucket, Key=f"{prefix}/pond.json",
+                          Body=json.dumps({"format": "pondfs-backup", "version": 1,
+                                           "table_id": "bench"}).encode())
     total = 0
     for txn in range(1, points + 1):
         entries = [backup.FileEntry(f"objects/{sha[:2]}/{sha}", 70_000 + i, sha)
@@ -45,7 +50,10 @@ def synthesize(client, bucket: str, points: int, files: int) -> int:
                                    uploaded_bytes=sum(e.size for e in entries))
         body = manifest.to_json()
         total += len(body)
-        client.put_object(Bucket=bucket, Key=f"b/{manifest.name}", Body=body)
+        for prefix in ("old", "new"):
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{manifest.name}", Body=body)
+        client.put_object(Bucket=bucket, Key=f"new/summaries/{txn:012d}.json",
+                          Body=backup.RestorePoint.of(manifest).to_json())
     return total
 
 
@@ -61,16 +69,17 @@ def main() -> None:
         client = server.client()
         client.create_bucket(Bucket="bench-list")
         size = synthesize(client, "bench-list", args.points, args.files)
-        times = []
-        for _ in range(args.rounds):
-            started = time.perf_counter()
-            listed = backup.list_backups("s3://bench-list/b")
-            times.append(time.perf_counter() - started)
-        assert len(listed) == args.points
         print(f"{args.points} restore points x {args.files} files: manifests "
-              f"{size / 1e6:.1f} MB; list_backups median {statistics.median(times):.3f} s "
-              f"(min {min(times):.3f}, max {max(times):.3f}, {args.rounds} rounds)")
-
+              f"{size / 1e6:.1f} MB")
+        for prefix, what in (("old", "manifests only"), ("new", "with summaries")):
+            times = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                listed = backup.list_backups(f"s3://bench-list/{prefix}")
+                times.append(time.perf_counter() - started)
+            assert len(listed) == args.points
+            print(f"  list_backups, {what}: median {statistics.median(times):.3f} s "
+                  f"(min {min(times):.3f}, max {max(times):.3f}, {args.rounds} rounds)")
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ A backup at ``s3://bucket/prefix`` mirrors the pond's own layout, so it reads li
     <prefix>/objects/<sha[:2]>/<sha>        content objects
     <prefix>/manifests/<txn>.json           one per push: every file of that snapshot, with
                                             size and SHA-256
+    <prefix>/summaries/<txn>.json           the manifest without its files, for list
     <prefix>/backup.lock                    while a push or forget runs (a lease)
 
 A pond's files never change once written (``_last_checkpoint`` aside, which the manifest
@@ -31,6 +32,7 @@ Endpoint, region and credentials come from boto3's usual chain (environment, pro
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -65,6 +67,7 @@ LOG_WAVE = 64
 _CHUNK = 1024 * 1024
 _IDENTITY = "pond.json"
 _MANIFESTS = "manifests/"
+_SUMMARIES = "summaries/"
 _MANIFEST_RE = re.compile(r"(\d{12})\.json")
 _LOG_DIR = "oplog/_delta_log"
 _LOG_ENTRY_RE = re.compile(r"(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet)")
@@ -389,6 +392,7 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
     )
     still_locked()
     bucket.put_bytes(manifest.name, manifest.to_json())
+    bucket.put_bytes(_summary_name(manifest.txn), RestorePoint.of(manifest).to_json())
     result.uploaded_files, result.uploaded_bytes = manifest.uploaded_files, total
     return result
 
@@ -521,14 +525,72 @@ def abort_interrupted_uploads(bucket: Bucket, older_than: float) -> int:
 # ---------------------------------------------------------------------- list
 
 
-def list_backups(url: str) -> list[Manifest]:
-    """The manifests at ``url``, oldest first (each is one restore point)."""
+@dataclass(frozen=True)
+class RestorePoint:
+    """One restore point as ``pond backup list`` shows it: its manifest without the files,
+    with their count and total size.
+
+    A manifest names every file of its snapshot (~180 bytes each: 1.8 MB for 10,000 files),
+    so each push also writes this summary, ``summaries/<txn>.json`` (a few hundred bytes),
+    and listing downloads only those. A restore point without one (pushed by an older
+    pondfs, or whose summary is unreadable) is read from its manifest instead."""
+
+    txn: int
+    txn_time_ns: int
+    pushed_at: str
+    host: str
+    files: int
+    bytes: int
+    uploaded_files: int
+    uploaded_bytes: int
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> RestorePoint:
+        """The summary of ``manifest``."""
+        return cls(manifest.txn, manifest.txn_time_ns, manifest.pushed_at, manifest.host,
+                   len(manifest.files), manifest.total_bytes, manifest.uploaded_files,
+                   manifest.uploaded_bytes)
+
+    def to_json(self) -> bytes:
+        """The summary object's bytes."""
+        return json.dumps({"format": _FORMAT + "-summary", "version": 1,
+                           **dataclasses.asdict(self)}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, name: str) -> RestorePoint:
+        """The summary in ``data`` (the object ``name``), or BackupError."""
+        try:
+            body = json.loads(data)
+            if body.get("format") != _FORMAT + "-summary":
+                raise ValueError("not a pondfs backup summary")
+            return cls(int(body["txn"]), int(body["txn_time_ns"]), str(body["pushed_at"]),
+                       str(body["host"]), int(body["files"]), int(body["bytes"]),
+                       int(body["uploaded_files"]), int(body["uploaded_bytes"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackupError(f"{name} is unreadable: {exc}") from None
+
+
+def _summary_name(txn: int) -> str:
+    return f"{_SUMMARIES}{txn:012d}.json"
+
+
+def list_backups(url: str) -> list[RestorePoint]:
+    """The restore points at ``url``, oldest first."""
     bucket = Bucket(S3Location.parse(url))
     listing = bucket.listing()
     _check_identity(bucket, listing)
-    txns = _manifest_txns(listing)
+
+    def point(txn: int) -> RestorePoint:
+        name = _summary_name(txn)
+        if name in listing:
+            try:
+                return RestorePoint.from_json(bucket.get_bytes(name), name)
+            except BackupError as exc:
+                log.warning("%s; reading its manifest instead", exc)
+        return RestorePoint.of(_load_manifest(bucket, txn))
+
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(lambda txn: _load_manifest(bucket, txn), txns))
+        return list(pool.map(point, _manifest_txns(listing)))
 
 
 # ---------------------------------------------------------------------- verify
@@ -576,6 +638,7 @@ def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
         if manifest.table_id != table_id:
             report.problems.append(f"{manifest.name}: of another pond (table "
                                    f"{manifest.table_id})")
+        report.problems.extend(_summary_problem(bucket, listing, manifest))
         for f in manifest.files:
             seen = files.setdefault(f.path, f)
             if seen != f:
@@ -599,6 +662,20 @@ def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
     for problem in report.problems:
         log.warning("backup verify %s: %s", location, problem)
     return report
+
+
+def _summary_problem(bucket: Bucket, listing: dict[str, int], manifest: Manifest) -> list[str]:
+    """What is wrong with the summary of ``manifest`` that ``pond backup list`` shows, if it
+    has one (none: nothing wrong, list reads the manifest)."""
+    name = _summary_name(manifest.txn)
+    if name not in listing:
+        return []
+    try:
+        if RestorePoint.from_json(bucket.get_bytes(name), name) == RestorePoint.of(manifest):
+            return []
+    except BackupError as exc:
+        return [str(exc)]
+    return [f"{name}: disagrees with {manifest.name} (push again to rewrite it, or delete it)"]
 
 
 def _remote_problem(bucket: Bucket, f: FileEntry, progress: Callable[[int], None]) -> str:
@@ -688,15 +765,18 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
         with ThreadPoolExecutor(8) as pool:
             needed = set().union(*pool.map(lambda txn: _needed_files(bucket, txn), kept))
         forgotten = [txn for txn in txns if txn not in kept]
-        manifests = [f"{_MANIFESTS}{txn:012d}.json" for txn in forgotten]
+        kept_summaries = {_summary_name(txn) for txn in kept}
+        points = [f"{_MANIFESTS}{txn:012d}.json" for txn in forgotten] + sorted(
+            relative for relative in listing
+            if relative.startswith(_SUMMARIES) and relative not in kept_summaries)
         pruned = sorted(relative for relative in listing
                         if relative.startswith(_PRUNABLE) and relative not in needed)
-        deleted = manifests + pruned
+        deleted = points + pruned
         result = ForgetResult(location, kept, forgotten, deleted,
                               sum(listing[relative] for relative in deleted), dry_run)
         if still_locked is not None:
             still_locked()
-            bucket.delete_many(manifests)
+            bucket.delete_many(points)
             with _bar(len(pruned), "prune", progress, unit="file") as bar:
                 bucket.delete_many(pruned, bar.update)
     log.info("%s", result.describe())

@@ -637,13 +637,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
                               abort_uploads_after=after).describe())
             return 0
         if args.action == "list":
-            manifests = backup.list_backups(args.url)
+            points = backup.list_backups(args.url)
             print(f"{'txn':>6}  {'pond time':19}  {'pushed (UTC)':20}  {'files':>7}  "
                   f"{'size':>10}  {'uploaded':>10}")
-            for m in manifests:
-                print(f"{m.txn:>6}  {_iso(m.txn_time_ns)[:19]}  {m.pushed_at:20}  "
-                      f"{len(m.files):>7}  {backup.human_bytes(m.total_bytes):>10}  "
-                      f"{backup.human_bytes(m.uploaded_bytes):>10}")
+            for p in points:
+                print(f"{p.txn:>6}  {_iso(p.txn_time_ns)[:19]}  {p.pushed_at:20}  "
+                      f"{p.files:>7}  {backup.human_bytes(p.bytes):>10}  "
+                      f"{backup.human_bytes(p.uploaded_bytes):>10}")
             return 0
         if args.action == "forget":
             within = None if args.keep_within is None else backup.parse_duration(

@@ -138,25 +138,31 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
     # Only the new files went up; nothing already there was touched.
     new_keys = set(after) - set(before)
     assert {k: after[k] for k in before} == before
-    assert second.uploaded_files == len(new_keys) - 1  # and the manifest
+    assert second.uploaded_files == len(new_keys) - 2  # and the manifest and its summary
     assert second.uploaded_files < second.files
     assert not any("/big/b0" in r for r in puts)
-    # Data first, log after, manifest last.
+    # Data first, log after, manifest last (its summary after it).
     paths = [r.split()[6] for r in puts if "uploadId" not in r or "partNumber" in r]
     log_at = [i for i, p in enumerate(paths) if "/_delta_log/" in p]
     data_at = [i for i, p in enumerate(paths) if "/objects/" in p or ".parquet" in p
                and "/_delta_log/" not in p]
     assert log_at and data_at and max(data_at) < min(log_at)
-    assert "/manifests/" in paths[-1]
+    assert "/manifests/" in paths[-2] and "/summaries/" in paths[-1]
 
     # Nothing new: nothing goes up.
     assert backup.push(original, url, progress=False).up_to_date
 
     listed = backup.list_backups(url)
-    assert [m.txn for m in listed] == [txn1, second.txn]
+    assert [p.txn for p in listed] == [txn1, second.txn]
+    assert (listed[1].files, listed[1].bytes) == (second.files, second.bytes)
     env = aws.env()
+    log_start = os.path.getsize(aws.log_path)
     shown = pond_cli("backup", "list", url, env=env).stdout
     assert str(second.txn) in shown and "MiB" in shown
+    # list reads the restore points' summaries, not their (large) manifests.
+    gets = [r for r in server_requests(aws, log_start) if '"GET ' in r]
+    assert sum("/summaries/" in r for r in gets) == 2
+    assert not any("/manifests/" in r for r in gets)
     assert pond_cli("backup", "verify", url, env=env).stdout.strip().endswith(": ok")
 
     latest = tmp_path / "restored-latest"
@@ -286,6 +292,16 @@ def test_corrupt_and_missing_objects_are_named(aws, url, tmp_path):
     assert failed.returncode == 1 and location.relative(missing) in failed.stderr
     assert not target.exists()
 
+    # A damaged summary: list falls back to the manifest, verify names it.
+    summary = location.key(f"summaries/{backup.list_backups(url)[0].txn:012d}.json")
+    client.put_object(Bucket=location.bucket, Key=summary, Body=b"junk")
+    listed = pond_cli("backup", "list", url, env=env)
+    assert listed.stdout.count("\n") == 2 and "reading its manifest instead" in listed.stderr
+    checked = pond_cli("backup", "verify", "--quick", url, env=env, check=False)
+    assert checked.returncode == 1
+    assert f"problem: {location.relative(summary)} is unreadable" in checked.stdout
+    client.delete_object(Bucket=location.bucket, Key=summary)
+
     # Repair: drop the corrupt copy; the next push puts back what the bucket lacks.
     client.delete_object(Bucket=location.bucket, Key=corrupt)
     assert backup.push(original, url, progress=False).uploaded_files == 2
@@ -359,10 +375,12 @@ def test_push_refuses_another_pond_and_a_diverged_copy(aws, url, tmp_path):
 
 
 def manifest_files(url: str, txn: int) -> set[str]:
-    """The keys restore point ``txn`` needs: its manifest and every file it names."""
+    """The keys of restore point ``txn``: its manifest, its summary and every file it
+    names."""
     location = backup.S3Location.parse(url)
-    manifest = [m for m in backup.list_backups(url) if m.txn == txn][0]
-    return {location.key(manifest.name)} | {location.key(f.path) for f in manifest.files}
+    manifest = backup._load_manifest(backup.Bucket(location), txn)
+    return ({location.key(manifest.name), location.key(f"summaries/{txn:012d}.json")}
+            | {location.key(f.path) for f in manifest.files})
 
 
 def test_forget_keeps_what_kept_points_need_and_prunes_the_rest(aws, url, tmp_path):
