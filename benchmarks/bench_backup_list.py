@@ -9,7 +9,9 @@ must not download every manifest whole: each push also writes a small summary. T
 are synthesized (pond.json, manifests with made-up files, summaries): list reads nothing
 else. Prints the manifests' total size and the median of ``--rounds`` in-process
 ``list_backups`` calls, of a backup without summaries (as older pondfs pushed them) and of
-the same one with them, in the same run. Run by hand; not part of the tests.
+the same one with them (and ``--objects`` content objects), in the same run, and of listing
+every key of the latter (what list did before it listed only manifests and summaries). Run
+by hand; not part of the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -63,23 +66,41 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=30)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--objects", type=int, default=0,
+                        help="empty content objects to put in each backup too (list should "
+                             "not read them)")
     args = parser.parse_args()
     with S3Server.start() as server:
         os.environ.update({k: v for k, v in server.env().items() if k.startswith("AWS_")})
         client = server.client()
         client.create_bucket(Bucket="bench-list")
         size = synthesize(client, "bench-list", args.points, args.files)
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda key: client.put_object(Bucket="bench-list", Key=key, Body=b""),
+                          [f"new/objects/{i:02x}/{i:064x}" for i in range(args.objects)]))
         print(f"{args.points} restore points x {args.files} files: manifests "
-              f"{size / 1e6:.1f} MB")
+              f"{size / 1e6:.1f} MB; {args.objects} objects in the backup with summaries")
         for prefix, what in (("old", "manifests only"), ("new", "with summaries")):
-            times = []
-            for _ in range(args.rounds):
-                started = time.perf_counter()
-                listed = backup.list_backups(f"s3://bench-list/{prefix}")
-                times.append(time.perf_counter() - started)
-            assert len(listed) == args.points
-            print(f"  list_backups, {what}: median {statistics.median(times):.3f} s "
-                  f"(min {min(times):.3f}, max {max(times):.3f}, {args.rounds} rounds)")
+            url = f"s3://bench-list/{prefix}"
+            assert len(backup.list_backups(url)) == args.points
+            times = [timed(lambda url=url: backup.list_backups(url)) for _ in range(args.rounds)]
+            report(f"list_backups, {what}", times)
+        location = backup.S3Location("bench-list", "new")
+        report("listing every key of the backup with summaries (as list did before)",
+               [timed(backup.Bucket(location).listing) for _ in range(args.rounds)])
+
+
+def timed(func) -> float:
+    """Seconds ``func()`` takes."""
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def report(what: str, times: list[float]) -> None:
+    """One result line: the median and range of ``times``."""
+    print(f"  {what}: median {statistics.median(times):.3f} s "
+          f"(min {min(times):.3f}, max {max(times):.3f}, {len(times)} rounds)")
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,7 @@ half-restored pond. Transactions between two pushes are in the later restore poi
 and readable with ``--at``; restoring one of them as the newest would mean rewriting the log.
 
 Push and forget hold the backup's lock, one at a time. A push first aborts multipart uploads
-a killed push left (idle for longer than a safety age: younger ones may be a live push's).
+a killed push left (idle for longer than a safety age: livelier ones may be a live push's).
 Forget deletes old manifests and then every pond file no remaining manifest names.
 
 Endpoint, region and credentials come from boto3's usual chain (environment, profile,
@@ -74,7 +74,7 @@ _LOG_ENTRY_RE = re.compile(r"(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parque
 _FORMAT = "pondfs-backup"
 _LOCK = "backup.lock"
 
-#: Multipart uploads older than this (seconds) are taken for a killed push's and aborted.
+#: Multipart uploads idle for this long (seconds) are taken for a killed push's and aborted.
 ABORT_UPLOADS_AFTER = 3600.0
 
 T = TypeVar("T")
@@ -321,7 +321,7 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
     manifest of the snapshot. See the module docstring for the order and why.
 
     A push holds the backup's lock (see :func:`_backup_lock`) and first aborts the multipart
-    uploads below ``url`` older than ``abort_uploads_after`` seconds: pushes killed mid-way
+    uploads below ``url`` idle for ``abort_uploads_after`` seconds: pushes killed mid-way
     leave them, and the store keeps (and bills) their parts until they are aborted."""
     started = time.monotonic()
     if is_s3_url(os.fspath(pond_dir)):
@@ -510,15 +510,16 @@ def _backup_lock(bucket: Bucket, holder: str) -> Iterator[Callable[[], None]]:
         yield lease.check
 
 
-def abort_interrupted_uploads(bucket: Bucket, older_than: float) -> int:
-    """Abort the multipart uploads below ``bucket``'s location begun more than
-    ``older_than`` seconds ago (by the store's clock); how many. Younger ones may belong to
-    a push still running elsewhere (one whose lock lease ran out while it stalled)."""
-    stale = [u for u in bucket.uploads_in_progress() if u.age >= older_than]
+def abort_interrupted_uploads(bucket: Bucket, idle_for: float) -> int:
+    """Abort the multipart uploads below ``bucket``'s location that made no progress for
+    ``idle_for`` seconds or more (by the store's clock: see
+    :meth:`~pondfs.s3.Bucket.uploads_in_progress`); how many. Livelier ones may belong to a
+    push still running elsewhere (one whose lock lease ran out while it stalled)."""
+    stale = [u for u in bucket.uploads_in_progress() if u.idle >= idle_for]
     for upload in stale:
         bucket.abort_upload(upload)
-        log.info("aborted the multipart upload of %s begun %.0f s ago", upload.relative,
-                 upload.age)
+        log.info("aborted the multipart upload of %s, idle for %.0f s", upload.relative,
+                 upload.idle)
     return len(stale)
 
 
@@ -574,10 +575,22 @@ def _summary_name(txn: int) -> str:
     return f"{_SUMMARIES}{txn:012d}.json"
 
 
+def _restore_point_listing(bucket: Bucket) -> dict[str, int]:
+    """Sizes of the backup's manifests, summaries and ``pond.json``, by relative path: what
+    listing its restore points needs, without listing the pond's files (10,000 keys are
+    10 LIST requests)."""
+    listing = {entry.relative: entry.size
+               for under in (_MANIFESTS, _SUMMARIES) for entry in bucket.entries(under)}
+    identity = bucket.head(_IDENTITY)
+    if identity is not None:
+        listing[_IDENTITY] = identity.size
+    return listing
+
+
 def list_backups(url: str) -> list[RestorePoint]:
     """The restore points at ``url``, oldest first."""
     bucket = Bucket(S3Location.parse(url))
-    listing = bucket.listing()
+    listing = _restore_point_listing(bucket)
     _check_identity(bucket, listing)
 
     def point(txn: int) -> RestorePoint:

@@ -600,8 +600,8 @@ Back up the pond to S3 (s3://bucket/prefix); list, verify and thin out backups.
 
   push    upload what the bucket lacks (data first, the log last), then a manifest of the
           pond as of its newest transaction: a restore point. Interrupted pushes resume;
-          multipart uploads a killed push left are aborted once older than
-          --abort-uploads-after (default 1h: younger ones may be another push's).
+          multipart uploads a killed push left are aborted once idle for longer than
+          --abort-uploads-after (default 1h: livelier ones may be another push's).
   list    the restore points: transactions, their times, files and sizes
   verify  every file of every restore point (of --at TXN only) is there with its size and
           SHA-256 (each is downloaded); exit 1 on any problem
@@ -927,7 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="forget: list what would be deleted, delete nothing")
     p.add_argument("--abort-uploads-after", metavar="DURATION",
-                   help="push: abort unfinished multipart uploads older than this "
+                   help="push: abort unfinished multipart uploads idle for this long "
                         "(default 1h; 0 aborts every one)")
     p.set_defaults(pond_optional=True)
 

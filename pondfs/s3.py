@@ -146,11 +146,12 @@ class Stored:
 
 @dataclass(frozen=True)
 class Upload:
-    """A multipart upload in progress: the key it will make, its id, and its age (s)."""
+    """A multipart upload in progress: the key it will make, its id, and how long (s) it
+    has made no progress (since it began or its newest part was stored)."""
 
     relative: str
     upload_id: str
-    age: float
+    idle: float
 
 
 class Bucket:
@@ -312,7 +313,7 @@ class Bucket:
         """Every multipart upload begun below the location and neither completed nor
         aborted, with how long ago it last made progress (begun, or its newest part
         stored) by the store's own clock: an upload of a huge file that is still adding
-        parts is young, however long ago it began."""
+        parts is not idle, however long ago it began."""
         with self._errors(f"listing multipart uploads in {self.location}"):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.location.bucket, Prefix=self.location.key(""))

@@ -161,8 +161,11 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
     assert str(second.txn) in shown and "MiB" in shown
     # list reads the restore points' summaries, not their (large) manifests.
     gets = [r for r in server_requests(aws, log_start) if '"GET ' in r]
-    assert sum("/summaries/" in r for r in gets) == 2
-    assert not any("/manifests/" in r for r in gets)
+    assert sum(".json" in r and "/summaries/" in r for r in gets) == 2
+    assert not any(".json" in r and "/manifests/" in r for r in gets)
+    lists = [r.split("prefix=")[1].split("&")[0] for r in gets if "list-type=2" in r]
+    prefix = backup.S3Location.parse(url).prefix
+    assert sorted(lists) == [f"{prefix}/manifests/", f"{prefix}/summaries/"]  # not the data
     assert pond_cli("backup", "verify", url, env=env).stdout.strip().endswith(": ok")
 
     latest = tmp_path / "restored-latest"
