@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from pondfs import backup, pond
+from pondfs.s3 import Stored
 from pondfs.tinyfs import DIRECTORY, SERIES, SYMLINK
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -116,6 +118,27 @@ def test_url_parsing():
     for bad in ("/tmp/x", "s3:///x", "http://bkt/x", "s3://bkt/x?y=1"):
         with pytest.raises(backup.BackupError):
             backup.S3Location.parse(bad)
+
+
+def test_durations_and_which_points_are_kept():
+    assert [backup.parse_duration(t) for t in ("90", "30m", "1h", "1d12h", "2w", "0.5s")] == [
+        90, 1800, 3600, 129600, 1209600, 0.5]
+    for bad in ("", "1x", "h", "1h ", "-1h", "ten days"):
+        with pytest.raises(backup.BackupError, match="not a duration"):
+            backup.parse_duration(bad)
+    # Restore points 1..5, their manifests written 0, 1, 2, 24 and 25 hours after the first.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    stored = {f"manifests/{txn:012d}.json": Stored(f"manifests/{txn:012d}.json", 1, "",
+                                                   start + timedelta(hours=hours))
+              for txn, hours in zip(range(1, 6), (0, 1, 2, 24, 25), strict=True)}
+    txns = [1, 2, 3, 4, 5]
+    assert backup._kept_points(txns, stored, 2, None) == [4, 5]
+    assert backup._kept_points(txns, stored, 9, None) == txns
+    assert backup._kept_points(txns, stored, None, 3600) == [4, 5]
+    assert backup._kept_points(txns, stored, None, 0) == [5]
+    assert backup._kept_points(txns, stored, None, 23 * 3600) == [3, 4, 5]
+    assert backup._kept_points(txns, stored, None, 24 * 3600) == [2, 3, 4, 5]
+    assert backup._kept_points(txns, stored, 3, 3600) == [3, 4, 5]  # either keeps: kept
 
 
 def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch):
