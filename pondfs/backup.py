@@ -760,10 +760,7 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
                           errno.EINVAL)
     location = S3Location.parse(url)
     bucket = Bucket(location, jobs)
-    # Before the lock, so that a forget writes nothing where there is no backup. (Listing
-    # first: a HEAD cannot tell a missing bucket from a missing key.)
-    if not bucket.holds_any() or bucket.head(_IDENTITY) is None:
-        raise BackupError(f"{location} holds no pond backup", errno.ENOENT)
+    _check_identity(bucket, _restore_point_listing(bucket))  # no lock taken where none is
     with ExitStack() as stack:
         still_locked = (None if dry_run
                         else stack.enter_context(_backup_lock(bucket, "pond backup forget")))
