@@ -384,9 +384,9 @@ class Touches:
             self.versions.append((version.node_id, version.version))
             return read_inline(version)
 
-        def counted_object(sha256):
+        def counted_object(digest):
             self.objects += 1
-            return open_object(sha256)
+            return open_object(digest)
 
         store.read_inline = counted_inline
         store.open_object = counted_object

@@ -8,7 +8,6 @@ what was persisted, not what one view remembers; many end by running the consist
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import stat as st
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from blake3 import blake3
 
 from pondfs.tinyfs import (
     DIRECTORY,
@@ -715,7 +715,7 @@ def test_write_content_streams_many_chunks(store, fs):
     fresh = FS(store)
     assert cat(fresh, "/f") == expected
     assert fresh.stat(node).size == len(expected)
-    assert fresh.get(node).sha256 == hashlib.sha256(expected).hexdigest()
+    assert fresh.get(node).blake3 == blake3(expected).hexdigest()
 
 
 @pytest.mark.parametrize(("size", "inline"), [
@@ -728,7 +728,7 @@ def test_large_content_is_an_object(store, fs, size, inline):
     row = fresh.get(node)
     assert row.inline is inline
     assert row.size == size
-    assert row.sha256 == hashlib.sha256(data).hexdigest()
+    assert row.blake3 == blake3(data).hexdigest()
     assert cat(fresh, "/big") == data
     with fresh.open_read(node) as f:
         f.seek(size - 10)
@@ -1024,9 +1024,9 @@ def test_read_series_reads_only_overlapping_versions(store, fs, monkeypatch):
         read.append(by_version[version.version])
         return real_inline(version)
 
-    def spy_object(sha256):
-        read.append(("object", sha256))
-        return real_object(sha256)
+    def spy_object(digest):
+        read.append(("object", digest))
+        return real_object(digest)
 
     monkeypatch.setattr(store, "read_inline", spy_inline)
     monkeypatch.setattr(store, "open_object", spy_object)

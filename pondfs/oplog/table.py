@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -49,6 +48,7 @@ import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from pondfs.tinyfs.errors import CorruptContent, FsError
+from pondfs.tinyfs.hashing import content_hash
 from pondfs.tinyfs.persistence import Persistence
 from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
 
@@ -56,6 +56,7 @@ from .lock import WriterLock, lock_holder
 from .objects import ObjectStore, fsync_dir
 from .schema import (
     CONTENT_COLUMN,
+    HASH_COLUMN,
     LISTING_COLUMNS,
     PARTITION_COLUMN,
     SCHEMA,
@@ -175,7 +176,11 @@ class OplogPersistence(Persistence):
         self._commits_on_table = 0
         self._excess_after_compaction = 0
         self._index: _FileIndex | None = None
-        self._reader = _ParquetReader(self.table_uri, pa.schema(self._table.schema().to_arrow()))
+        schema = pa.schema(self._table.schema().to_arrow())
+        if HASH_COLUMN not in schema.names:
+            raise FsError(errno.EINVAL, f"{self.root}: a pond of an older pondfs (content named "
+                          f"by SHA-256, not {HASH_COLUMN}): recreate it with this version")
+        self._reader = _ParquetReader(self.table_uri, schema)
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
         self._writer_lock: WriterLock | None = None
@@ -430,8 +435,8 @@ class OplogPersistence(Persistence):
         """The content objects named by any row, in any version of any node."""
         with self._mutex:
             files = self._files().everywhere(self.last_txn())
-            table = self._reader.read(files, ["sha256"], pc.field("inline") == pa.scalar(False))
-        return set(table.column("sha256").to_pylist())
+            table = self._reader.read(files, [HASH_COLUMN], pc.field("inline") == pa.scalar(False))
+        return set(table.column(HASH_COLUMN).to_pylist())
 
     # -- content -------------------------------------------------------------------------
 
@@ -449,16 +454,31 @@ class OplogPersistence(Persistence):
         else:
             if len(head) < inline_limit:
                 data = bytes(head)
-                return StoredContent(hashlib.sha256(data).hexdigest(), len(data), data)
-        durable = self.durable
-        sha, size = self.objects.put(chain([head], rest), durable=durable)
-        if not durable:
-            with self._mutex:
-                self._unsynced_objects.add(sha)
-        return StoredContent(sha, size, None)
+                return StoredContent(content_hash(data), len(data), data)
+        digest, size = self.objects.put(chain([head], rest), durable=self.durable)
+        return self._stored_object(digest, size)
 
-    def open_object(self, sha256: str) -> BinaryIO:
-        return self.objects.open(sha256)
+    def store_file(self, source: int, inline_limit: int,
+                   progress: Callable[[int], None] | None = None) -> StoredContent:
+        """Keep the bytes of open file ``source`` from its offset: inline when the file is
+        shorter than ``inline_limit``, else as an object the kernel copies into place."""
+        if os.fstat(source).st_size < inline_limit:
+            return super().store_file(source, inline_limit, progress)
+        digest, size = self.objects.put_file(source, durable=self.durable, progress=progress)
+        return self._stored_object(digest, size)
+
+    def _stored_object(self, digest: str, size: int) -> StoredContent:
+        if not self.durable:
+            with self._mutex:
+                self._unsynced_objects.add(digest)
+        return StoredContent(digest, size, None)
+
+    def open_object(self, digest: str) -> BinaryIO:
+        return self.objects.open(digest)
+
+    def copy_object(self, digest: str, out: int) -> None:
+        """Verified, and in the kernel (see :meth:`ObjectStore.copy_to`)."""
+        self.objects.copy_to(digest, out)
 
     def object_ids(self) -> Iterator[str]:
         return self.objects.ids()
