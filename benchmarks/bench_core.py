@@ -505,6 +505,7 @@ def main() -> int:
     args.runs = args.runs or (2 if args.quick else 3)
     chosen = args.only or list(BENCHMARKS)
     summary = c.Summary()
+    print(c.compile_pondfs())
     print(f"pond: {c.POND}\npython: {sys.executable}\ncpus: {os.cpu_count()}, "
           f"load average: {os.getloadavg()[0]:.2f}\nscratch: {os.environ.get('TMPDIR', '/tmp')}")
     started = time.perf_counter()
