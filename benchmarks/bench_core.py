@@ -398,7 +398,7 @@ class Touches:
                 contents = decode(file)
                 self.files_decoded += 1
                 self.rows_decoded += len(contents)
-                self.bytes_decoded += sum(map(len, contents.values()))
+                self.bytes_decoded += contents.nbytes
                 return contents
 
             reader.inline_contents = counted_decode

@@ -423,9 +423,10 @@ class OplogPersistence(Persistence):
                 contents = self._content.get(file.path)
                 if contents is None:
                     contents = self._reader.inline_contents(file)
-                    self._content.put(file.path, contents, sum(map(len, contents.values())))
-                if key in contents:
-                    return contents[key]
+                    self._content.put(file.path, contents, contents.nbytes)
+                found = contents.get(key)
+                if found is not None:
+                    return found
         raise CorruptContent(
             f"inline content of node {version.node_id} version {version.version} "
             f"(transaction {version.txn}) is not in the oplog"
@@ -718,18 +719,14 @@ class _ParquetReader:
         dataset = pds.FileSystemDataset(fragments, self.schema, self._format, self._fs)
         return dataset.to_table(columns=columns, filter=where)
 
-    def inline_contents(self, file: _DataFile) -> dict[Hashable, bytes]:
+    def inline_contents(self, file: _DataFile) -> _InlineContents:
         """The inline content of every row of one data file, by (node_id, version)."""
         table = self.read(
             [file],
             ["node_id", "version", CONTENT_COLUMN],
             pc.field("inline") == pa.scalar(True),
         )
-        contents = table.column(CONTENT_COLUMN).to_pylist()
-        keys = zip(
-            table.column("node_id").to_pylist(), table.column("version").to_pylist(), strict=True
-        )
-        return {key: content or b"" for key, content in zip(keys, contents, strict=True)}
+        return _InlineContents(table)
 
     def _fragment(self, file: _DataFile) -> pds.Fragment:
         fragment = self._fragments.get(file.path)
@@ -741,6 +738,32 @@ class _ParquetReader:
             )
             self._fragments.put(file.path, fragment, 1)
         return fragment
+
+
+class _InlineContents:
+    """The inline contents of one data file's rows, by (node_id, version), left in their
+    Arrow column: a read of one version makes a Python object of that one only (making
+    bytes of a whole compacted file's contents cost as much as decoding it)."""
+
+    def __init__(self, table: pa.Table):
+        self._contents = table.column(CONTENT_COLUMN)
+        self._rows = {
+            key: row for row, key in enumerate(zip(table.column("node_id").to_pylist(),
+                                                   table.column("version").to_pylist(),
+                                                   strict=True))
+        }
+        #: Bytes held: the weight in the content cache.
+        self.nbytes = self._contents.nbytes
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        """The content of version ``key`` = (node_id, version), or None if not here."""
+        row = self._rows.get(key)
+        if row is None:
+            return None
+        return self._contents[row].as_py() or b""
 
 
 class _LRU:
