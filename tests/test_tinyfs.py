@@ -736,6 +736,31 @@ def test_large_content_is_an_object(store, fs, size, inline):
     assert_consistent(store)
 
 
+@pytest.mark.parametrize("size", [INLINE_LIMIT - 1, 3 * 1024 * 1024 + 5])
+def test_a_host_file_is_written_and_copied_out_by_descriptor(store, fs, tmp_path, size):
+    """write_file takes a file descriptor from its offset; copy_to writes to one from its
+    offset: the same bytes as write_content and open_read, inline or as an object."""
+    data = os.urandom(size)
+    source = tmp_path / "source"
+    source.write_bytes(b"skipped" + data)
+    node = fs.create(ROOT_ID, "f")
+    copied: list[int] = []
+    with open(source, "rb") as f:
+        f.seek(len(b"skipped"))
+        fs.write_file(node, f.fileno(), copied.append)
+    fs.commit("w")
+    assert sum(copied) == size
+    fresh = FS(store)
+    assert fresh.get(node).blake3 == blake3(data).hexdigest()
+    assert fresh.get(node).inline is (size < INLINE_LIMIT)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        f.write(b"head")
+        f.flush()
+        fresh.copy_to(node, f.fileno())
+    assert out.read_bytes() == b"head" + data
+
+
 def test_metadata_change_keeps_large_content(store, fs):
     data = os.urandom(INLINE_LIMIT * 2)
     node = make_file(fs, ROOT_ID, "big", data)
