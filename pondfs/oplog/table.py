@@ -31,6 +31,7 @@ import errno
 import json
 import logging
 import os
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -461,9 +462,12 @@ class OplogPersistence(Persistence):
 
     def store_file(self, source: int, inline_limit: int,
                    progress: Callable[[int], None] | None = None) -> StoredContent:
-        """Keep the bytes of open file ``source`` from its offset: inline when the file is
-        shorter than ``inline_limit``, else as an object the kernel copies into place."""
-        if os.fstat(source).st_size < inline_limit:
+        """Keep the bytes of open file ``source`` from its offset: a regular file with at
+        least ``inline_limit`` bytes left as an object the kernel copies into place, anything
+        else as :meth:`store` keeps chunks."""
+        info = os.fstat(source)
+        if not stat.S_ISREG(info.st_mode) or \
+                info.st_size - os.lseek(source, 0, os.SEEK_CUR) < inline_limit:
             return super().store_file(source, inline_limit, progress)
         digest, size = self.objects.put_file(source, durable=self.durable, progress=progress)
         return self._stored_object(digest, size)
