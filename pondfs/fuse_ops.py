@@ -816,19 +816,20 @@ class PondOperations(pyfuse3.Operations):
 
     async def _write_back(self, of: OpenFile) -> None:
         """Hand the spool's content to tinyfs as the node's new version (staged for the
-        next group commit), unless an earlier write-back already did. Small content is
-        stored on the event loop, large in a thread; the spool does not change meanwhile."""
+        next group commit), unless an earlier write-back already did. Content in memory is
+        stored on the event loop; a spool file is copied by the kernel in a thread. The
+        spool does not change meanwhile."""
         async with _holding(of.lock):
             if not of.dirty:
                 return
             assert of.spool is not None
-            chunks = of.spool.chunks(of.size)
+            fd = of.spool.rewound_fd()
             try:
-                if of.size < INLINE_LIMIT:
-                    await self._call(self.fs.write_content, of.node_id, chunks,
+                if fd is None:
+                    await self._call(self.fs.write_content, of.node_id, of.spool.chunks(of.size),
                                      inline=self._loaded(of.node_id))
                 else:
-                    await self._thread(self.fs.write_content, of.node_id, chunks)
+                    await self._thread(self.fs.write_file, of.node_id, fd)
             except FsError as exc:
                 if exc.errno == errno.ENOENT and of.removed:
                     of.dirty = False  # written after its removal: nothing to keep
@@ -1165,19 +1166,19 @@ class Spool:
         self.truncate(size)
 
     def chunks(self, size: int) -> Iterator[bytes]:
-        """The first ``size`` bytes, in chunks (holes read as zeros)."""
-        if self._memory is not None:
-            yield bytes(self._memory[:size])
-            return
-        assert self._file is not None
+        """The first ``size`` bytes of a spool in memory, as one chunk."""
+        assert self._memory is not None
+        yield bytes(self._memory[:size])
+
+    def rewound_fd(self) -> int | None:
+        """The descriptor of the spool file, at offset 0 (a copy reads all of it), or None
+        while the bytes are in memory. The file holds exactly the content (truncated, or
+        extended with holes, to its size)."""
+        if self._file is None:
+            return None
         fd = self._file.fileno()
-        offset = 0
-        while offset < size:
-            chunk = os.pread(fd, min(COPY_CHUNK, size - offset), offset)
-            if not chunk:
-                raise FsError(errno.EIO, f"spool ended at {offset} of {size} bytes")
-            offset += len(chunk)
-            yield chunk
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
 
     def close(self) -> None:
         if self._file is not None:
