@@ -384,9 +384,9 @@ class Touches:
             self.versions.append((version.node_id, version.version))
             return read_inline(version)
 
-        def counted_object(sha256):
+        def counted_object(digest):
             self.objects += 1
-            return open_object(sha256)
+            return open_object(digest)
 
         store.read_inline = counted_inline
         store.open_object = counted_object
@@ -398,7 +398,7 @@ class Touches:
                 contents = decode(file)
                 self.files_decoded += 1
                 self.rows_decoded += len(contents)
-                self.bytes_decoded += sum(map(len, contents.values()))
+                self.bytes_decoded += contents.nbytes
                 return contents
 
             reader.inline_contents = counted_decode
@@ -505,6 +505,7 @@ def main() -> int:
     args.runs = args.runs or (2 if args.quick else 3)
     chosen = args.only or list(BENCHMARKS)
     summary = c.Summary()
+    print(c.compile_pondfs())
     print(f"pond: {c.POND}\npython: {sys.executable}\ncpus: {os.cpu_count()}, "
           f"load average: {os.getloadavg()[0]:.2f}\nscratch: {os.environ.get('TMPDIR', '/tmp')}")
     started = time.perf_counter()

@@ -4,9 +4,9 @@ A backup at ``s3://bucket/prefix`` mirrors the pond's own layout, so it reads li
 
     <prefix>/pond.json                      which pond this is (its Delta table id)
     <prefix>/oplog/...                      Delta data files and _delta_log entries
-    <prefix>/objects/<sha[:2]>/<sha>        content objects
+    <prefix>/objects/<hash[:2]>/<hash>      content objects
     <prefix>/manifests/<txn>.json           one per push: every file of that snapshot, with
-                                            size and SHA-256
+                                            size and BLAKE3 hash
     <prefix>/summaries/<txn>.json           the manifest without its files, for list
     <prefix>/backup.lock                    while a push or forget runs (a lease)
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -57,6 +56,7 @@ from tqdm import tqdm
 
 from .locations import is_s3_url
 from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
+from .tinyfs.hashing import content_hash, hasher, stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class FileEntry:
 
     path: str
     size: int
-    sha256: str
+    blake3: str
 
 
 @dataclass
@@ -127,7 +127,7 @@ class Manifest:
             "txn_time_ns": self.txn_time_ns, "pushed_at": self.pushed_at, "host": self.host,
             "last_checkpoint": self.last_checkpoint,
             "uploaded_files": self.uploaded_files, "uploaded_bytes": self.uploaded_bytes,
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "files": [{"path": f.path, "size": f.size, "blake3": f.blake3} for f in self.files],
         }
         return json.dumps(body, indent=0).encode()
 
@@ -137,7 +137,7 @@ class Manifest:
             body = json.loads(data)
             if body.get("format") != _FORMAT + "-manifest":
                 raise ValueError("not a pondfs backup manifest")
-            files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["sha256"]))
+            files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["blake3"]))
                      for f in body["files"]]
             return cls(
                 table_id=body["table_id"], txn=int(body["txn"]),
@@ -193,7 +193,7 @@ def _check_identity(bucket: Bucket, listing: dict[str, int]) -> str:
 class _LocalFile:
     path: str           # below the pond directory, '/'-separated
     size: int
-    sha256: str | None  # known in advance for content objects (it is their name)
+    blake3: str | None  # known in advance for content objects (it is their name)
 
 
 @dataclass
@@ -231,14 +231,14 @@ def _snapshot(root: Path) -> _Snapshot:
         for path, size in zip(actions.column("path").to_pylist(),
                               actions.column("size_bytes").to_pylist(), strict=True)
     ]
-    for sha in objects:
-        path = f"objects/{sha[:2]}/{sha}"
+    for digest in objects:
+        path = f"objects/{digest[:2]}/{digest}"
         try:
             size = (root / path).stat().st_size
         except FileNotFoundError:
-            raise BackupError(f"content object {sha} is referenced by the pond but missing "
+            raise BackupError(f"content object {digest} is referenced by the pond but missing "
                               f"({root / path}): run pond check") from None
-        data.append(_LocalFile(path, size, sha))
+        data.append(_LocalFile(path, size, digest))
     log_entries = []
     for entry in (root / _LOG_DIR).iterdir():
         match = _LOG_ENTRY_RE.fullmatch(entry.name)
@@ -277,11 +277,8 @@ def _last_checkpoint(root: Path, version: int) -> str | None:
 
 
 def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_hash(f)
 
 
 # ---------------------------------------------------------------------- push
@@ -374,13 +371,13 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
         def upload(f: _LocalFile) -> str:
             return _upload(bucket, snapshot.root, f, bar.update)
 
-        for f, sha in zip(data, _parallel(pool, upload, data), strict=True):
-            hashes[f.path] = sha
+        for f, digest in zip(data, _parallel(pool, upload, data), strict=True):
+            hashes[f.path] = digest
         for start in range(0, len(log_entries), LOG_WAVE):
             _parallel(pool, upload, log_entries[start:start + LOG_WAVE])
     for f in snapshot.data:
         if f.path not in hashes:
-            hashes[f.path] = f.sha256 or _known_or_hashed(known, snapshot.root, f)
+            hashes[f.path] = f.blake3 or _known_or_hashed(known, snapshot.root, f)
     manifest = Manifest(
         table_id=snapshot.table_id, txn=snapshot.txn, table_version=snapshot.table_version,
         txn_time_ns=snapshot.txn_time_ns,
@@ -421,48 +418,48 @@ def _log_hashes(snapshot: _Snapshot, known: dict[str, FileEntry]) -> dict[str, s
     restored from an old backup and changed since has a history of its own."""
     hashes = {}
     for f in snapshot.log:
-        sha = _hash_file(snapshot.root / f.path)
+        digest = _hash_file(snapshot.root / f.path)
         backed_up = known.get(f.path)
-        if backed_up is not None and backed_up.sha256 != sha:
+        if backed_up is not None and backed_up.blake3 != digest:
             raise BackupError(
                 f"this pond's history differs from the backup at {f.path}: it is another "
                 "copy of the pond that has changed since; push it to another prefix")
-        hashes[f.path] = sha
+        hashes[f.path] = digest
     return hashes
 
 
 def _known_or_hashed(known: dict[str, FileEntry], root: Path, f: _LocalFile) -> str:
     backed_up = known.get(f.path)
     if backed_up is not None and backed_up.size == f.size:
-        return backed_up.sha256
+        return backed_up.blake3
     return _hash_file(root / f.path)
 
 
 def _upload(bucket: Bucket, root: Path, f: _LocalFile, progress: Callable[[int], None]) -> str:
-    """Upload one file; its SHA-256 (a content object must hash to its name)."""
+    """Upload one file; its hash (a content object must hash to its name)."""
     path = root / f.path
     try:
         if f.size < MULTIPART_THRESHOLD:
             data = path.read_bytes()
-            sha = hashlib.sha256(data).hexdigest()
-            _check_local(f, sha, len(data))
+            digest = content_hash(data)
+            _check_local(f, digest, len(data))
             bucket.put_bytes(f.path, data)
             progress(len(data))
         else:
-            sha = _hash_file(path)
-            _check_local(f, sha, path.stat().st_size)
+            digest = _hash_file(path)
+            _check_local(f, digest, path.stat().st_size)
             bucket.put_file(f.path, path, progress)
     except FileNotFoundError:
         raise BackupError(f"{path} vanished during the push (pond maintain?): "
                           "push again") from None
     log.debug("uploaded %s (%d bytes)", f.path, f.size)
-    return sha
+    return digest
 
 
-def _check_local(f: _LocalFile, sha: str, size: int) -> None:
-    if f.sha256 is not None and sha != f.sha256:
-        raise BackupError(f"content object {f.sha256} in the pond is corrupt (its bytes hash "
-                          f"to {sha}): run pond check")
+def _check_local(f: _LocalFile, digest: str, size: int) -> None:
+    if f.blake3 is not None and digest != f.blake3:
+        raise BackupError(f"content object {f.blake3} in the pond is corrupt (its bytes hash "
+                          f"to {digest}): run pond check")
     if size != f.size:
         raise BackupError(f"{f.path} changed size during the push: push again")
 
@@ -632,8 +629,8 @@ class VerifyReport:
 def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
            progress: bool = True, at: int | None = None) -> VerifyReport:
     """Check that every file any manifest names (restore point ``at``'s only, if given) is
-    in the bucket with its size and, unless ``quick``, its SHA-256 (downloaded and hashed
-    as a stream)."""
+    in the bucket with its size and, unless ``quick``, its hash (downloaded and hashed as a
+    stream)."""
     location = S3Location.parse(url)
     bucket = Bucket(location, jobs)
     listing = bucket.listing()
@@ -693,7 +690,7 @@ def _summary_problem(bucket: Bucket, listing: dict[str, int], manifest: Manifest
 
 def _remote_problem(bucket: Bucket, f: FileEntry, progress: Callable[[int], None]) -> str:
     """What is wrong with the bucket's copy of ``f`` ('' when nothing)."""
-    digest = hashlib.sha256()
+    digest = hasher()
     size = 0
     for chunk in bucket.get_chunks(f.path):
         digest.update(chunk)
@@ -702,11 +699,11 @@ def _remote_problem(bucket: Bucket, f: FileEntry, progress: Callable[[int], None
     return _mismatch(f, size, digest.hexdigest())
 
 
-def _mismatch(f: FileEntry, size: int, sha: str) -> str:
+def _mismatch(f: FileEntry, size: int, digest: str) -> str:
     if size != f.size:
         return f"wrong size: {f.path} ({size} bytes, backed up {f.size})"
-    if sha != f.sha256:
-        return f"corrupt: {f.path} (its bytes hash to {sha}, backed up {f.sha256})"
+    if digest != f.blake3:
+        return f"corrupt: {f.path} (its bytes hash to {digest}, backed up {f.blake3})"
     return ""
 
 
@@ -938,7 +935,7 @@ def _download(bucket: Bucket, f: FileEntry, root: Path, progress: Callable[[int]
         bucket.get_file(f.path, path, progress)
         problem = _mismatch(f, path.stat().st_size, _hash_file(path))
     else:
-        digest = hashlib.sha256()
+        digest = hasher()
         size = 0
         with open(path, "wb") as out:
             for chunk in bucket.get_chunks(f.path):
@@ -964,9 +961,9 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
             raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
                               f"the backup at {manifest.txn}")
         report = Checker(fs, verify_content=False).run()
-        missing = [sha for sha in fs.store.referenced_objects()
-                   if sha and not (root / "objects" / sha[:2] / sha).exists()]
-    problems = report.problems + [f"content object {sha} is missing" for sha in missing]
+        missing = [digest for digest in fs.store.referenced_objects()
+                   if digest and not (root / "objects" / digest[:2] / digest).exists()]
+    problems = report.problems + [f"content object {digest} is missing" for digest in missing]
     if problems:
         raise BackupError("restored pond fails its check, nothing restored: "
                           + "; ".join(problems[:20]))

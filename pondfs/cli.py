@@ -223,16 +223,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- cat, stat
 
 def cmd_cat(args: argparse.Namespace) -> int:
-    out = sys.stdout.buffer
+    sys.stdout.flush()
     with _reading(args) as fs:
         for path in args.paths:
             node_id = fs.resolve(path)
             if fs.kind(node_id) == DIRECTORY:
                 raise FsError(errno.EISDIR, f"is a directory: {path}")
-            with fs.open_read(node_id) as f:
-                for chunk in formats.views_of(f):
-                    out.write(chunk)
-    out.flush()
+            fs.copy_to(node_id, sys.stdout.fileno())
     return 0
 
 
@@ -252,7 +249,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
                 print(f"{label:>6}: {_iso(ns)}")
             if not s.dynamic and s.kind != DIRECTORY:
                 v = fs.get(node_id)
-                print(f"sha256: {v.sha256}  stored: {'inline' if v.inline else 'object'}")
+                print(f"blake3: {v.blake3}  stored: {'inline' if v.inline else 'object'}")
                 if v.format == SERIES:
                     print(f"  time column: {v.time_column}  versions: {v.version}")
     return 0
@@ -375,18 +372,13 @@ class _CopyIn:
             node_id = self.fs.create(dir_id, name, fmt, mode, self.uid, self.gid)
         if table is None:
             with open(src, "rb", buffering=0) as f:
-                self.fs.write_content(node_id, self._counted(formats.views_of(f)))
+                self.fs.write_file(node_id, f.fileno(), self.bar.update)
             return
         if fmt == TABLE:
             self.fs.write_table(node_id, table)
         else:
             self.fs.append_series(node_id, table, self.time_column)
         self.bar.update(os.path.getsize(src))
-
-    def _counted(self, chunks: Iterator[memoryview]) -> Iterator[memoryview]:
-        for chunk in chunks:
-            self.bar.update(len(chunk))
-            yield chunk
 
 
 def _tree_size(path: str) -> int:
@@ -428,9 +420,8 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
             elif kind == "link":
                 _host_symlink(fs.readlink(node_id), target)
             else:
-                with fs.open_read(node_id) as f, open(target, "wb") as out:
-                    for chunk in formats.views_of(f):
-                        out.write(chunk)
+                with open(target, "wb") as out:
+                    fs.copy_to(node_id, out.fileno())
             bar.update(1)
 
 
@@ -526,7 +517,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             node_id = fs.resolve(args.path, follow=False)
             rows = [{"version": v.version, "txn": v.txn, "time": _iso(v.timestamp_ns)[:19],
                      "kind": v.kind, "format": v.format, "size": v.size,
-                     "sha256": v.sha256[:12], "min_time": v.min_time, "max_time": v.max_time,
+                     "blake3": v.blake3[:12], "min_time": v.min_time, "max_time": v.max_time,
                      "removed": v.deleted}
                     for v in reversed(fs.versions(node_id))]
         if args.limit is not None:
@@ -604,7 +595,7 @@ Back up the pond to S3 (s3://bucket/prefix); list, verify and thin out backups.
           --abort-uploads-after (default 1h: livelier ones may be another push's).
   list    the restore points: transactions, their times, files and sizes
   verify  every file of every restore point (of --at TXN only) is there with its size and
-          SHA-256 (each is downloaded); exit 1 on any problem
+          BLAKE3 hash (each is downloaded); exit 1 on any problem
   forget  delete the restore points not kept by --keep-last N and/or --keep-within
           DURATION (of the newest; the newest is always kept), then every file no kept
           point needs; --dry-run lists what would go and deletes nothing

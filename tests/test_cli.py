@@ -348,6 +348,48 @@ def test_files_and_trees(pond: Pond, tmp_path: Path) -> None:
     assert got["check"].decode().splitlines()[-1].endswith(": ok")
 
 
+def test_a_corrupt_object_is_an_error_and_never_output(pond: Pond, tmp_path: Path) -> None:
+    """cat and cp out of a content object whose bytes no longer match its name: one line
+    naming the object, exit 1, and not one byte of it written, into a file (taken back),
+    a file opened for appending or a pipe (verified first)."""
+    content = os.urandom(20 * 1024 * 1024 + 7)
+    (tmp_path / "big.bin").write_bytes(content)
+    pond.out("cp", str(tmp_path / "big.bin"), "/big.bin")
+    out = tmp_path / "out"
+
+    def cat_into(mode: str) -> subprocess.CompletedProcess:
+        out.write_bytes(b"kept\n")
+        with open(out, mode) as f:
+            f.seek(5)
+            return subprocess.run([*POND_CMD, "cat", "/big.bin"], env=pond.env, stdout=f,
+                                  stderr=subprocess.PIPE, timeout=120)
+
+    done = cat_into("r+b")
+    assert done.returncode == 0 and done.stderr == b""
+    assert out.read_bytes() == b"kept\n" + content
+    [path] = (pond.location / "objects").glob("*/*")
+    name = path.name
+    path.chmod(0o644)
+    with open(path, "r+b") as f:  # one bit, as a failing disk flips it
+        f.seek(len(content) - 2)
+        last = f.read(1)
+        f.seek(len(content) - 2)
+        f.write(bytes([last[0] ^ 1]))
+
+    for mode in ("r+b", "ab"):
+        done = cat_into(mode)
+        err = done.stderr.decode()
+        assert done.returncode == 1 and err.count("\n") == 1, err
+        assert err.startswith("pond cat: corrupt or missing content: object " + name), err
+        assert out.read_bytes() == b"kept\n"
+    piped = pond.run("cat", "/big.bin")
+    assert piped.returncode == 1 and piped.stdout == b"" and name in piped.stderr.decode()
+    line = pond.fails("cp", "pond:/big.bin", str(out), mentions=name)
+    assert line.startswith("pond cp: corrupt") and out.read_bytes() == b""
+    checked = pond.run("check")
+    assert checked.returncode == 1 and name in checked.stdout.decode()
+
+
 # ---------------------------------------------------------------------- bad input
 
 def test_missing_pond_and_not_a_pond(tmp_path: Path) -> None:

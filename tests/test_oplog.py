@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import errno
-import hashlib
+import functools
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from blake3 import blake3
+from deltalake import DeltaTable
 
 from pondfs.oplog import OplogPersistence, create_pond, maintain, open_pond
 from pondfs.oplog.lock import WriterLock, lock_holder
@@ -44,7 +49,7 @@ def file_version(part_id: str, txn: int, node_id: str | None = None, version: in
     return NodeVersion(
         part_id=part_id, node_id=node_id or new_node_id(), version=version, txn=txn,
         kind=FILE, format="data", size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(), content=content,
+        blake3=blake3(content).hexdigest(), content=content,
     )
 
 
@@ -93,6 +98,15 @@ def test_open_names_what_is_wrong(tmp_path: Path) -> None:
         open_pond(tmp_path / "file")
     assert info.value.errno == errno.ENOTDIR
 
+    older = tmp_path / "older"  # content named by SHA-256, before BLAKE3
+    DeltaTable.create(str(older / "oplog"), pa.schema([("part_id", pa.string()),
+                                                       ("sha256", pa.string())]))
+    with pytest.raises(FsError) as info:
+        open_pond(older)
+    assert info.value.errno == errno.EINVAL
+    assert str(info.value) == (f"{older}: a pond of an older pondfs (content named by SHA-256, "
+                               "not blake3): recreate it with this version")
+
 
 # -- rows ----------------------------------------------------------------------------------
 
@@ -108,7 +122,7 @@ def test_every_field_round_trips(pond: OplogPersistence, tmp_path: Path) -> None
     data = file_version(ROOT_ID, 1, node_id=child, content=b"\x00hello\xff")
     ts = NodeVersion(
         part_id=ROOT_ID, node_id=series, version=3, txn=1, kind=FILE, format=SERIES,
-        size=10, sha256="a" * 64, inline=False, min_time=-5, max_time=2**62,
+        size=10, blake3="a" * 64, inline=False, min_time=-5, max_time=2**62,
         time_column="timestamp", deleted=True,
     )
     pond.commit([root, data, ts], txn_info(1, rows=3))
@@ -307,14 +321,14 @@ def test_store_is_inline_just_below_the_limit(pond: OplogPersistence) -> None:
     below = pond.store([b"a" * 40, b"b" * 59], limit)
     assert below.inline == b"a" * 40 + b"b" * 59
     assert below.size == 99
-    assert below.sha256 == hashlib.sha256(below.inline).hexdigest()
+    assert below.blake3 == blake3(below.inline).hexdigest()
     assert list(pond.object_ids()) == []
 
     at = pond.store([b"c" * 60, b"d" * 40], limit)
     assert at.inline is None and at.size == 100
-    assert at.sha256 == hashlib.sha256(b"c" * 60 + b"d" * 40).hexdigest()
-    assert list(pond.object_ids()) == [at.sha256]
-    with pond.open_object(at.sha256) as reader:
+    assert at.blake3 == blake3(b"c" * 60 + b"d" * 40).hexdigest()
+    assert list(pond.object_ids()) == [at.blake3]
+    with pond.open_object(at.blake3) as reader:
         reader.seek(60)
         assert reader.read(5) == b"ddddd"
         reader.seek(0)
@@ -324,7 +338,7 @@ def test_store_is_inline_just_below_the_limit(pond: OplogPersistence) -> None:
     assert empty.inline == b"" and empty.size == 0
     again = pond.store(iter([b"c" * 60 + b"d" * 40]), limit)
     assert again == at  # the same content is stored once
-    assert list(pond.object_ids()) == [at.sha256]
+    assert list(pond.object_ids()) == [at.blake3]
 
 
 def test_large_objects_hash_right_from_one_reused_buffer(pond: OplogPersistence) -> None:
@@ -340,16 +354,16 @@ def test_large_objects_hash_right_from_one_reused_buffer(pond: OplogPersistence)
             yield buffer[: len(piece)]
 
     stored = pond.store(views(), 1024)
-    assert stored.sha256 == hashlib.sha256(content).hexdigest()
+    assert stored.blake3 == blake3(content).hexdigest()
     for size in (1024 * 1024, 200_000, 4096):
         got = bytearray()
         into = bytearray(size)
-        with pond.open_object(stored.sha256) as reader:
+        with pond.open_object(stored.blake3) as reader:
             while n := reader.readinto(into):
                 got += into[:n]
                 into[:] = bytes(size)  # the caller reuses its buffer at once
         assert got == content
-    with pond.open_object(stored.sha256) as reader:
+    with pond.open_object(stored.blake3) as reader:
         assert reader.read() == content
 
 
@@ -363,47 +377,130 @@ def test_objects_are_fsynced_only_by_durable_commits(
     stored = pond.store([content], 1024)
     assert synced == []  # a pond cp: nothing waits for the disk
     version = file_version(ROOT_ID, 1).evolve(inline=False, content=None, size=len(content),
-                                              sha256=stored.sha256)
+                                              blake3=stored.blake3)
     pond.durable = True
     pond.commit([version], txn_info(1))
-    object_path = str(pond.objects.path(stored.sha256))
+    object_path = str(pond.objects.path(stored.blake3))
     assert object_path in synced
     log_entry = str(pond.root / "oplog" / "_delta_log" / f"{1:020d}.json")
     assert synced.index(object_path) < synced.index(os.path.realpath(log_entry))
     synced.clear()
     pond.store([b"y" * 100_000], 1024)  # durable now: fsynced before it is named
-    named = pond.objects.path(hashlib.sha256(b"y" * 100_000).hexdigest())
+    named = pond.objects.path(blake3(b"y" * 100_000).hexdigest())
     assert "/.tmp-" in synced[0] and str(named.parent) in synced
+
+
+def flip_a_byte(path: Path, offset: int) -> None:
+    """Corrupt the object at ``path`` as a failing disk would: one bit, size unchanged."""
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 1]))
+
+
+def through_a_pipe(feed: Callable[[int], object]) -> bytes:
+    """What ``feed(fd)`` writes into a pipe (read meanwhile, so large writes do not block)."""
+    read_end, write_end = os.pipe()
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(
+        functools.partial(os.read, read_end, 1 << 20), b"")))
+    reader.start()
+    try:
+        feed(write_end)
+    finally:
+        os.close(write_end)
+        reader.join()
+        os.close(read_end)
+    return b"".join(chunks)
 
 
 def test_a_flipped_byte_in_an_object_is_caught(pond: OplogPersistence) -> None:
     content = os.urandom(3 * 1024 * 1024 + 17)
     stored = pond.store([content], 1024)
     store = ObjectStore(pond.root / "objects")
-    assert store.verify(stored.sha256)
-    path = store.path(stored.sha256)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(2 * 1024 * 1024)
-        byte = f.read(1)
-        f.seek(2 * 1024 * 1024)
-        f.write(bytes([byte[0] ^ 1]))
+    assert store.verify(stored.blake3)
+    path = store.path(stored.blake3)
+    flip_a_byte(path, 2 * 1024 * 1024)
 
-    assert not store.verify(stored.sha256)
-    with pond.open_object(stored.sha256) as reader, pytest.raises(CorruptContent) as info:
+    assert not store.verify(stored.blake3)
+    with pond.open_object(stored.blake3) as reader, pytest.raises(CorruptContent) as info:
         while reader.read(65536):
             pass
-    assert stored.sha256 in str(info.value)
+    assert stored.blake3 in str(info.value)
     assert info.value.errno == errno.EIO
 
     path.unlink()
-    with pytest.raises(CorruptContent, match=stored.sha256):
-        pond.open_object(stored.sha256)
+    with pytest.raises(CorruptContent, match=stored.blake3):
+        pond.open_object(stored.blake3)
+
+
+def test_files_are_copied_in_and_out_whatever_the_descriptors(tmp_path: Path) -> None:
+    """put_file and copy_to copy in the kernel where they can (file to file), else with
+    sendfile (to a pipe, from another filesystem), else through a buffer (from a pipe, to a
+    file opened for appending): the same bytes and name every way."""
+    store = ObjectStore(tmp_path / "objects")
+    store.root.mkdir()
+    content = os.urandom(2 * 16 * 1024 * 1024 + 12345)  # pieces of 16 MiB and a short one
+    name = blake3(content).hexdigest()
+    sources = [tmp_path / "source"]
+    if Path("/dev/shm").is_dir():  # another filesystem: no copy_file_range there
+        sources.append(Path(tempfile.mkdtemp(dir="/dev/shm")) / "source")
+    for source in sources:
+        source.write_bytes(content)
+        with open(source, "rb") as f:
+            assert store.put_file(f.fileno(), durable=False) == (name, len(content))
+    seen: list[int] = []
+
+    def feed(fd: int) -> None:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(content)
+
+    read_end, write_end = os.pipe()
+    writer = threading.Thread(target=lambda: (feed(write_end), os.close(write_end)))
+    writer.start()
+    assert store.put_file(read_end, progress=seen.append) == (name, len(content))
+    writer.join()
+    os.close(read_end)
+    assert sum(seen) == len(content)
+    assert list(store.ids()) == [name]
+
+    out = tmp_path / "out"
+    out.write_bytes(b"kept\n")
+    with open(out, "r+b") as f:
+        f.seek(5)
+        assert store.copy_to(name, f.fileno()) == len(content)
+    with open(out, "ab") as f:
+        store.copy_to(name, f.fileno())
+    assert out.read_bytes() == b"kept\n" + content + content
+    assert through_a_pipe(lambda fd: store.copy_to(name, fd)) == content
+
+
+def test_a_corrupt_object_is_never_copied_out(tmp_path: Path) -> None:
+    """copy_to either writes the whole verified object or leaves no byte of it behind."""
+    store = ObjectStore(tmp_path / "objects")
+    store.root.mkdir()
+    name, size = store.put([os.urandom(40 * 1024 * 1024 + 5)])
+    flip_a_byte(store.path(name), size - 3)  # found only at the very end
+    out = tmp_path / "out"
+    for mode in ("r+b", "ab"):
+        out.write_bytes(b"kept\n")
+        with open(out, mode) as f, pytest.raises(CorruptContent, match=name):
+            f.seek(5)
+            store.copy_to(name, f.fileno())
+        assert out.read_bytes() == b"kept\n"
+
+    def refused(fd: int) -> None:
+        with pytest.raises(CorruptContent, match=name):
+            store.copy_to(name, fd)
+
+    assert through_a_pipe(refused) == b""  # verified before the first byte
 
 
 def test_storing_50_mib_keeps_memory_bounded(pond: OplogPersistence) -> None:
     chunk = 1024 * 1024
-    expected = hashlib.sha256()
+    expected = blake3()
 
     def chunks():
         for i in range(50):
@@ -414,14 +511,14 @@ def test_storing_50_mib_keeps_memory_bounded(pond: OplogPersistence) -> None:
     tracemalloc.start()
     try:
         stored = pond.store(chunks(), 64 * 1024)
-        with pond.open_object(stored.sha256) as reader:
+        with pond.open_object(stored.blake3) as reader:
             while reader.read(chunk):
                 pass
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert stored.size == 50 * chunk and stored.inline is None
-    assert stored.sha256 == expected.hexdigest()
+    assert stored.blake3 == expected.hexdigest()
     assert peak < 8 * chunk, f"peak {peak} bytes"
 
 
@@ -550,34 +647,34 @@ def test_auto_compaction_bounds_the_data_files(tmp_path: Path) -> None:
 def test_maintain_removes_only_what_no_row_references(pond: OplogPersistence) -> None:
     kept = pond.store([b"k" * 5000], 100)
     old_version = file_version(ROOT_ID, 1, content=b"")
-    old_version = old_version.evolve(inline=False, sha256=kept.sha256, size=kept.size,
+    old_version = old_version.evolve(inline=False, blake3=kept.blake3, size=kept.size,
                                      content=None)
     pond.commit([old_version], txn_info(1))
     # A newer version drops the object; time travel still needs it.
     pond.commit([old_version.evolve(version=2, txn=2, inline=True, content=b"small",
-                                    sha256="", size=5)], txn_info(2))
+                                    blake3="", size=5)], txn_info(2))
     for txn in range(3, 8):
         pond.commit([file_version(ROOT_ID, txn, content=b"f%d" % txn)], txn_info(txn))
     orphan = pond.store([b"o" * 5000], 100)
     young = pond.store([b"y" * 5000], 100)
     long_ago = time.time() - 3600
-    for sha in (kept.sha256, orphan.sha256):
-        os.utime(ObjectStore(pond.root / "objects").path(sha), (long_ago, long_ago))
+    for digest in (kept.blake3, orphan.blake3):
+        os.utime(ObjectStore(pond.root / "objects").path(digest), (long_ago, long_ago))
 
     report = maintain(pond, retention_hours=0.5)
 
-    assert report["objects_removed"] == [orphan.sha256]
-    assert set(pond.object_ids()) == {kept.sha256, young.sha256}
+    assert report["objects_removed"] == [orphan.blake3]
+    assert set(pond.object_ids()) == {kept.blake3, young.blake3}
     # One file for the partition's rows, one for the transaction rows.
     assert report["data_files_after"] == 2 < report["data_files_before"]
-    with pond.open_object(kept.sha256) as reader:
+    with pond.open_object(kept.blake3) as reader:
         assert reader.read() == b"k" * 5000
     assert not pond.holds_lock
 
     report = maintain(pond, retention_hours=0)
-    assert report["objects_removed"] == [young.sha256]
+    assert report["objects_removed"] == [young.blake3]
     assert report["files_vacuumed"] >= 7  # the small files the compaction replaced
-    assert set(pond.object_ids()) == {kept.sha256}
+    assert set(pond.object_ids()) == {kept.blake3}
     fresh = open_pond(pond.root)
     listed = fresh.partition(ROOT_ID, FAR_FUTURE)
     assert len(listed) == 7

@@ -7,7 +7,6 @@ A failing command must print exactly one line on stderr, exit non-zero and write
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pondfs import pond
 from pondfs.oplog import open_pond
 from pondfs.s3 import Bucket, S3Location
 from pondfs.tinyfs import FsError, PondLocked, TxnInfo
+from pondfs.tinyfs.hashing import content_hash
 
 DEMO = Path(__file__).resolve().parent.parent / "pondfs" / "demo"
 BIG = 300 * 1024  # above the inline limit: a content object
@@ -105,11 +105,11 @@ def test_every_command_works_on_a_pond_in_s3(s3pond: S3Pond, tmp_path: Path) -> 
     assert "pond cp --format series" in log[2]
     assert "ok" in s3pond.out("check").decode()
 
-    # Everything is in the bucket: the Delta table and the content object, by its SHA-256;
+    # Everything is in the bucket: the Delta table and the content object, by its hash;
     # the lease is gone once the writers finished.
     keys = s3pond.keys()
-    sha = hashlib.sha256(big).hexdigest()
-    assert f"objects/{sha[:2]}/{sha}" in keys
+    digest = content_hash(big)
+    assert f"objects/{digest[:2]}/{digest}" in keys
     assert any(k.startswith("oplog/_delta_log/") for k in keys)
     assert any(k.startswith("oplog/part_id=") for k in keys)
     assert "lock" not in keys
@@ -125,18 +125,18 @@ def test_a_corrupt_object_in_the_bucket_is_named(s3pond: S3Pond, tmp_path: Path)
     (tmp_path / "big.bin").write_bytes(big)
     s3pond.out("init")
     s3pond.out("cp", str(tmp_path / "big.bin"), "/big.bin")
-    sha = hashlib.sha256(big).hexdigest()
+    digest = content_hash(big)
     damaged = bytearray(big)
     damaged[1000] ^= 1
     s3pond.server.client().put_object(Bucket=s3pond.location.bucket,
-                                      Key=s3pond.location.key(f"objects/{sha[:2]}/{sha}"),
+                                      Key=s3pond.location.key(f"objects/{digest[:2]}/{digest}"),
                                       Body=bytes(damaged))
     fresh = {"XDG_CACHE_HOME": str(tmp_path / "fresh")}  # nothing cached yet
     line = s3pond.fails("cat", "/big.bin", env=fresh)
-    assert sha in line and "corrupt" in line
+    assert digest in line and "corrupt" in line
     done = s3pond.run("check", env={"XDG_CACHE_HOME": str(tmp_path / "fresh2")})
-    assert done.returncode == 1 and sha in done.stdout.decode()
-    cached = list((tmp_path / "fresh").rglob(sha))
+    assert done.returncode == 1 and digest in done.stdout.decode()
+    cached = list((tmp_path / "fresh").rglob(digest))
     assert cached == []  # bad bytes are never cached under the object's name
 
 
@@ -149,7 +149,7 @@ def test_objects_no_row_needs_are_removed_from_the_bucket(s3pond: S3Pond,
     with pond.open_fs(s3pond.url, write=True, holder="test") as fs:
         # An object stored but never committed (an interrupted writer) is what maintain
         # may remove; every object a row names stays.
-        stray = fs.store.store([os.urandom(BIG)], inline_limit=64 * 1024).sha256
+        stray = fs.store.store([os.urandom(BIG)], inline_limit=64 * 1024).blake3
     objects = {k for k in s3pond.keys() if k.startswith("objects/")}
     assert len(objects) == 3
     report = s3pond.out("maintain", "--retention-hours", "0").decode()

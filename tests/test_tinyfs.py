@@ -8,7 +8,6 @@ what was persisted, not what one view remembers; many end by running the consist
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import stat as st
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from blake3 import blake3
 
 from pondfs.tinyfs import (
     DIRECTORY,
@@ -715,7 +715,7 @@ def test_write_content_streams_many_chunks(store, fs):
     fresh = FS(store)
     assert cat(fresh, "/f") == expected
     assert fresh.stat(node).size == len(expected)
-    assert fresh.get(node).sha256 == hashlib.sha256(expected).hexdigest()
+    assert fresh.get(node).blake3 == blake3(expected).hexdigest()
 
 
 @pytest.mark.parametrize(("size", "inline"), [
@@ -728,12 +728,37 @@ def test_large_content_is_an_object(store, fs, size, inline):
     row = fresh.get(node)
     assert row.inline is inline
     assert row.size == size
-    assert row.sha256 == hashlib.sha256(data).hexdigest()
+    assert row.blake3 == blake3(data).hexdigest()
     assert cat(fresh, "/big") == data
     with fresh.open_read(node) as f:
         f.seek(size - 10)
         assert f.read() == data[-10:]
     assert_consistent(store)
+
+
+@pytest.mark.parametrize("size", [INLINE_LIMIT - 1, 3 * 1024 * 1024 + 5])
+def test_a_host_file_is_written_and_copied_out_by_descriptor(store, fs, tmp_path, size):
+    """write_file takes a file descriptor from its offset; copy_to writes to one from its
+    offset: the same bytes as write_content and open_read, inline or as an object."""
+    data = os.urandom(size)
+    source = tmp_path / "source"
+    source.write_bytes(b"skipped" + data)
+    node = fs.create(ROOT_ID, "f")
+    copied: list[int] = []
+    with open(source, "rb") as f:
+        f.seek(len(b"skipped"))
+        fs.write_file(node, f.fileno(), copied.append)
+    fs.commit("w")
+    assert sum(copied) == size
+    fresh = FS(store)
+    assert fresh.get(node).blake3 == blake3(data).hexdigest()
+    assert fresh.get(node).inline is (size < INLINE_LIMIT)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        f.write(b"head")
+        f.flush()
+        fresh.copy_to(node, f.fileno())
+    assert out.read_bytes() == b"head" + data
 
 
 def test_metadata_change_keeps_large_content(store, fs):
@@ -1024,9 +1049,9 @@ def test_read_series_reads_only_overlapping_versions(store, fs, monkeypatch):
         read.append(by_version[version.version])
         return real_inline(version)
 
-    def spy_object(sha256):
-        read.append(("object", sha256))
-        return real_object(sha256)
+    def spy_object(digest):
+        read.append(("object", digest))
+        return real_object(digest)
 
     monkeypatch.setattr(store, "read_inline", spy_inline)
     monkeypatch.setattr(store, "open_object", spy_object)

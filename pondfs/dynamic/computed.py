@@ -5,7 +5,7 @@ A factory's node is usually a directory of :class:`ComputedFile` entries, or one
 A computed file is described, not made: it knows its factory's name and *settings* (the
 parts of the configuration that shape this file) and a function that lists its input node
 ids. Its cache key is the hash of factory, settings, and of each
-input's id and fingerprint (the sha256 of every version it reads), so
+input's id and fingerprint (the content hash of every version it reads), so
 
 - the content is computed on the first :meth:`~ComputedFile.size` or
   :meth:`~ComputedFile.open` only (a listing computes nothing), and written to
@@ -69,6 +69,7 @@ from ..tinyfs import (
     validate_name,
 )
 from ..tinyfs.glob import GlobError, GlobPattern, substitute
+from ..tinyfs.hashing import stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +264,8 @@ def source(fs: FS, node_id: str) -> str:
 def fingerprint(fs: FS, node_id: str) -> str:
     """A text that changes exactly when the content of ``node_id`` changes.
 
-    A stored series: the sha256 of each version holding rows; another stored file: its
-    content's sha256; a computed file: its own cache key (never its content, so asking
+    A stored series: the content hash of each version holding rows; another stored file:
+    its content hash; a computed file: its own cache key (never its content, so asking
     computes nothing); any other computed file: the hash of its bytes.
     """
     dynamic = fs.dynamic_node(node_id)
@@ -274,12 +275,12 @@ def fingerprint(fs: FS, node_id: str) -> str:
             return own()
         if isinstance(dynamic, DynamicFile):
             with dynamic.open() as f:
-                return "bytes:" + hashlib.file_digest(f, "sha256").hexdigest()
+                return "bytes:" + stream_hash(f)
         raise FsError(errno.EISDIR, f"an input must be a file, not a directory: {node_id}")
     v = fs.get(node_id)
     if v.format == SERIES:
-        return "series:" + ",".join(c.sha256 for c in fs.series_versions(node_id))
-    return "file:" + v.sha256
+        return "series:" + ",".join(c.blake3 for c in fs.series_versions(node_id))
+    return "file:" + v.blake3
 
 
 def input_mtime_ns(fs: FS, node_id: str) -> int:

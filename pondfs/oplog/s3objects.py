@@ -1,7 +1,7 @@
-"""Content objects of a pond that lives in S3: ``objects/<sha[:2]>/<sha>`` below its prefix.
+"""Content objects of a pond that lives in S3: ``objects/<hash[:2]>/<hash>`` below its prefix.
 
 The bucket holds the objects; a local :class:`~pondfs.oplog.objects.ObjectStore` is their
-cache. Objects are immutable and named by their SHA-256, so a cached copy never goes stale:
+cache. Objects are immutable and named by their content hash, so a cached copy never goes stale:
 
 - Storing writes the content into the cache while hashing it (as a local pond does), then
   uploads it unless the bucket has it already. An S3 PUT is durable once it returns, so
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import BinaryIO
 
 from pondfs.s3 import Bucket
 from pondfs.tinyfs.errors import CorruptContent
+from pondfs.tinyfs.hashing import HASH_RE
 
 from .objects import ObjectStore
 
@@ -36,47 +37,63 @@ class S3ObjectStore:
         self.bucket = bucket
         self.cache = cache
 
-    def key(self, sha256: str) -> str:
+    def key(self, digest: str) -> str:
         """The object's path below the pond's prefix (the name is checked first)."""
-        self.cache.path(sha256)
-        return f"{_OBJECTS}/{sha256[:2]}/{sha256}"
+        self.cache.path(digest)
+        return f"{_OBJECTS}/{digest[:2]}/{digest}"
 
     def put(self, chunks: Iterable[bytes], *, durable: bool = True) -> tuple[str, int]:
-        """Store the concatenation of ``chunks`` in the bucket; return its (sha256, size).
+        """Store the concatenation of ``chunks`` in the bucket; return its (hash, size).
 
         Content the bucket already holds (with the right size) is not uploaded again. An
         upload is durable when it returns, whatever ``durable`` says.
         """
-        sha, size = self.cache.put(chunks, durable=False)
-        key = self.key(sha)
+        return self._upload(*self.cache.put(chunks, durable=False))
+
+    def put_file(self, source: int, *, durable: bool = True,
+                 progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+        """Store what open descriptor ``source`` holds from its offset on, as :meth:`put`."""
+        return self._upload(*self.cache.put_file(source, durable=False, progress=progress))
+
+    def _upload(self, digest: str, size: int) -> tuple[str, int]:
+        """Upload the cached object ``digest`` unless the bucket has it; (digest, size)."""
+        key = self.key(digest)
         there = self.bucket.head(key)
         if there is not None and there.size == size:
-            log.debug("object %s (%d bytes) already in the bucket", sha, size)
+            log.debug("object %s (%d bytes) already in the bucket", digest, size)
         else:
-            self.bucket.put_file(key, self.cache.path(sha))
-            log.debug("uploaded object %s (%d bytes)", sha, size)
-        return sha, size
+            self.bucket.put_file(key, self.cache.path(digest))
+            log.debug("uploaded object %s (%d bytes)", digest, size)
+        return digest, size
 
     def sync(self, shas: Iterable[str]) -> None:
         """Nothing to do: every object was durable in the bucket before ``put`` returned."""
 
-    def open(self, sha256: str) -> BinaryIO:
-        """A seekable reader of object ``sha256`` (fetched into the cache first, verified);
+    def open(self, digest: str) -> BinaryIO:
+        """A seekable reader of object ``digest`` (fetched into the cache first, verified);
         CorruptContent names a missing or corrupt object."""
-        if not self.cache.path(sha256).exists():
-            self._fetch(sha256)
-        return self.cache.open(sha256)
+        self._cached(digest)
+        return self.cache.open(digest)
 
-    def _fetch(self, sha256: str) -> None:
-        key = self.key(sha256)
+    def copy_to(self, digest: str, out: int) -> int:
+        """Copy object ``digest`` to descriptor ``out``, verified (see ObjectStore.copy_to)."""
+        self._cached(digest)
+        return self.cache.copy_to(digest, out)
+
+    def _cached(self, digest: str) -> None:
+        if not self.cache.path(digest).exists():
+            self._fetch(digest)
+
+    def _fetch(self, digest: str) -> None:
+        key = self.key(digest)
         if self.bucket.head(key) is None:
-            raise CorruptContent(f"object {sha256} is missing ({self.bucket.location}/{key})")
+            raise CorruptContent(f"object {digest} is missing ({self.bucket.location}/{key})")
         got, size = self.cache.put(self.bucket.get_chunks(key), durable=False)
-        if got != sha256:
+        if got != digest:
             self.cache.path(got).unlink(missing_ok=True)
-            raise CorruptContent(f"object {sha256} in {self.bucket.location} (its bytes hash "
+            raise CorruptContent(f"object {digest} in {self.bucket.location} (its bytes hash "
                                  f"to {got})")
-        log.debug("fetched object %s (%d bytes) into the cache", sha256, size)
+        log.debug("fetched object %s (%d bytes) into the cache", digest, size)
 
     def ids(self) -> Iterator[str]:
         """The names of every object in the bucket."""
@@ -109,4 +126,4 @@ class S3ObjectStore:
 
 
 def _is_name(name: str) -> bool:
-    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+    return HASH_RE.fullmatch(name) is not None

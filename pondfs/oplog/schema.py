@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: The partition column of the Delta table.
 PARTITION_COLUMN = "part_id"
 
+#: The column that names each version's content by its hash (:mod:`pondfs.tinyfs.hashing`).
+HASH_COLUMN = "blake3"
+
 #: The column that carries inline bytes; left out of listings.
 CONTENT_COLUMN = "content"
 
@@ -62,7 +65,7 @@ SCHEMA = pa.schema(
         pa.field("mtime_ns", pa.int64(), nullable=False),
         pa.field("ctime_ns", pa.int64(), nullable=False),
         pa.field("size", pa.int64(), nullable=False),
-        pa.field("sha256", pa.string(), nullable=False),
+        pa.field(HASH_COLUMN, pa.string(), nullable=False),
         pa.field("inline", pa.bool_(), nullable=False),
         pa.field(CONTENT_COLUMN, pa.binary(), nullable=True),
         pa.field("xattrs", XATTRS_TYPE, nullable=False),

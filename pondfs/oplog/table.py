@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -48,12 +48,14 @@ import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from pondfs.tinyfs.errors import CorruptContent, FsError
+from pondfs.tinyfs.hashing import content_hash
 from pondfs.tinyfs.persistence import Persistence
 from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
 
 from .objects import fsync_dir
 from .schema import (
     CONTENT_COLUMN,
+    HASH_COLUMN,
     LISTING_COLUMNS,
     PARTITION_COLUMN,
     SCHEMA,
@@ -174,8 +176,11 @@ class OplogPersistence(Persistence):
         self._commits_on_table = 0
         self._excess_after_compaction = 0
         self._index: _FileIndex | None = None
-        self._reader = _ParquetReader(storage.table_filesystem(),
-                                      pa.schema(self._table.schema().to_arrow()))
+        schema = pa.schema(self._table.schema().to_arrow())
+        if HASH_COLUMN not in schema.names:
+            raise FsError(errno.EINVAL, f"{self.root}: a pond of an older pondfs (content named "
+                          f"by SHA-256, not {HASH_COLUMN}): recreate it with this version")
+        self._reader = _ParquetReader(storage.table_filesystem(), schema)
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
         self._writer_lock: PondLock | None = None
@@ -426,9 +431,10 @@ class OplogPersistence(Persistence):
                 contents = self._content.get(file.path)
                 if contents is None:
                     contents = self._reader.inline_contents(file)
-                    self._content.put(file.path, contents, sum(map(len, contents.values())))
-                if key in contents:
-                    return contents[key]
+                    self._content.put(file.path, contents, contents.nbytes)
+                found = contents.get(key)
+                if found is not None:
+                    return found
         raise CorruptContent(
             f"inline content of node {version.node_id} version {version.version} "
             f"(transaction {version.txn}) is not in the oplog"
@@ -438,8 +444,8 @@ class OplogPersistence(Persistence):
         """The content objects named by any row, in any version of any node."""
         with self._mutex:
             files = self._files().everywhere(self.last_txn())
-            table = self._reader.read(files, ["sha256"], pc.field("inline") == pa.scalar(False))
-        return set(table.column("sha256").to_pylist())
+            table = self._reader.read(files, [HASH_COLUMN], pc.field("inline") == pa.scalar(False))
+        return set(table.column(HASH_COLUMN).to_pylist())
 
     # -- content -------------------------------------------------------------------------
 
@@ -457,16 +463,34 @@ class OplogPersistence(Persistence):
         else:
             if len(head) < inline_limit:
                 data = bytes(head)
-                return StoredContent(hashlib.sha256(data).hexdigest(), len(data), data)
-        durable = self.durable
-        sha, size = self.objects.put(chain([head], rest), durable=durable)
-        if not durable:
-            with self._mutex:
-                self._unsynced_objects.add(sha)
-        return StoredContent(sha, size, None)
+                return StoredContent(content_hash(data), len(data), data)
+        digest, size = self.objects.put(chain([head], rest), durable=self.durable)
+        return self._stored_object(digest, size)
 
-    def open_object(self, sha256: str) -> BinaryIO:
-        return self.objects.open(sha256)
+    def store_file(self, source: int, inline_limit: int,
+                   progress: Callable[[int], None] | None = None) -> StoredContent:
+        """Keep the bytes of open file ``source`` from its offset: a regular file with at
+        least ``inline_limit`` bytes left as an object the kernel copies into place, anything
+        else as :meth:`store` keeps chunks."""
+        info = os.fstat(source)
+        if not stat.S_ISREG(info.st_mode) or \
+                info.st_size - os.lseek(source, 0, os.SEEK_CUR) < inline_limit:
+            return super().store_file(source, inline_limit, progress)
+        digest, size = self.objects.put_file(source, durable=self.durable, progress=progress)
+        return self._stored_object(digest, size)
+
+    def _stored_object(self, digest: str, size: int) -> StoredContent:
+        if not self.durable:
+            with self._mutex:
+                self._unsynced_objects.add(digest)
+        return StoredContent(digest, size, None)
+
+    def open_object(self, digest: str) -> BinaryIO:
+        return self.objects.open(digest)
+
+    def copy_object(self, digest: str, out: int) -> None:
+        """Verified, and in the kernel (see :meth:`ObjectStore.copy_to`)."""
+        self.objects.copy_to(digest, out)
 
     def object_ids(self) -> Iterator[str]:
         return self.objects.ids()
@@ -704,18 +728,14 @@ class _ParquetReader:
         dataset = pds.FileSystemDataset(fragments, self.schema, self._format, self._fs)
         return dataset.to_table(columns=columns, filter=where)
 
-    def inline_contents(self, file: _DataFile) -> dict[Hashable, bytes]:
+    def inline_contents(self, file: _DataFile) -> _InlineContents:
         """The inline content of every row of one data file, by (node_id, version)."""
         table = self.read(
             [file],
             ["node_id", "version", CONTENT_COLUMN],
             pc.field("inline") == pa.scalar(True),
         )
-        contents = table.column(CONTENT_COLUMN).to_pylist()
-        keys = zip(
-            table.column("node_id").to_pylist(), table.column("version").to_pylist(), strict=True
-        )
-        return {key: content or b"" for key, content in zip(keys, contents, strict=True)}
+        return _InlineContents(table)
 
     def _fragment(self, file: _DataFile) -> pds.Fragment:
         fragment = self._fragments.get(file.path)
@@ -727,6 +747,32 @@ class _ParquetReader:
             )
             self._fragments.put(file.path, fragment, 1)
         return fragment
+
+
+class _InlineContents:
+    """The inline contents of one data file's rows, by (node_id, version), left in their
+    Arrow column: a read of one version makes a Python object of that one only (making
+    bytes of a whole compacted file's contents cost as much as decoding it)."""
+
+    def __init__(self, table: pa.Table):
+        self._contents = table.column(CONTENT_COLUMN)
+        self._rows = {
+            key: row for row, key in enumerate(zip(table.column("node_id").to_pylist(),
+                                                   table.column("version").to_pylist(),
+                                                   strict=True))
+        }
+        #: Bytes held: the weight in the content cache.
+        self.nbytes = self._contents.nbytes
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        """The content of version ``key`` = (node_id, version), or None if not here."""
+        row = self._rows.get(key)
+        if row is None:
+            return None
+        return self._contents[row].as_py() or b""
 
 
 class _LRU:

@@ -5,16 +5,14 @@ Like S3QL's fsck, but read-only: it reports and never repairs. Tests end by runn
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import FsError
 from .fs import FS
+from .hashing import content_hash, stream_hash
 from .records import DIRECTORY, ROOT_ID, SERIES, NodeVersion
-
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -138,7 +136,7 @@ class Checker:
         done = 0
         for node_id, versions in self.history.items():
             for v in versions:
-                if v.kind == DIRECTORY or v.deleted or not v.sha256:
+                if v.kind == DIRECTORY or v.deleted or not v.blake3:
                     continue
                 what = f"node {node_id} v{v.version}"
                 try:
@@ -146,28 +144,23 @@ class Checker:
                 except FsError as exc:
                     self._problem(f"{what}: {exc}")
                     continue
-                if size != v.size or digest != v.sha256:
+                if size != v.size or digest != v.blake3:
                     self._problem(f"{what}: content does not match its size/hash")
                 done += 1
                 self.progress(done)
 
     def _digest(self, v: NodeVersion) -> tuple[int, str]:
-        h = hashlib.sha256()
-        size = 0
         if v.inline:
             data = self.fs.store.read_inline(v)
-            h.update(data)
-            return len(data), h.hexdigest()
-        with self.fs.store.open_object(v.sha256) as f:
-            while chunk := f.read(_CHUNK):
-                size += len(chunk)
-                h.update(chunk)
-        return size, h.hexdigest()
+            return len(data), content_hash(data)
+        with self.fs.store.open_object(v.blake3) as f:
+            digest = stream_hash(f)
+            return f.tell(), digest
 
     def check_unreferenced_objects(self) -> None:
         """Content objects no row refers to (left by interrupted writes): a note, not a
         problem; ``pond maintain`` reclaims them."""
-        used = {v.sha256 for vs in self.history.values() for v in vs if not v.inline}
+        used = {v.blake3 for vs in self.history.values() for v in vs if not v.inline}
         spare = [o for o in self.fs.store.object_ids() if o not in used]
         if spare:
             self.report.notes.append(

@@ -23,13 +23,12 @@ time, and kept for the life of the view.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import logging
 import stat as st
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import wraps
 from typing import BinaryIO
@@ -42,6 +41,7 @@ from .cache import DerivedCache
 from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
 from .errors import FsError
 from .glob import GlobPattern
+from .hashing import EMPTY_HASH, content_hash
 from .persistence import Persistence
 from .records import (
     DATA,
@@ -55,6 +55,7 @@ from .records import (
     TABLE,
     DirOp,
     NodeVersion,
+    StoredContent,
     TxnInfo,
     new_node_id,
 )
@@ -68,7 +69,7 @@ NAME_MAX = 255
 SNAPSHOT_EVERY = 256
 
 #: The content of a series version that adds no rows.
-_NO_ROWS = {"content": b"", "inline": True, "size": 0, "sha256": hashlib.sha256(b"").hexdigest(),
+_NO_ROWS = {"content": b"", "inline": True, "size": 0, "blake3": EMPTY_HASH,
             "min_time": None, "max_time": None}
 
 _TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK}
@@ -347,7 +348,7 @@ class FS:
             v = pending.evolve(**changes)
         else:
             latest = self._latest(node_id)
-            if latest.format == SERIES and latest.kind == FILE and "sha256" not in changes:
+            if latest.format == SERIES and latest.kind == FILE and "blake3" not in changes:
                 # A series version holds the rows it adds: a new version that changes only
                 # attributes, name or place adds none (carrying the last batch would repeat it).
                 changes = {**_NO_ROWS, **changes}
@@ -624,11 +625,11 @@ class FS:
             raise FsError(errno.EEXIST, f"already exists: {name}")
         node_id = new_node_id()
         now = time.time_ns()
-        sha, size, content = stored or (hashlib.sha256(b"").hexdigest(), 0, b"")
+        digest, size, content = stored or (EMPTY_HASH, 0, b"")
         v = NodeVersion(
             part_id=node_id if kind == DIRECTORY else dir_id, node_id=node_id, version=1, txn=0,
             kind=kind, format=fmt, mode=mode & 0o7777, uid=uid, gid=gid, atime_ns=now,
-            mtime_ns=now, ctime_ns=now, size=size, sha256=sha, inline=True, content=content,
+            mtime_ns=now, ctime_ns=now, size=size, blake3=digest, inline=True, content=content,
         )
         self._stage(v)
         if kind == DIRECTORY:
@@ -668,7 +669,7 @@ class FS:
             raise FsError(errno.EINVAL, f"invalid symlink target {target!r}")
         data = target.encode()
         return self._create(dir_id, name, SYMLINK, "", 0o777, uid, gid,
-                            (hashlib.sha256(data).hexdigest(), len(data), data))
+                            (content_hash(data), len(data), data))
 
     @_locked
     def create_dynamic(self, dir_id: str, name: str, factory: str, config: bytes,
@@ -676,7 +677,7 @@ class FS:
         """Create a computed node made by ``factory`` from ``config``; its node id."""
         self.factories.validate(factory, config)
         return self._create(dir_id, name, DYNAMIC, factory, 0o555, uid, gid,
-                            (hashlib.sha256(config).hexdigest(), len(config), config))
+                            (content_hash(config), len(config), config))
 
     @_locked
     def set_dynamic_config(self, node_id: str, config: bytes) -> None:
@@ -689,7 +690,7 @@ class FS:
             del self._dynamic[made]  # remade from the new configuration when next used
         now = time.time_ns()
         self._next_version(node_id, content=config, size=len(config), inline=True,
-                           sha256=hashlib.sha256(config).hexdigest(), mtime_ns=now, ctime_ns=now)
+                           blake3=content_hash(config), mtime_ns=now, ctime_ns=now)
 
     @_locked
     def dynamic_config(self, node_id: str) -> tuple[str, bytes]:
@@ -710,17 +711,29 @@ class FS:
         return v
 
     def write_content(self, node_id: str, chunks: Iterable[bytes]) -> None:
-        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole).
+        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole)."""
+        self._replace_content(node_id, lambda: self.store.store(chunks, INLINE_LIMIT))
+
+    def write_file(self, node_id: str, source: int,
+                   progress: Callable[[int], None] | None = None) -> None:
+        """Replace a file's content with the bytes of open file descriptor ``source``, from
+        its offset to its end, copied as fast as the store can (never whole in memory);
+        ``progress`` is called with each number of bytes copied."""
+        self._replace_content(
+            node_id, lambda: self.store.store_file(source, INLINE_LIMIT, progress))
+
+    def _replace_content(self, node_id: str, keep: Callable[[], StoredContent]) -> None:
+        """Make what ``keep()`` stores the file's new content.
 
         The bytes are stored without holding the view's lock, so other threads (a FUSE event
         loop) are not stalled while a large content is hashed and written.
         """
         with self._mutex:
             self._require_file(node_id)
-        stored = self.store.store(chunks, INLINE_LIMIT)
+        stored = keep()
         with self._mutex:
             now = time.time_ns()
-            self._next_version(node_id, sha256=stored.sha256, size=stored.size,
+            self._next_version(node_id, blake3=stored.blake3, size=stored.size,
                                inline=stored.inline is not None, content=stored.inline,
                                mtime_ns=now, ctime_ns=now, min_time=None, max_time=None)
 
@@ -744,7 +757,7 @@ class FS:
         low, high = formats.time_range(table, column)
         stored = self.store.store([formats.parquet_bytes(table)], INLINE_LIMIT)
         now = time.time_ns()
-        self._next_version(node_id, sha256=stored.sha256, size=stored.size,
+        self._next_version(node_id, blake3=stored.blake3, size=stored.size,
                            inline=stored.inline is not None, content=stored.inline,
                            mtime_ns=now, ctime_ns=now, min_time=low, max_time=high,
                            time_column=column)
@@ -779,7 +792,7 @@ class FS:
     def _open_version(self, v: NodeVersion) -> BinaryIO:
         if v.inline:
             return io.BytesIO(v.content if v.content is not None else self.store.read_inline(v))
-        return self.store.open_object(v.sha256)
+        return self.store.open_object(v.blake3)
 
     @_locked
     def open_read(self, node_id: str) -> BinaryIO:
@@ -801,6 +814,19 @@ class FS:
             assert reader is not None
             return reader
         return self._open_version(v)
+
+    def copy_to(self, node_id: str, out: int) -> None:
+        """Write a file's bytes (as :meth:`open_read` reads them) to open file descriptor
+        ``out``, from its offset. Content objects go through the store, which verifies them
+        and may copy in the kernel (:meth:`Persistence.copy_object`)."""
+        with self._mutex:
+            v = None if self._dynamic_node(node_id) is not None else self._latest(node_id)
+        if v is not None and v.kind == FILE and v.format != SERIES and not v.inline:
+            self.store.copy_object(v.blake3, out)
+            return
+        with self.open_read(node_id) as reader, open(out, "wb", closefd=False) as writer:
+            for chunk in formats.views_of(reader):
+                writer.write(chunk)
 
     @_locked
     def readlink(self, node_id: str) -> str:
@@ -838,8 +864,8 @@ class FS:
         return self._open_version(v)
 
     def _series_key(self, v: NodeVersion) -> str:
-        parts = [v.node_id] + [c.sha256 for c in self._series_versions(v)]
-        return "series-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        parts = [v.node_id] + [c.blake3 for c in self._series_versions(v)]
+        return "series-" + content_hash("\n".join(parts).encode())
 
     def _fill_series(self, v: NodeVersion, key: str) -> None:
         table = self.read_series(v.node_id)
@@ -889,7 +915,7 @@ class FS:
 
     def _tombstone(self, node_id: str) -> None:
         now = time.time_ns()
-        self._next_version(node_id, deleted=True, content=b"", inline=True, size=0, sha256="",
+        self._next_version(node_id, deleted=True, content=b"", inline=True, size=0, blake3="",
                            ctime_ns=now, entries=(), snapshot=False)
 
     @_locked

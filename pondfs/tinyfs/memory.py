@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import threading
 from collections import defaultdict
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from .errors import CorruptContent, FsError, PondLocked
+from .hashing import content_hash
 from .persistence import Persistence
 from .records import NodeVersion, StoredContent, TxnInfo
 
@@ -54,22 +54,22 @@ class MemoryPersistence(Persistence):
                 return r.content or b""
         raise FsError(errno.ENOENT, f"no row for node {version.node_id} v{version.version}")
 
-    def open_object(self, sha256: str) -> BinaryIO:
+    def open_object(self, digest: str) -> BinaryIO:
         try:
-            return io.BytesIO(self._objects[sha256])
+            return io.BytesIO(self._objects[digest])
         except KeyError:
-            raise CorruptContent(f"object {sha256}") from None
+            raise CorruptContent(f"object {digest}") from None
 
     def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
         data = bytearray()
         for chunk in chunks:  # consumed one by one: chunks may share a buffer
             data += chunk
         data = bytes(data)
-        sha = hashlib.sha256(data).hexdigest()
+        digest = content_hash(data)
         if len(data) < inline_limit:
-            return StoredContent(sha, len(data), data)
-        self._objects[sha] = data
-        return StoredContent(sha, len(data), None)
+            return StoredContent(digest, len(data), data)
+        self._objects[digest] = data
+        return StoredContent(digest, len(data), None)
 
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
         if info.txn != self.last_txn() + 1:

@@ -10,12 +10,16 @@ all of a transaction's rows visible at once, or none of them.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from .records import NodeVersion, StoredContent, TxnInfo
+
+# Bytes read at a time when content is copied through this process.
+_CHUNK = 1024 * 1024
 
 
 class Persistence(ABC):
@@ -49,16 +53,41 @@ class Persistence(ABC):
         """The inline content of a version listed by :meth:`partition`."""
 
     @abstractmethod
-    def open_object(self, sha256: str) -> BinaryIO:
+    def open_object(self, digest: str) -> BinaryIO:
         """A seekable binary reader of a content object; raises CorruptContent if missing."""
 
     @abstractmethod
     def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
         """Consume ``chunks`` and keep their bytes: inline when shorter than ``inline_limit``,
-        else as a content object named by its SHA-256 (written before any commit refers to
-        it, so a crash leaves at most an unreferenced object). Never holds a large content
-        whole in memory. Each chunk is used up before the next is asked for, so the chunks
-        may be views of one reused buffer."""
+        else as a content object named by its hash (:mod:`.hashing`), written before any
+        commit refers to it, so a crash leaves at most an unreferenced object. Never holds a
+        large content whole in memory. Each chunk is used up before the next is asked for, so
+        the chunks may be views of one reused buffer."""
+
+    def store_file(self, source: int, inline_limit: int,
+                   progress: Callable[[int], None] | None = None) -> StoredContent:
+        """Keep the bytes of open file descriptor ``source``, from its offset to its end, as
+        :meth:`store` keeps chunks; ``progress`` is called with each number of bytes kept.
+        (Stores that can have the kernel copy a file override this.)"""
+
+        def chunks() -> Iterator[memoryview]:
+            buffer = memoryview(bytearray(_CHUNK))
+            while n := os.readv(source, [buffer]):
+                if progress is not None:
+                    progress(n)
+                yield buffer[:n]
+
+        return self.store(chunks(), inline_limit)
+
+    def copy_object(self, digest: str, out: int) -> None:
+        """Write content object ``digest`` to open file descriptor ``out``, from its offset;
+        raise CorruptContent naming the object if it is missing or its bytes do not match.
+        This default writes the bytes as :meth:`open_object` reads them, so a mismatch found
+        at the end comes after them; stores that can verify first, or take the bytes back,
+        override it."""
+        with self.open_object(digest) as reader, open(out, "wb", closefd=False) as writer:
+            while chunk := reader.read(_CHUNK):
+                writer.write(chunk)
 
     @abstractmethod
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:

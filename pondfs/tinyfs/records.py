@@ -58,9 +58,10 @@ class DirOp:
 
 @dataclass(frozen=True)
 class StoredContent:
-    """Where some bytes went: inline (``inline`` holds them) or a content object by ``sha256``."""
+    """Where some bytes went: inline (``inline`` holds them) or a content object named by
+    ``blake3``, the hash of the bytes (:mod:`.hashing`)."""
 
-    sha256: str
+    blake3: str
     size: int
     inline: bytes | None
 
@@ -73,7 +74,7 @@ class NodeVersion:
     everything else. ``content`` holds inline bytes when the row carries them (written rows
     always do when ``inline`` is true; rows read back by listing a partition leave it None,
     and :meth:`Persistence.read_inline` fetches them). Content that is not inline is the
-    content object named by ``sha256``.
+    content object named by ``blake3``, the content's hash (:mod:`.hashing`).
     """
 
     part_id: str
@@ -89,7 +90,7 @@ class NodeVersion:
     mtime_ns: int = 0
     ctime_ns: int = 0
     size: int = 0
-    sha256: str = ""
+    blake3: str = ""
     inline: bool = True
     content: bytes | None = None
     xattrs: dict[str, bytes] = field(default_factory=dict)
