@@ -896,6 +896,7 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
 
 
 def _choose(location: S3Location, txns: list[int], at: int | None) -> int:
+    """The restore point ``at`` (the newest when None), or BackupError listing them."""
     if not txns:
         raise BackupError(f"{location} has no restore point: no push has finished yet")
     if at is None:
@@ -903,7 +904,8 @@ def _choose(location: S3Location, txns: list[int], at: int | None) -> int:
     if at in txns:
         return at
     later = [t for t in txns if t > at]
-    hint = (f"; restore --at {later[0]} and read it with --at {at}" if later else "")
+    hint = (f"; restore point {later[0]} holds it (restore that, then read it with "
+            f"pond --at {at})" if later else "")
     raise BackupError(f"transaction {at} is not a restore point at {location} (restore "
                       f"points: {_ranges(txns)}){hint}", errno.ENOENT)
 
