@@ -268,7 +268,9 @@ def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
     push.wait()
     left = list(uploads(aws, url))
     assert len(left) == 1 and "/objects/" in left[0]
-    time.sleep(1.5)  # the killed push's lock lease runs out
+    # The killed push's lease (1 s) runs out. Ages come from the store's Last-Modified and
+    # Date headers, whole seconds each: a measured age may be up to 1 s short.
+    time.sleep(3)
 
     # Younger than the safety age (1 hour by default): perhaps another push's, left alone.
     done = backup.push(original, url, progress=False)
