@@ -1186,13 +1186,16 @@ class Spool:
         self._memory = None
 
 
-async def serve(ops: PondOperations) -> bool:
+async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) -> bool:
     """Run the FUSE main loop with group commits until unmounted or until SIGINT/SIGTERM,
     then save and commit everything; whether a signal ended it (the caller must then unmount).
-    ``pyfuse3.init`` must have been called."""
+    ``pyfuse3.init`` must have been called. ``serving`` runs in a thread as the loop starts
+    (it may make requests to the mount)."""
     signalled = False
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ops.group_commits)
+        if serving is not None:
+            nursery.start_soon(partial(trio.to_thread.run_sync, serving, abandon_on_cancel=True))
         if ops.following:
             nursery.start_soon(ops.follow_pond)
 
