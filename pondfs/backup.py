@@ -134,9 +134,7 @@ class Manifest:
     @classmethod
     def from_json(cls, data: bytes, name: str) -> Manifest:
         try:
-            body = json.loads(data)
-            if body.get("format") != _FORMAT + "-manifest":
-                raise ValueError("not a pondfs backup manifest")
+            body = _document(data, "manifest")
             files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["blake3"]))
                      for f in body["files"]]
             return cls(
@@ -558,14 +556,21 @@ class RestorePoint:
     def from_json(cls, data: bytes, name: str) -> RestorePoint:
         """The summary in ``data`` (the object ``name``), or BackupError."""
         try:
-            body = json.loads(data)
-            if body.get("format") != _FORMAT + "-summary":
-                raise ValueError("not a pondfs backup summary")
+            body = _document(data, "summary")
             return cls(int(body["txn"]), int(body["txn_time_ns"]), str(body["pushed_at"]),
                        str(body["host"]), int(body["files"]), int(body["bytes"]),
                        int(body["uploaded_files"]), int(body["uploaded_bytes"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise BackupError(f"{name} is unreadable: {exc}") from None
+
+
+def _document(data: bytes, kind: str) -> dict[str, Any]:
+    """The JSON object in ``data`` if it is a pondfs backup ``kind`` (manifest, summary);
+    ValueError otherwise (a JSON list or number included)."""
+    body = json.loads(data)
+    if not isinstance(body, dict) or body.get("format") != f"{_FORMAT}-{kind}":
+        raise ValueError(f"not a pondfs backup {kind}")
+    return body
 
 
 def _summary_name(txn: int) -> str:

@@ -515,3 +515,10 @@ def test_forget_refuses_bad_input_in_one_line(aws, url, tmp_path):
     assert misplaced.stderr == ("pond backup push: --keep-last is an option of pond backup "
                                 "forget\n")
     assert keys(aws, url) == before
+
+
+@pytest.mark.parametrize("kind", [backup.Manifest, backup.RestorePoint])
+@pytest.mark.parametrize("data", [b"[1, 2]", b"7", b"{not json", b'{"format": "other"}'])
+def test_unreadable_manifests_and_summaries_are_named(kind, data):
+    with pytest.raises(backup.BackupError, match="manifests/x.json is unreadable"):
+        kind.from_json(data, "manifests/x.json")
