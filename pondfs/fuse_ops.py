@@ -666,13 +666,16 @@ class PondOperations(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx) -> pyfuse3.FileInfo:
         node_id = self.inodes.node(inode)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        if writable:
+        # The kernel passes O_TRUNC here (atomic O_TRUNC) and sends no truncate of its own;
+        # Linux truncates even with O_RDONLY (the caller needed write permission for it).
+        truncate = bool(flags & os.O_TRUNC)
+        if writable or truncate:
             self._check_writable()
 
-        def opened() -> tuple[Stat, tuple[str, int], BinaryIO | None, int]:
+        def opened() -> tuple[Stat, tuple[str, int], BinaryIO, int]:
             fs = self.fs
             s = fs.stat(node_id)
-            if writable and (s.dynamic or s.format == SERIES):
+            if (writable or truncate) and (s.dynamic or s.format == SERIES):
                 raise FsError(errno.EROFS if s.dynamic else errno.EACCES,
                               f"{node_id} cannot be written through the mount")
             v = fs.get(node_id) if not s.dynamic else None
@@ -684,6 +687,20 @@ class PondOperations(pyfuse3.Operations):
         s, key, reader, as_of = await self._call(opened)
         of = self._open_file(inode, node_id)
         of.last_stat = s
+        if truncate:
+            # Staged at close like any write: until then the stored version stays whole.
+            try:
+                async with _holding(of.lock):
+                    await self._fill(of, upto=0)
+                    assert of.spool is not None
+                    of.spool.truncate(0)
+                    of.size = 0
+                    self._changed(of)
+            except BaseException:
+                reader.close()
+                self._unref(of)
+                raise
+            key = ("", 0)
         keep = self._page_cache.get(inode) == key
         self._page_cache[inode] = key
         handle = Handle(of, writable, reader, _local_fd(reader, s.size), as_of)
@@ -706,9 +723,13 @@ class PondOperations(pyfuse3.Operations):
         finally:
             if handle.reader is not None:
                 handle.reader.close()
-            of.refs -= 1
-            if of.refs == 0:
-                self._close_file(of)
+            self._unref(of)
+
+    def _unref(self, of: OpenFile) -> None:
+        """One user of ``of`` is done with it; the last one closes it."""
+        of.refs -= 1
+        if of.refs == 0:
+            self._close_file(of)
 
     def _close_file(self, of: OpenFile) -> None:
         del self._files[of.inode]
@@ -810,9 +831,7 @@ class PondOperations(pyfuse3.Operations):
             if of.refs == 1:  # nobody has it open: the change is staged now
                 await self._write_back(of)
         finally:
-            of.refs -= 1
-            if of.refs == 0:
-                self._close_file(of)
+            self._unref(of)
 
     async def _write_back(self, of: OpenFile) -> None:
         """Hand the spool's content to tinyfs as the node's new version (staged for the

@@ -143,6 +143,50 @@ def test_write_read_and_the_pond_keeps_it(mount: Mount, pond_path: Path) -> None
     assert pond_tree(pond_path) == {"d": "dir", "d/e": "dir", "d/b.txt": b"hello\nmore\n"}
 
 
+def _overwrite_by_every_path(root: Path) -> dict[str, object]:
+    """Overwrite existing files the ways tools do (shell ``>``, ``cp``, ``open("wb")``,
+    ``O_RDONLY|O_TRUNC``, an ``O_TRUNC`` open that writes nothing) under ``root``: what
+    each file then holds, and whether its mtime and ctime moved."""
+    seen: dict[str, object] = {}
+    for name in ("shell", "cp", "wb", "rdonly", "nothing"):
+        (root / name).write_bytes(b"hello world\n" * 100)
+    seq = root.parent / (root.name + "-ten")
+    seq.write_bytes(b"".join(b"%d\n" % i for i in range(1, 11)))
+    before = {name: os.stat(root / name) for name in ("shell", "cp", "wb", "rdonly", "nothing")}
+    time.sleep(0.02)
+    run("sh", "-c", "printf 'bye\\n' > shell", cwd=root)
+    run("cp", str(seq), str(root / "cp"))
+    with open(root / "wb", "wb") as f:
+        f.write(b"new")
+    fd = os.open(root / "rdonly", os.O_RDONLY | os.O_TRUNC)
+    seen["rdonly read"] = os.read(fd, 100)
+    os.close(fd)
+    os.close(os.open(root / "nothing", os.O_WRONLY | os.O_TRUNC))
+    for name, old in before.items():
+        new = os.stat(root / name)
+        seen[name] = ((root / name).read_bytes(), new.st_size,
+                      new.st_mtime_ns > old.st_mtime_ns, new.st_ctime_ns > old.st_ctime_ns)
+    return seen
+
+
+def test_open_with_o_trunc_truncates_an_existing_file(mount: Mount, pond_path: Path,
+                                                       tmp_path: Path) -> None:
+    """Regression: the kernel passes O_TRUNC to open (atomic O_TRUNC) and sends no truncate;
+    ``>`` over a longer file kept its tail. The host filesystem is the reference."""
+    host = tmp_path / "host"
+    host.mkdir()
+    expected = _overwrite_by_every_path(host)
+    assert expected["shell"][0] == b"bye\n"  # the reference behaves as the issue says
+    work = mount.path("work")
+    work.mkdir()
+    assert _overwrite_by_every_path(work) == expected
+    mount.stop()
+    stored = pond_tree(pond_path, "/work")
+    assert {name: stored[name] for name in ("shell", "cp", "wb", "rdonly", "nothing")} == {
+        name: expected[name][0] for name in ("shell", "cp", "wb", "rdonly", "nothing")}
+    check(pond_path)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
