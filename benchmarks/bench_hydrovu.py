@@ -32,6 +32,7 @@ from pathlib import Path
 import requests
 
 from pondfs import collectors, pond, resources
+from pondfs.kinds import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path("/work/shared/data/hydrovu")
@@ -88,7 +89,7 @@ def collect(base_url: str, scratch: Path) -> tuple[float, int, int]:
         f"  base_url: {base_url}\n  client_id: ${{env:BENCH_ID}}\n"
         "  client_secret: ${env:BENCH_SECRET}\n")
     with pond.open_fs(str(location), write=True) as fs:
-        loaded = resources.load([str(config)], fs.factories.validate, fs.factories.names())
+        loaded = resources.load([str(config)], KINDS)
         resources.apply(fs, loaded)
         fs.commit("apply")
     started = time.perf_counter()

@@ -665,15 +665,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- resources, collectors
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from . import dynamic, resources
+    from . import resources
     from .dynamic import depends
+    from .kinds import KINDS
 
-    registry = pond.factories()
-    loaded = resources.load(args.files, registry.validate, registry.names())
+    loaded = resources.load(args.files, KINDS)
     with _writing(args) as fs:
         loaded, warnings = depends.order(fs, loaded)
         applied = resources.apply(fs, loaded, os.getuid(), os.getgid())
-        dynamic.verify(fs, loaded)
+        KINDS.verify(fs, loaded)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for done in applied:
@@ -684,25 +684,26 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_mknod(args: argparse.Namespace) -> int:
-    from . import dynamic, resources
+    from . import resources
     from .dynamic import depends
+    from .kinds import KINDS
 
     try:
         with open(args.config, "rb") as f:
-            config = resources.canonical(resources.parse_spec(f.read(), args.config))
+            spec = resources.parse_spec(f.read(), args.config)
     except OSError as exc:
         raise FsError(exc.errno or errno.EIO, f"{args.config}: {exc.strerror}") from None
     try:
-        pond.factories().validate(args.kind, config)
-    except FsError as exc:
+        settings = KINDS.settings(args.kind, spec)
+    except (FsError, resources.SpecError) as exc:
         raise FsError(errno.EINVAL, f"{args.config}: {exc}") from None
     with _writing(args) as fs:
         one = resources.Resource(args.kind, args.path.rstrip("/").rsplit("/", 1)[-1],
-                                 args.path, "", resources.parse_spec(config), args.config)
+                                 args.path, "", spec, args.config, settings)
         _, warnings = depends.order(fs, [one])
-        node_id = resources.make_node(fs, args.kind, args.path, config, uid=os.getuid(),
+        node_id = resources.make_node(fs, args.kind, args.path, one.config, uid=os.getuid(),
                                       gid=os.getgid())
-        dynamic.verify(fs, [one])
+        KINDS.verify(fs, [one])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"created {args.path} ({args.kind}, node {node_id}) in transaction {args.txn}")
@@ -711,12 +712,11 @@ def cmd_mknod(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     from . import resources
+    from .kinds import KINDS
 
     with _reading(args) as fs:
         for i, path in enumerate(args.paths):
-            about = resources.describe(fs, fs.resolve(path, follow=False))
-            print(("---\n" if i else "") + resources.as_document(fs.canonical(path), about),
-                  end="")
+            print(("---\n" if i else "") + resources.document(fs, path, KINDS), end="")
     return 0
 
 

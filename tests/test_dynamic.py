@@ -28,7 +28,7 @@ from pondfs.tinyfs import FS, FsError, read_all
 
 duckdb = pytest.importorskip("duckdb")
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hydrovu"
+DATA = Path("/work/shared/data/hydrovu")
 DEVICES = sorted(DATA.glob("*.parquet"))
 RESOLUTIONS = {"1h": 3600, "2h": 7200, "4h": 14400, "12h": 43200, "24h": 86400}
 FLOOR = 946684800

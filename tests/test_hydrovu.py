@@ -22,6 +22,7 @@ import pytest
 from pondfs import cli, collectors, pond, resources
 from pondfs.collectors import Progress, RunReport
 from pondfs.collectors.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu, device_name
+from pondfs.kinds import KINDS
 from pondfs.tinyfs import DYNAMIC, FsError, read_all
 from pondfs.tinyfs.check import Checker
 
@@ -78,8 +79,7 @@ def apply_text(location: str, text: str, tmp_path: Path, name: str = "hydrovu.ya
                ) -> tuple[list[resources.Applied], int | None]:
     path = tmp_path / name
     path.write_text(text)
-    registry = pond.factories()
-    loaded = resources.load([str(path)], registry.validate, registry.names())
+    loaded = resources.load([str(path)], KINDS)
     with pond.open_fs(location, write=True) as fs:
         applied = resources.apply(fs, loaded)
         return applied, fs.commit("apply")

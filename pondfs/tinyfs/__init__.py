@@ -5,7 +5,7 @@ tinyfs knows nothing of FUSE or Delta Lake: it keeps its nodes through the small
 """
 
 from .cache import DerivedCache
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import CorruptContent, FsError, PondLocked
 from .fs import FS, Stat, read_all, validate_name
 from .memory import MemoryPersistence
@@ -26,6 +26,6 @@ from .records import (
 __all__ = [
     "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "ROOT_ID", "SERIES", "SYMLINK", "TABLE",
     "CorruptContent", "DerivedCache", "DynamicDirectory", "DynamicFile", "DynamicNode",
-    "FactoryRegistry", "FsError", "MemoryPersistence", "NodeVersion", "Persistence",
+    "Factories", "FactoryRegistry", "FsError", "MemoryPersistence", "NodeVersion", "Persistence",
     "PondLocked", "Stat", "TxnInfo", "read_all", "validate_name",
 ]

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from . import formats
 from .cache import DerivedCache
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import FsError
 from .glob import GlobPattern
 from .hashing import EMPTY_HASH, content_hash
@@ -135,8 +135,8 @@ def _locked(method):
 class FS:
     """A pond's filesystem as of transaction ``at`` (read-only) or the newest one (writable).
 
-    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` maps
-    dynamic-node factory names to their constructors.
+    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` validates
+    and builds dynamic nodes by the factory name they store (none without it).
     """
 
     def __init__(
@@ -145,7 +145,7 @@ class FS:
         *,
         at: int | None = None,
         cache: DerivedCache | None = None,
-        factories: FactoryRegistry | None = None,
+        factories: Factories | None = None,
     ):
         last = store.last_txn()
         if at is not None and not 1 <= at <= last:
@@ -154,7 +154,7 @@ class FS:
         self.as_of = last if at is None else at
         self.read_only = at is not None
         self.cache = cache or DerivedCache()
-        self.factories = factories or FactoryRegistry()
+        self.factories = factories if factories is not None else FactoryRegistry()
         self._mutex = threading.RLock()
         self._rows: dict[str, dict[str, list[NodeVersion]]] = {}
         self._part_of: dict[str, str] = {ROOT_ID: ROOT_ID}
