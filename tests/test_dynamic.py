@@ -472,11 +472,10 @@ def test_apply_errors_name_file_document_and_field(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- through the mount
 
+@pytest.mark.fuse
 def test_mount_shows_dynamic_nodes_read_only_and_follows_new_inputs(tmp_path: Path) -> None:
-    from fuse_helpers import Mount, have_fuse
+    from fuse_helpers import Mount
 
-    if not have_fuse():
-        pytest.skip("needs /dev/fuse and fusermount3")
     location = tmp_path / "pond"
     pond.init(str(location))
     device = DEVICES[3]

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fuse_helpers import MOUNT_COMMAND, Mount, make_pond, requires_fuse
+from fuse_helpers import MOUNT_COMMAND, Mount, make_pond
 
 from pondfs import pond
 from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, read_all
 from pondfs.tinyfs.check import Checker
 
-pytestmark = requires_fuse
+pytestmark = pytest.mark.fuse
 
 
 # ---------------------------------------------------------------- fixtures and helpers

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from fuse_helpers import Mount, requires_fuse
+from fuse_helpers import Mount
 
 from pondfs import pond
 from pondfs.oplog import open_pond
@@ -316,7 +316,7 @@ def test_bad_input_is_one_line_and_writes_nothing(s3pond: S3Pond) -> None:
 # ---------------------------------------------------------------------- mounts
 
 
-@requires_fuse
+@pytest.mark.fuse
 def test_read_only_mount_of_a_pond_in_s3(s3pond: S3Pond, tmp_path: Path) -> None:
     big = os.urandom(3 * 1024 * 1024 + 17)
     (tmp_path / "big.bin").write_bytes(big)
@@ -351,7 +351,7 @@ def test_read_only_mount_of_a_pond_in_s3(s3pond: S3Pond, tmp_path: Path) -> None
     assert now.problems() == [] and then.problems() == []
 
 
-@requires_fuse
+@pytest.mark.fuse
 def test_read_write_mount_of_a_pond_in_s3(s3pond: S3Pond, tmp_path: Path) -> None:
     s3pond.out("init")
     data = os.urandom(BIG)
