@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_hydrovu.py              # the four shared devices
     .venv/bin/python benchmarks/bench_hydrovu.py --data pondfs/demo --rounds 3
 
-A fake HydroVu (``python -m pondfs.collectors.fake_hydrovu``, its own process, as a real
+A fake HydroVu (``python -m pondfs.testing.fake_hydrovu``, its own process, as a real
 service would be) serves the device archives. Each round, in this process:
 
 * **plain**: a requests loop that gets a token and fetches every data page of every location
@@ -42,7 +42,7 @@ TARGET = 1.5
 
 def start_server(data: Path) -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "pondfs.collectors.fake_hydrovu", "--data", str(data),
+        [sys.executable, "-m", "pondfs.testing.fake_hydrovu", "--data", str(data),
          "--client-id", "bench", "--client-secret", "bench-secret"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert server.stdout is not None

@@ -20,8 +20,8 @@ import pytest
 
 from pondfs import cli, collectors, pond, resources
 from pondfs.collectors import Progress, RunReport
-from pondfs.collectors.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu, device_name
 from pondfs.kinds import KINDS
+from pondfs.testing.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu, archives_in, device_name
 from pondfs.tinyfs import DYNAMIC, FsError, read_all
 from pondfs.tinyfs.check import Checker
 
@@ -108,7 +108,7 @@ def expected(data_dir: Path, name: str, low: int = Y2K, high: int | None = None
              ) -> dict[str, list]:
     """What HydroVu holds for a device in [low, high], as the collector should store it:
     rows with some reading, columns with some value, NaN as no reading."""
-    (path,) = [p for p in data_dir.glob("*.parquet") if device_name(p) == name]
+    (path,) = [p for p in archives_in(data_dir) if device_name(p) == name]
     table = pq.read_table(path).to_pydict()
     times = table.pop("timestamp")
     columns = {c: [None if v is None or math.isnan(v) else v for v in values]

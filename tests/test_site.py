@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pondfs import site
-from pondfs.collectors.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu
+from pondfs.testing.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "site"
