@@ -17,15 +17,14 @@ they share.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import sys
 
 from .. import __version__, pond
-from ..tinyfs import FsError
 from . import backup, copy, files, history, maintenance, resources, site
 from .common import Commands, split_side
+from .errors import CommandError, ending
 
 log = logging.getLogger("pondfs.cli")
 
@@ -56,12 +55,13 @@ def _refuse_empty_paths(args: argparse.Namespace) -> None:
         value = getattr(args, attr, None)
         for path in value if isinstance(value, list) else [value]:
             if path is not None and split_side(path)[1] == "":
-                raise FsError(errno.ENOENT, f"{path!r}: no such file or directory "
-                              "(the path is empty)")
+                raise CommandError(f"{path!r}: no such file or directory (the path is "
+                                   "empty)")
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run one ``pond`` command; its exit status."""
+    """Run one ``pond`` command; its exit status. The one place that prints a command's
+    error (see :mod:`.errors`)."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -72,18 +72,20 @@ def run(argv: list[str] | None = None) -> int:
         if not getattr(args, "pond_optional", False):
             args.location = pond.pond_location(args.pond)
         return args.func(args)
-    except FsError as exc:
-        print(f"pond {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        return 141
-    except OSError as exc:  # on the host side: a missing directory, a full disk, ...
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"pond {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("pond: interrupted; nothing was committed", file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        error = ending(exc)
+        if error is None:
+            raise
+        if error.message:
+            print(f"{error.prefix or _speaker(args)}: {error.message}", file=sys.stderr)
+        return error.exit_code
+
+
+def _speaker(args: argparse.Namespace) -> str:
+    """Who an error line names: ``pond cp``, or with the action of a command that has
+    actions and names it (``pond backup push``)."""
+    action = getattr(args, "action", None) if getattr(args, "names_action", False) else None
+    return " ".join(["pond", args.command] + ([action] if action else []))
 
 
 def main() -> None:

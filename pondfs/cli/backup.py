@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import sys
 
 from .. import pond
-from ..tinyfs import FsError
 from .common import Commands, iso_time
+from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -33,7 +31,7 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--abort-uploads-after", metavar="DURATION",
                    help="push: abort unfinished multipart uploads idle for this long "
                         "(default 1h; 0 aborts every one)")
-    p.set_defaults(pond_optional=True)
+    p.set_defaults(pond_optional=True, names_action=True)
 
     p = command("restore", cmd_restore, "make a new pond from an S3 backup",
                 description="Restore the backup at URL into the new directory DIR, verifying "
@@ -75,44 +73,40 @@ def cmd_backup(args: argparse.Namespace) -> int:
     """pond backup push|list|verify|forget URL (see BACKUP_HELP)."""
     from .. import backup  # boto3 is slow to import: only the S3 commands pay for it
 
-    try:
-        for option, action in _BACKUP_OPTIONS.items():
-            if getattr(args, option) not in (None, False) and args.action != action:
-                flag = "--" + option.replace("_", "-")
-                raise FsError(errno.EINVAL, f"{flag} is an option of pond backup {action}")
-        if args.action == "push":
-            location = pond.pond_location(args.pond)
-            after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
-                     else backup.parse_duration(args.abort_uploads_after))
-            print(backup.push(location, args.url, jobs=args.jobs,
-                              abort_uploads_after=after).describe())
-            return 0
-        if args.action == "list":
-            points = backup.list_backups(args.url)
-            print(f"{'txn':>6}  {'pond time':19}  {'pushed (UTC)':20}  {'files':>7}  "
-                  f"{'size':>10}  {'uploaded':>10}")
-            for p in points:
-                print(f"{p.txn:>6}  {iso_time(p.txn_time_ns)[:19]}  {p.pushed_at:20}  "
-                      f"{p.files:>7}  {backup.human_bytes(p.bytes):>10}  "
-                      f"{backup.human_bytes(p.uploaded_bytes):>10}")
-            return 0
-        if args.action == "forget":
-            within = None if args.keep_within is None else backup.parse_duration(
-                args.keep_within)
-            result = backup.forget(args.url, keep_last=args.keep_last, keep_within=within,
-                                   dry_run=args.dry_run, jobs=args.jobs)
-            for relative in result.deleted if result.dry_run else ():
-                print(f"would delete: {relative}")
-            print(result.describe())
-            return 0
-        report = backup.verify(args.url, jobs=args.jobs, quick=args.quick, at=args.at)
-        for problem in report.problems:
-            print(f"problem: {problem}")
-        print(report.describe())
-        return 0 if report.ok else 1
-    except FsError as exc:
-        print(f"pond backup {args.action}: {exc}", file=sys.stderr)
-        return 1
+    for option, action in _BACKUP_OPTIONS.items():
+        if getattr(args, option) not in (None, False) and args.action != action:
+            flag = "--" + option.replace("_", "-")
+            raise CommandError(f"{flag} is an option of pond backup {action}")
+    if args.action == "push":
+        location = pond.pond_location(args.pond)
+        after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
+                 else backup.parse_duration(args.abort_uploads_after))
+        print(backup.push(location, args.url, jobs=args.jobs,
+                          abort_uploads_after=after).describe())
+        return 0
+    if args.action == "list":
+        points = backup.list_backups(args.url)
+        print(f"{'txn':>6}  {'pond time':19}  {'pushed (UTC)':20}  {'files':>7}  "
+              f"{'size':>10}  {'uploaded':>10}")
+        for p in points:
+            print(f"{p.txn:>6}  {iso_time(p.txn_time_ns)[:19]}  {p.pushed_at:20}  "
+                  f"{p.files:>7}  {backup.human_bytes(p.bytes):>10}  "
+                  f"{backup.human_bytes(p.uploaded_bytes):>10}")
+        return 0
+    if args.action == "forget":
+        within = None if args.keep_within is None else backup.parse_duration(
+            args.keep_within)
+        result = backup.forget(args.url, keep_last=args.keep_last, keep_within=within,
+                               dry_run=args.dry_run, jobs=args.jobs)
+        for relative in result.deleted if result.dry_run else ():
+            print(f"would delete: {relative}")
+        print(result.describe())
+        return 0
+    report = backup.verify(args.url, jobs=args.jobs, quick=args.quick, at=args.at)
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    print(report.describe())
+    return 0 if report.ok else 1
 
 
 def cmd_restore(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
 from .common import Commands, add_at, entry, progress, reading, split_side, writing
+from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -53,13 +54,13 @@ def cmd_cp(args: argparse.Namespace) -> int:
     outward = any(side == "pond" for side, _ in sources)
     if outward:
         if any(side != "pond" for side, _ in sources) or dest_side == "pond":
-            raise FsError(errno.EINVAL, "copy within the pond, or from both sides at "
-                          "once, is not supported (see pond cp --help)")
+            raise CommandError("copy within the pond, or from both sides at once, is not "
+                               "supported (see pond cp --help)")
         with reading(args) as fs:
             _copy_out(fs, [p for _, p in sources], dest, args.recursive)
         return 0
     if dest_side == "host" or any(side == "pond" for side, _ in sources):
-        raise FsError(errno.EINVAL, "one side must be the pond (see pond cp --help)")
+        raise CommandError("one side must be the pond (see pond cp --help)")
     host_sources = [p for _, p in sources]
     for src in host_sources:
         # As in cp, a symlink named as a source is followed unless copying recursively.

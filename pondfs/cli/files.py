@@ -13,6 +13,7 @@ from .. import pond
 from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError
 from ..tinyfs.fs import join_path
 from .common import Commands, add_at, entry, iso_time, reading, writing
+from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -245,7 +246,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 def cmd_ln(args: argparse.Namespace) -> int:
     if not args.symbolic:
-        raise FsError(errno.EPERM, "hard links are not supported; use ln -s")
+        raise CommandError("hard links are not supported; use ln -s")
     with writing(args) as fs:
         dir_id, name = entry(fs, args.link)
         fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())

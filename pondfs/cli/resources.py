@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 
 from .. import pond
 from ..tinyfs import FsError
 from .common import Commands, add_at, reading, writing
+from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -69,11 +69,11 @@ def cmd_mknod(args: argparse.Namespace) -> int:
         with open(args.config, "rb") as f:
             config = resources.canonical(resources.parse_spec(f.read(), args.config))
     except OSError as exc:
-        raise FsError(exc.errno or errno.EIO, f"{args.config}: {exc.strerror}") from None
+        raise CommandError(f"{args.config}: {exc.strerror}") from None
     try:
         pond.factories().validate(args.kind, config)
     except FsError as exc:
-        raise FsError(errno.EINVAL, f"{args.config}: {exc}") from None
+        raise CommandError(f"{args.config}: {exc}") from None
     with writing(args) as fs:
         one = resources.Resource(args.kind, args.path.rstrip("/").rsplit("/", 1)[-1],
                                  args.path, "", resources.parse_spec(config), args.config)
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .. import collectors
 
     if bool(args.path) == args.all:
-        raise FsError(errno.EINVAL, "give a collector's PATH or --all")
+        raise CommandError("give a collector's PATH or --all")
     with writing(args) as fs:
         paths = collectors.find(fs) if args.all else [args.path]
         reports = []
@@ -118,5 +118,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     failures = [failure for report in reports for failure in report.failures]
     if failures:
         kept = f" (what was collected is in transaction {args.txn})" if args.txn else ""
-        raise FsError(errno.EIO, "; ".join(failures) + kept)
+        raise CommandError("; ".join(failures) + kept)
     return 0

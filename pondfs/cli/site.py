@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import errno
 
 from .. import pond
-from ..tinyfs import FsError
 from .common import Commands, add_at
+from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -40,7 +39,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     from .. import site
 
     if args.from_dir and args.at is not None:
-        raise FsError(errno.EINVAL, "--at reads the pond as of a transaction: not with --from")
+        raise CommandError("--at reads the pond as of a transaction: not with --from")
     built = site.build(
         args.out, pond=None if args.from_dir else pond.pond_location(args.pond),
         from_dir=args.from_dir, at=args.at, pages=args.pages,
