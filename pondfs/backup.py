@@ -659,20 +659,6 @@ def _needed_files(bucket: Bucket, txn: int) -> set[str]:
     return {manifest.name} | {f.path for f in manifest.files}
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``90``, ``30m``, ``1h`` or ``1d12h`` (units s, m, h, d,
-    w; a bare number is seconds); BackupError for anything else."""
-    parts = _DURATION_RE.findall(text)
-    if not text or "".join(number + unit for number, unit in parts) != text:
-        raise BackupError(f"not a duration: {text!r} (examples: 90, 30m, 1h, 7d, 1d12h)",
-                          errno.EINVAL)
-    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
-
-
 # ---------------------------------------------------------------------- restore
 
 
