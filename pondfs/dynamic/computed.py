@@ -45,7 +45,6 @@ import ctypes.util
 import datetime
 import errno
 import hashlib
-import io
 import json
 import logging
 from collections import Counter
@@ -493,10 +492,3 @@ def write_parquet(sink: BinaryIO, table: pa.Table) -> None:
 def write_text(sink: BinaryIO, text: str) -> None:
     """``text`` as UTF-8 into ``sink``."""
     sink.write(text.encode())
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as the bytes :func:`write_parquet` writes."""
-    sink = io.BytesIO()
-    write_parquet(sink, table)
-    return sink.getvalue()
