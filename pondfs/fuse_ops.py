@@ -227,6 +227,9 @@ class Handle:
     fd: int | None = None
     #: The transaction of the view ``reader`` was opened in.
     as_of: int = 0
+    #: Whether this open changes the file (it writes, truncated it or created it): its
+    #: close is what a commit may then keep.
+    changes: bool = False
     read_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -279,6 +282,9 @@ class PondOperations(pyfuse3.Operations):
         self._symlinks: dict[str, bytes] = {}
         #: The parent of each directory the kernel has seen (for readdir's "..").
         self._parent_dirs: dict[str, str] = {}
+        #: Files created here and not closed or synced since: commits leave them out, so a
+        #: crash never leaves a state nobody closed (a new file is absent, or as closed).
+        self._unclosed: set[str] = set()
         self._staged = 0
         self._first_change = self._last_change = 0.0
         self._commit_soon = trio.Event()
@@ -654,13 +660,15 @@ class PondOperations(pyfuse3.Operations):
         inode = self.inodes.inode(node_id)
         self.inodes.looked_up(inode)
         attr = self._attributes(inode, s)
+        self._unclosed.add(node_id)
         of = self._open_file(inode, node_id)
         of.last_stat = s
         of.spool = self._new_spool()
         of.mtime_ns = attr.st_mtime_ns
         self._page_cache[attr.st_ino] = ("", 0)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        return pyfuse3.FileInfo(fh=self._new_handle(Handle(of, writable))), attr
+        handle = Handle(of, writable, changes=True)
+        return pyfuse3.FileInfo(fh=self._new_handle(handle)), attr
 
     @_handler
     async def open(self, inode: int, flags: int, ctx) -> pyfuse3.FileInfo:
@@ -703,14 +711,23 @@ class PondOperations(pyfuse3.Operations):
             key = ("", 0)
         keep = self._page_cache.get(inode) == key
         self._page_cache[inode] = key
-        handle = Handle(of, writable, reader, _local_fd(reader, s.size), as_of)
+        handle = Handle(of, writable, reader, _local_fd(reader, s.size), as_of,
+                        changes=writable or truncate)
         return pyfuse3.FileInfo(fh=self._new_handle(handle), keep_cache=keep)
 
     @_handler
     async def flush(self, fh: int) -> None:
         handle = self._file_handle(fh)
-        if handle.writable and handle.file.dirty:
-            await self._write_back(handle.file)
+        if handle.changes:
+            await self._closed(handle.file)
+
+    async def _closed(self, of: OpenFile) -> None:
+        """A close or fsync: the file's content as of now is what the next commit keeps."""
+        if of.dirty:
+            await self._write_back(of)
+        if of.node_id in self._unclosed:
+            self._unclosed.discard(of.node_id)
+            self._staged_change()
 
     @_handler
     async def release(self, fh: int) -> None:
@@ -718,8 +735,8 @@ class PondOperations(pyfuse3.Operations):
         assert isinstance(handle, Handle)
         of = handle.file
         try:
-            if of.dirty:
-                await self._write_back(of)
+            if handle.changes or of.refs == 1:  # the last one keeps what others changed
+                await self._closed(of)
         finally:
             if handle.reader is not None:
                 handle.reader.close()
@@ -741,9 +758,7 @@ class PondOperations(pyfuse3.Operations):
 
     @_handler
     async def fsync(self, fh: int, datasync: bool) -> None:
-        handle = self._file_handle(fh)
-        if handle.file.dirty:
-            await self._write_back(handle.file)
+        await self._closed(self._file_handle(fh).file)
         await self.commit("fsync", durable=True)
 
     # ------------------------------------------------------------------ files: content
@@ -961,8 +976,9 @@ class PondOperations(pyfuse3.Operations):
         async with self._busy:
             if self.fs.dirty:
                 staged, self._staged = self._staged, 0
-                commit = await trio.to_thread.run_sync(self.fs.begin_commit, command,
-                                                       limiter=self._limiter)
+                commit = await trio.to_thread.run_sync(
+                    partial(self.fs.begin_commit, command, hold=frozenset(self._unclosed)),
+                    limiter=self._limiter)
         if commit is None:
             if durable:
                 await self._thread(store.sync)
@@ -1053,13 +1069,14 @@ class PondOperations(pyfuse3.Operations):
         return new.as_of
 
     async def write_back_all(self) -> None:
-        """Hand every changed spool to tinyfs (before the final commit of an unmount)."""
+        """Hand every changed spool to tinyfs (before the final commit of an unmount, which
+        closes every file still open)."""
         for of in list(self._files.values()):
-            if of.dirty:
-                try:
-                    await self._write_back(of)
-                except Exception:
-                    log.exception("could not save %s at unmount", of.node_id)
+            try:
+                await self._closed(of)
+            except Exception:
+                log.exception("could not save %s at unmount", of.node_id)
+        self._unclosed.clear()
 
 
 @asynccontextmanager

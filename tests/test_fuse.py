@@ -845,9 +845,8 @@ def _random_operations(rng: random.Random, mount: Mount, model: dict[str, bytear
 def test_a_killed_daemon_loses_nothing_committed_and_shows_no_partial_file(
         tmp_path: Path, pond_path: Path) -> None:
     """SIGKILL the daemon during ``cp -r``: after a remount, what was fsync'ed is there byte
-    for byte, no visible copied file holds part of its bytes (content is staged whole at
-    close; a file created but not yet closed at the last commit is empty), and the pond
-    passes its checks."""
+    for byte, every copied file is absent or whole (content is staged at close, and a file
+    created but not yet closed is left out of commits), and the pond passes its checks."""
     rng = random.Random(11)
     source = tmp_path / "src"
     source.mkdir()
@@ -872,13 +871,45 @@ def test_a_killed_daemon_loses_nothing_committed_and_shows_no_partial_file(
     m.start()
     try:
         assert m.path("synced").read_bytes() == b"fsync'ed before the crash"
-        whole = 0
-        for name in os.listdir(m.path("copy")):
-            content = m.path("copy", name).read_bytes()
-            if content:
-                assert content == (source / name).read_bytes(), name
-                whole += 1
-        assert whole, "no commit happened during the copy: the test checked nothing"
+        names = os.listdir(m.path("copy"))
+        for name in names:
+            assert m.path("copy", name).read_bytes() == (source / name).read_bytes(), name
+        assert names, "no commit happened during the copy: the test checked nothing"
+    finally:
+        assert m.stop() == 0
+    check(pond_path)
+
+
+def test_after_a_crash_each_file_is_as_last_closed_or_synced(tmp_path: Path,
+                                                              pond_path: Path) -> None:
+    """The crash rule (README, "What a crash leaves"): files open for writing when the daemon
+    dies are absent (new) or as of their last close or fsync, whatever other files' fsyncs
+    and group commits committed meanwhile."""
+    m = Mount(pond_path, tmp_path / "mnt", options="commit_interval=0.05").start()
+    m.path("old").write_bytes(b"closed before the crash\n" * 100)
+    m.path("synced-twice").write_bytes(b"first close")
+    new = os.open(m.path("new-open"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(new, b"never closed")
+    over = os.open(m.path("old"), os.O_WRONLY | os.O_TRUNC)
+    os.write(over, b"half an overwrite")
+    synced = os.open(m.path("synced-twice"), os.O_WRONLY | os.O_APPEND)
+    os.write(synced, b", then synced")
+    os.fsync(synced)
+    os.write(synced, b", then not")
+    sync_new = os.open(m.path("new-synced"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(sync_new, b"new and synced")
+    os.fsync(sync_new)  # commits everything closed or synced so far, nothing else
+    time.sleep(0.5)  # group commits run meanwhile
+    m.kill()
+    for fd in (new, over, synced, sync_new):
+        with pytest.raises(OSError):  # ENOTCONN: the daemon is gone
+            os.close(fd)
+    m.start()
+    try:
+        assert sorted(os.listdir(m.mountpoint)) == ["new-synced", "old", "synced-twice"]
+        assert m.path("old").read_bytes() == b"closed before the crash\n" * 100
+        assert m.path("synced-twice").read_bytes() == b"first close, then synced"
+        assert m.path("new-synced").read_bytes() == b"new and synced"
     finally:
         assert m.stop() == 0
     check(pond_path)
