@@ -14,7 +14,10 @@ What this module owns, and the promises it keeps:
   ``MAX_DELAY_INTERVALS`` intervals while changes keep coming, and as soon as
   ``COMMIT_AFTER_CHANGES`` are pending (group commit: ``cp -r`` of 10,000 files is a handful
   of commits). ``fsync`` returns once its data is committed (durably); unmounting commits
-  everything first (see :func:`serve`).
+  everything first (see :func:`serve`). Only the close of a handle that changed a file
+  stages it, and a file created here is held out of commits until its first close or fsync,
+  so a crash leaves every file absent or as of its last close or fsync. ``O_TRUNC`` arrives
+  in ``open`` (atomic O_TRUNC); ``O_APPEND`` writes go to the end.
 - **Reads** use a reader made once per open; the kernel keeps a file's pages across opens
   (``keep_cache``) while its content is unchanged; entries and attributes are cached by the
   kernel for ``ENTRY_TIMEOUT``/``ATTR_TIMEOUT`` seconds. A content object whose size is
@@ -39,7 +42,9 @@ What this module owns, and the promises it keeps:
 - **Errors**: every handler answers ``FsError`` with its errno and any other exception with
   ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
 
-Deliberate limits (documented for users in the README): hard links answer ``EPERM``;
+Deliberate limits (documented for users in the README): ``fallocate`` is not served
+(pyfuse3 has no handler: the kernel answers ``EOPNOTSUPP``) and ``lseek`` is the kernel's
+(no holes: files are stored densely); hard links answer ``EPERM``;
 ``mknod`` of devices, FIFOs and sockets answers ``EPERM``; ``RENAME_EXCHANGE`` answers
 ``EINVAL``; files are stored densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``;
 series files are read-only through the mount (``EACCES`` on open for writing); the
@@ -230,6 +235,8 @@ class Handle:
     #: Whether this open changes the file (it writes, truncated it or created it): its
     #: close is what a commit may then keep.
     changes: bool = False
+    #: O_APPEND: every write lands at the end of the file, whatever offset it names.
+    append: bool = False
     read_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -667,7 +674,7 @@ class PondOperations(pyfuse3.Operations):
         of.mtime_ns = attr.st_mtime_ns
         self._page_cache[attr.st_ino] = ("", 0)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        handle = Handle(of, writable, changes=True)
+        handle = Handle(of, writable, changes=True, append=bool(flags & os.O_APPEND))
         return pyfuse3.FileInfo(fh=self._new_handle(handle)), attr
 
     @_handler
@@ -712,7 +719,7 @@ class PondOperations(pyfuse3.Operations):
         keep = self._page_cache.get(inode) == key
         self._page_cache[inode] = key
         handle = Handle(of, writable, reader, _local_fd(reader, s.size), as_of,
-                        changes=writable or truncate)
+                        changes=writable or truncate, append=bool(flags & os.O_APPEND))
         return pyfuse3.FileInfo(fh=self._new_handle(handle), keep_cache=keep)
 
     @_handler
@@ -796,13 +803,14 @@ class PondOperations(pyfuse3.Operations):
         handle = self._file_handle(fh)
         if not handle.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
-        end = off + len(buf)
-        if end > MAX_FILE_SIZE:
-            raise pyfuse3.FUSEError(errno.EFBIG)
         of = handle.file
         async with _holding(of.lock):
             await self._fill(of)
             assert of.spool is not None
+            if handle.append:
+                off = of.size  # the kernel's offset is its idea of the size: the same here
+            if off + len(buf) > MAX_FILE_SIZE:
+                raise pyfuse3.FUSEError(errno.EFBIG)
             written = of.spool.pwrite(buf, off)  # past the end leaves a hole of zeros
             of.size = max(of.size, off + written)
             self._changed(of)
