@@ -503,6 +503,7 @@ def _writes(root: Path) -> list:
             lambda: (root / "f").unlink(),
             lambda: os.chmod(root / "f", 0o600),
             lambda: os.truncate(root / "f", 0),
+            lambda: os.close(os.open(root / "f", os.O_RDONLY | os.O_TRUNC)),
             lambda: os.setxattr(root / "f", "user.x", b"1")]
 
 
