@@ -205,7 +205,7 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
     assert cat(latest) == cat(original)
 
 
-def test_interrupted_push_resumes(aws, url, tmp_path):
+def test_interrupted_push_resumes(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=150)
     env = aws.env(POND=str(original), POND_LOCK_LEASE="2")
     push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
@@ -230,7 +230,9 @@ def test_interrupted_push_resumes(aws, url, tmp_path):
                                                  f"{push.pid} .*: pond backup push"):
         backup.push(original, url, progress=False)
     time.sleep(2.5)
-    resumed = backup.push(original, url, progress=False)
+    with expect_warnings(f"took over the writer lock of {url}, whose lease ran out .*: pid "
+                         f"{push.pid} .*: pond backup push"):
+        resumed = backup.push(original, url, progress=False)
     assert 0 < resumed.uploaded_files < resumed.files
     assert backup.verify(url, progress=False).ok
     restored = tmp_path / "restored"
