@@ -250,7 +250,7 @@ def uploads(s3: S3Server, url: str) -> dict[str, int]:
             for upload in found.get("Uploads", ())}
 
 
-def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
+def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=1, small=1)
     write(original, {"/big/large.bin": os.urandom(3 * backup.MULTIPART_THRESHOLD)})
     env = aws.env(POND=str(original), POND_LOCK_LEASE="1")
@@ -271,7 +271,9 @@ def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
     time.sleep(3)
 
     # Younger than the safety age (1 hour by default): perhaps another push's, left alone.
-    done = backup.push(original, url, progress=False)
+    with expect_warnings(f"took over the writer lock of {url}, whose lease ran out .*: pid "
+                         f"{push.pid} .*: pond backup push"):
+        done = backup.push(original, url, progress=False)
     assert done.aborted_uploads == 0 and not done.up_to_date
     assert list(uploads(aws, url)) == left
     # Older than the age asked for: aborted, counted in the summary; the backup is whole.
