@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 from .. import durations
 from ..resources import Fields, SpecError
 from ..tinyfs import (
+    CHUNK_SIZE,
     FS,
     SERIES,
     SYMLINK,
@@ -412,7 +413,7 @@ def iter_batches(fs: FS, node_id: str, columns: Sequence[str] | None = None,
 def _parquet_batches(f: BinaryIO, what: str, columns: Sequence[str] | None,
                      batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(f, buffer_size=1 << 20)
+        parquet = pq.ParquetFile(f, buffer_size=CHUNK_SIZE)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FsError(errno.EINVAL, f"{what}: not a Parquet file ({exc})") from None
     names = parquet.schema_arrow.names

@@ -16,10 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
-from .records import NodeVersion, StoredContent, TxnInfo
-
-# Bytes read at a time when content is copied through this process.
-_CHUNK = 1024 * 1024
+from .records import CHUNK_SIZE, NodeVersion, StoredContent, TxnInfo
 
 
 class Persistence(ABC):
@@ -71,7 +68,7 @@ class Persistence(ABC):
         (Stores that can have the kernel copy a file override this.)"""
 
         def chunks() -> Iterator[memoryview]:
-            buffer = memoryview(bytearray(_CHUNK))
+            buffer = memoryview(bytearray(CHUNK_SIZE))
             while n := os.readv(source, [buffer]):
                 if progress is not None:
                     progress(n)
@@ -86,7 +83,7 @@ class Persistence(ABC):
         at the end comes after them; stores that can verify first, or take the bytes back,
         override it."""
         with self.open_object(digest) as reader, open(out, "wb", closefd=False) as writer:
-            while chunk := reader.read(_CHUNK):
+            while chunk := reader.read(CHUNK_SIZE):
                 writer.write(chunk)
 
     @abstractmethod
