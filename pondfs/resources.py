@@ -38,8 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .tinyfs import DIRECTORY, DYNAMIC, FS, DynamicFile, FsError
-from .tinyfs.fs import join_path, split_path
+from .tinyfs import DIRECTORY, DYNAMIC, FS, DynamicFile, FsError, join_path, split_path
 
 if TYPE_CHECKING:
     import yaml

@@ -22,8 +22,7 @@ import pytest
 from pondfs import cli, collectors, pond, resources
 from pondfs.collectors import Progress, RunReport
 from pondfs.collectors.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu, device_name
-from pondfs.tinyfs import DYNAMIC, FsError, read_all
-from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs import DYNAMIC, Checker, FsError, read_all
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = Path("/work/shared/data/hydrovu")

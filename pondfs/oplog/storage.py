@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import pyarrow.fs as pafs
 
-from pondfs.tinyfs.errors import FsError
+from pondfs.tinyfs import FsError
 
 from ..locations import is_s3_url
 from .lock import WriterLock, lock_holder

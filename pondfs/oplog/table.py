@@ -47,10 +47,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from pondfs.tinyfs.errors import CorruptContent, FsError
-from pondfs.tinyfs.hashing import content_hash
-from pondfs.tinyfs.persistence import Persistence
-from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
+from pondfs.tinyfs import (
+    CorruptContent,
+    FsError,
+    NodeVersion,
+    Persistence,
+    StoredContent,
+    TxnInfo,
+    content_hash,
+)
 
 from .objects import fsync_dir
 from .schema import (
