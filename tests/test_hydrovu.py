@@ -556,6 +556,27 @@ def test_cli_apply_run_describe_and_secrets(location: str, hydrovu: FakeHydroVu,
             assert CLIENT_ID.encode() not in content and CLIENT_SECRET.encode() not in content
 
 
+@pytest.mark.parametrize("missing", ["client_id", "client_secret"])
+def test_cli_apply_without_a_credential_is_one_line(location: str, tmp_path: Path,
+                                                     missing: str) -> None:
+    import yaml
+
+    document = yaml.safe_load(resource_yaml("http://127.0.0.1:9"))
+    del document["spec"][missing]
+    config = tmp_path / "hydrovu.yaml"
+    config.write_text(yaml.safe_dump(document))
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in Path(location).rglob("*") if p.is_file()}
+
+    before = files()
+    done = pond_cli(location, "apply", "-f", str(config))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"pond apply: {config}: document 1 (HydroVu hydrovu): "
+                           f"spec.{missing}: missing\n")
+    assert files() == before
+
+
 def test_cli_mknod_and_run_errors(location: str, hydrovu: FakeHydroVu, tmp_path: Path,
                                   capsys: pytest.CaptureFixture) -> None:
     spec = tmp_path / "spec.yaml"
