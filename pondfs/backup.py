@@ -150,7 +150,7 @@ def _snapshot(root: Path) -> _Snapshot:
                                                        entry.stat().st_size, None)))
     log_entries.sort()
     return _Snapshot(
-        root=root, table_id=table.metadata().id, table_version=version, txn=txn,
+        root=root, table_id=str(table.metadata().id), table_version=version, txn=txn,
         txn_time_ns=_txn_time(root, version), data=data,
         log=[f for _, f in log_entries], last_checkpoint=_last_checkpoint(root, version),
     )
@@ -784,9 +784,11 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
     it names is there, and ``pond check`` (without rehashing what was just verified)
     finds nothing."""
     from . import pond
+    from .oplog import OplogPersistence
     from .tinyfs import Checker
 
     with pond.open_fs(str(root)) as fs:
+        assert isinstance(fs.store, OplogPersistence)  # a pond on disk
         if fs.store.last_txn() != manifest.txn:
             raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
                               f"the backup at {manifest.txn}")

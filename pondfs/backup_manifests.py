@@ -12,6 +12,7 @@ should be is a :class:`BackupError` naming it, never a traceback.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import errno
 import json
@@ -176,13 +177,13 @@ class RestorePoint:
                    len(manifest.files), manifest.total_bytes, manifest.uploaded_files,
                    manifest.uploaded_bytes)
 
-    def to_json(self) -> bytes:
+    def to_json(self) -> builtins.bytes:  # (``bytes`` here is the field)
         """The summary object's bytes."""
         return json.dumps({"format": _FORMAT + "-summary", "version": 1,
                            **dataclasses.asdict(self)}).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, name: str) -> RestorePoint:
+    def from_json(cls, data: builtins.bytes, name: str) -> RestorePoint:
         """The summary in ``data`` (the object ``name``), or BackupError."""
         try:
             body = _document(data, "summary")

@@ -29,6 +29,7 @@ from .records import (
     SERIES,
     SYMLINK,
     TABLE,
+    Chunk,
     DirOp,
     NodeVersion,
     StoredContent,
@@ -39,7 +40,7 @@ from .records import (
 __all__ = [
     "CHUNK_SIZE", "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "HASH_RE", "INLINE_LIMIT",
     "ROOT_ID", "SERIES", "SYMLINK", "TABLE",
-    "Checker", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
+    "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
     "DynamicFile", "DynamicNode", "FactoryRegistry", "FsError", "GlobError", "GlobPattern",
     "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked", "Stat", "StoredContent",
     "TxnInfo",

@@ -22,6 +22,10 @@ INLINE_LIMIT = 64 * 1024
 #: memory stays bounded whatever a file's size (1 MiB).
 CHUNK_SIZE = 1024 * 1024
 
+#: A piece of content as it streams: bytes, or a view of a buffer that is reused once the
+#: next piece is asked for.
+Chunk = bytes | bytearray | memoryview
+
 DIRECTORY = "directory"
 FILE = "file"
 SYMLINK = "symlink"
