@@ -460,9 +460,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Nothing is wrong."""
         return not self.problems
 
     def describe(self) -> str:
+        """One line: what was verified, and ok or how many problems."""
         state = "ok" if self.ok else f"{len(self.problems)} problem(s)"
         return (f"backup verify {self.location}: {self.manifests} restore point(s), "
                 f"{self.files} files, {human_bytes(self.bytes)}: {state}")
@@ -672,6 +674,7 @@ class RestoreResult:
     seconds: float
 
     def describe(self) -> str:
+        """One line: what was restored where, and how fast."""
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (f"restored transaction {self.txn} from {self.location} into {self.target}: "
                 f"{self.files} files, {human_bytes(self.bytes)} in {self.seconds:.1f} s "

@@ -67,13 +67,16 @@ class Manifest:
 
     @property
     def name(self) -> str:
+        """Where this manifest is, below the backup's prefix."""
         return manifest_name(self.txn)
 
     @property
     def total_bytes(self) -> int:
+        """The size of the snapshot: every file's."""
         return sum(f.size for f in self.files)
 
     def to_json(self) -> bytes:
+        """The manifest object's bytes."""
         body = {
             "format": _FORMAT + "-manifest", "version": 1,
             "table_id": self.table_id, "txn": self.txn, "table_version": self.table_version,
@@ -86,6 +89,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes, name: str) -> Manifest:
+        """The manifest in ``data`` (the object ``name``), or BackupError."""
         try:
             body = _document(data, "manifest")
             files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["blake3"]))

@@ -50,6 +50,7 @@ disk: run sync(1) after it if it must survive a power loss or an operating-syste
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
+    """pond cp SOURCE... DEST, in or out of the pond (see CP_HELP)."""
     sources = [split_side(p) for p in args.sources]
     dest_side, dest = split_side(args.dest)
     outward = any(side == "pond" for side, _ in sources)
