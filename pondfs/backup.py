@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -53,8 +52,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
-
-from tqdm import tqdm
 
 from .backup_manifests import (
     IDENTITY,
@@ -72,8 +69,9 @@ from .backup_manifests import (
     write_identity,
 )
 from .locations import is_s3_url
+from .progress import progress_bar
 from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
-from .tinyfs.hashing import content_hash, hasher, stream_hash
+from .tinyfs import content_hash, hasher, stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +150,7 @@ def _snapshot(root: Path) -> _Snapshot:
                                                        entry.stat().st_size, None)))
     log_entries.sort()
     return _Snapshot(
-        root=root, table_id=table.metadata().id, table_version=version, txn=txn,
+        root=root, table_id=str(table.metadata().id), table_version=version, txn=txn,
         txn_time_ns=_txn_time(root, version), data=data,
         log=[f for _, f in log_entries], last_checkpoint=_last_checkpoint(root, version),
     )
@@ -272,7 +270,7 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
         result.up_to_date = True
         return result
     total = sum(f.size for f in data + log_entries)
-    with _bar(total, "push", progress) as bar, ThreadPoolExecutor(jobs) as pool:
+    with progress_bar("push", total, enabled=progress) as bar, ThreadPoolExecutor(jobs) as pool:
         def upload(f: _LocalFile) -> str:
             return _upload(bucket, snapshot.root, f, bar.update)
 
@@ -398,7 +396,7 @@ def _backup_lock(bucket: Bucket, holder: str) -> Iterator[Callable[[], None]]:
     after ``POND_LOCK_LEASE`` seconds (default 60). Yields a check that raises once the
     lease has been lost (call it before writing what others rely on)."""
     from .oplog.lease import S3Lease
-    from .tinyfs.errors import PondLocked
+    from .tinyfs import PondLocked
 
     with ExitStack() as stack:
         lease = S3Lease(bucket, _LOCK, holder)
@@ -462,9 +460,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Nothing is wrong."""
         return not self.problems
 
     def describe(self) -> str:
+        """One line: what was verified, and ok or how many problems."""
         state = "ok" if self.ok else f"{len(self.problems)} problem(s)"
         return (f"backup verify {self.location}: {self.manifests} restore point(s), "
                 f"{self.files} files, {human_bytes(self.bytes)}: {state}")
@@ -509,7 +509,7 @@ def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
         else:
             present.append(f)
     if not quick:
-        with _bar(sum(f.size for f in present), "verify", progress) as bar, \
+        with progress_bar("verify", sum(f.size for f in present), enabled=progress) as bar, \
                 ThreadPoolExecutor(jobs) as pool:
             found = _parallel(pool, lambda f: _remote_problem(bucket, f, bar.update), present)
         report.problems.extend(p for p in found if p)
@@ -628,7 +628,7 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
         if still_locked is not None:
             still_locked()
             bucket.delete_many(points)
-            with _bar(len(pruned), "prune", progress, unit="file") as bar:
+            with progress_bar("prune", len(pruned), "file", enabled=progress) as bar:
                 bucket.delete_many(pruned, bar.update)
     log.info("%s", result.describe())
     return result
@@ -674,6 +674,7 @@ class RestoreResult:
     seconds: float
 
     def describe(self) -> str:
+        """One line: what was restored where, and how fast."""
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (f"restored transaction {self.txn} from {self.location} into {self.target}: "
                 f"{self.files} files, {human_bytes(self.bytes)} in {self.seconds:.1f} s "
@@ -704,7 +705,7 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
         os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private; a pond directory is not
         for sub in ("oplog/_delta_log", "objects", "cache"):
             (work / sub).mkdir(parents=True, exist_ok=True)
-        with _bar(manifest.total_bytes, "restore", progress) as bar, \
+        with progress_bar("restore", manifest.total_bytes, enabled=progress) as bar, \
                 ThreadPoolExecutor(jobs) as pool:
             found = _parallel(pool, lambda f: _download(bucket, f, work, bar.update),
                               manifest.files)
@@ -786,9 +787,11 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
     it names is there, and ``pond check`` (without rehashing what was just verified)
     finds nothing."""
     from . import pond
-    from .tinyfs.check import Checker
+    from .oplog import OplogPersistence
+    from .tinyfs import Checker
 
     with pond.open_fs(str(root)) as fs:
+        assert isinstance(fs.store, OplogPersistence)  # a pond on disk
         if fs.store.last_txn() != manifest.txn:
             raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
                               f"the backup at {manifest.txn}")
@@ -802,14 +805,6 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _bar(total: int, desc: str, enabled: bool, unit: str = "B") -> tqdm:
-    """A progress bar of bytes (or of ``unit``) and rate on stderr, shown only when stderr
-    is a terminal."""
-    return tqdm(total=total, unit=unit, unit_scale=True,
-                unit_divisor=1024 if unit == "B" else 1000, desc=desc,
-                file=sys.stderr, disable=not (enabled and sys.stderr.isatty()), leave=False)
 
 
 def human_bytes(n: float) -> str:

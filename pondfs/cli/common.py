@@ -1,16 +1,15 @@
 """What every group of ``pond`` commands shares: how a command opens the pond (one
 transaction to write, or a view as of ``--at`` to read), how a command is added to the
-parser, pond and host path prefixes, progress bars and times for people."""
+parser, pond and host path prefixes, and times for people."""
 
 from __future__ import annotations
 
 import argparse
 import errno
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from .. import pond
@@ -42,29 +41,6 @@ def add_at(p: argparse.ArgumentParser) -> None:
                    help="read the pond as of transaction TXN (time travel)")
 
 
-def progress(total: int | None, unit: str, desc: str) -> Any:
-    """A progress bar on stderr, shown only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=unit, unit_scale=unit == "B", desc=desc, file=sys.stderr,
-                leave=False)
-
-
-class _NoProgress:
-    """A progress bar that shows nothing (stderr is no terminal)."""
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        return None
-
-
 @contextmanager
 def writing(args: argparse.Namespace) -> Iterator[FS]:
     """A writable view for one command; commits if the command finishes without error."""
@@ -88,7 +64,8 @@ def _ignoring_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def reading(args: argparse.Namespace) -> FS:
+def reading(args: argparse.Namespace) -> AbstractContextManager[FS]:
+    """A read-only view for one command, as of ``--at`` if the command takes it."""
     return pond.open_fs(args.location, at=getattr(args, "at", None))
 
 

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
-from .common import Commands, add_at, entry, progress, reading, split_side, writing
+from ..progress import progress_bar
+from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, read_csv, read_parquet
+from .common import Commands, add_at, entry, reading, split_side, writing
 from .errors import CommandError
 
 
@@ -49,6 +50,7 @@ disk: run sync(1) after it if it must survive a power loss or an operating-syste
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
+    """pond cp SOURCE... DEST, in or out of the pond (see CP_HELP)."""
     sources = [split_side(p) for p in args.sources]
     dest_side, dest = split_side(args.dest)
     outward = any(side == "pond" for side, _ in sources)
@@ -91,7 +93,7 @@ class _CopyIn:
         into_dir = dest_id is not None and self.fs.kind(dest_id) == DIRECTORY
         if len(sources) > 1 and not into_dir:
             raise FsError(errno.ENOTDIR, f"target {dest} is not a directory")
-        with progress(total, "B", "copy") as bar:
+        with progress_bar("copy", total) as bar:
             self.bar = bar
             for src in sources:
                 if into_dir:
@@ -171,9 +173,9 @@ def _tree_size(path: str) -> int:
 def _read_input_table(src: str) -> pa.Table:
     if src.lower().endswith(".csv"):
         with open(src, "rb") as f:
-            return formats.read_csv(f, src)
+            return read_csv(f, src)
     with open(src, "rb") as f:
-        return formats.read_parquet(f, src)
+        return read_parquet(f, src)
 
 
 def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
@@ -191,7 +193,7 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
             plan.extend(_pond_tree(fs, node_id, target))
         else:
             plan.append((node_id, target, "file"))
-    with progress(len(plan), "file", "copy") as bar:
+    with progress_bar("copy", len(plan), "file") as bar:
         for node_id, target, kind in plan:
             if kind == "dir":
                 os.makedirs(target, exist_ok=True)

@@ -10,8 +10,7 @@ import sys
 import time
 
 from .. import pond
-from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError
-from ..tinyfs.fs import join_path
+from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError, join_path
 from .common import Commands, add_at, entry, iso_time, reading, writing
 from .errors import CommandError
 
@@ -57,12 +56,14 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """pond init: a new, empty pond."""
     txn = pond.init(args.location)
     print(f"initialized pond at {args.location} (transaction {txn})")
     return 0
 
 
 def cmd_mkdir(args: argparse.Namespace) -> int:
+    """pond mkdir [-p] PATH...: new directories, in one transaction."""
     with writing(args) as fs:
         for path in args.paths:
             if args.parents:
@@ -161,6 +162,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
+    """pond cat PATH...: the files' bytes on stdout."""
     sys.stdout.flush()
     with reading(args) as fs:
         for path in args.paths:
@@ -172,6 +174,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
 
 
 def cmd_stat(args: argparse.Namespace) -> int:
+    """pond stat PATH...: each node's attributes, content hash and storage."""
     with reading(args) as fs:
         for path in args.paths:
             node_id = fs.resolve(path, follow=False)
@@ -194,6 +197,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    """pond rm [-r] [-f] PATH...: remove files (and trees with -r)."""
     with writing(args) as fs:
         for path in args.paths:
             try:
@@ -226,6 +230,7 @@ def _remove_tree(fs: FS, dir_id: str) -> None:
 
 
 def cmd_mv(args: argparse.Namespace) -> int:
+    """pond mv SOURCE DEST: rename, or move into the directory DEST."""
     with writing(args) as fs:
         src_dir, src_name = entry(fs, args.source)
         if fs.lookup(src_dir, src_name) is None:
@@ -245,6 +250,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 
 def cmd_ln(args: argparse.Namespace) -> int:
+    """pond ln -s TARGET LINK: a symbolic link (hard links are refused)."""
     if not args.symbolic:
         raise CommandError("hard links are not supported; use ln -s")
     with writing(args) as fs:

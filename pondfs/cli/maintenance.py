@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import pond
-from ..tinyfs.check import Checker
-from .common import Commands, add_at, progress, reading
+from ..progress import progress_bar
+from ..tinyfs import Checker
+from .common import Commands, add_at, reading
 
 
 def add_commands(commands: Commands) -> None:
@@ -24,7 +25,8 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    with reading(args) as fs, progress(None, "version", "check") as bar:
+    """pond check: every invariant of the pond; exit status 1 on any problem."""
+    with reading(args) as fs, progress_bar("check", None, "version") as bar:
         report = Checker(fs, verify_content=not args.quick,
                          progress=lambda n: bar.update(1)).run()
     for problem in report.problems:
@@ -37,6 +39,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
+    """pond maintain: checkpoint, compact, remove unreferenced old data."""
     report = pond.maintain(args.location, retention_hours=args.retention_hours,
                            holder="pond maintain")
     for key, value in report.items():

@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 from .. import durations
 from ..resources import Fields, SpecError
 from ..tinyfs import (
+    CHUNK_SIZE,
     FS,
     SERIES,
     SYMLINK,
@@ -65,10 +66,12 @@ from ..tinyfs import (
     DynamicFile,
     DynamicNode,
     FsError,
+    GlobError,
+    GlobPattern,
+    stream_hash,
+    substitute,
     validate_name,
 )
-from ..tinyfs.glob import GlobError, GlobPattern, substitute
-from ..tinyfs.hashing import stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -332,11 +335,11 @@ class ComputedFile(DynamicFile):
         return self.key(self.inputs())
 
     def key(self, inputs: Sequence[str | Input]) -> str:
-        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, _input_id(i)))
+        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, input_id(i)))
                                        for i in inputs))
 
     def mtime_ns(self) -> int:
-        return max((input_mtime_ns(self.fs, _input_id(i)) for i in self.inputs()),
+        return max((input_mtime_ns(self.fs, input_id(i)) for i in self.inputs()),
                    default=self.default_mtime_ns)
 
     def _ensure(self) -> str:
@@ -359,7 +362,8 @@ class ComputedFile(DynamicFile):
         return reader
 
 
-def _input_id(i: str | Input) -> str:
+def input_id(i: str | Input) -> str:
+    """The node id of an input given as one or as an :class:`Input`."""
     return i if isinstance(i, str) else i.node_id
 
 
@@ -408,7 +412,7 @@ def iter_batches(fs: FS, node_id: str, columns: Sequence[str] | None = None,
 def _parquet_batches(f: BinaryIO, what: str, columns: Sequence[str] | None,
                      batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(f, buffer_size=1 << 20)
+        parquet = pq.ParquetFile(f, buffer_size=CHUNK_SIZE)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FsError(errno.EINVAL, f"{what}: not a Parquet file ({exc})") from None
     names = parquet.schema_arrow.names

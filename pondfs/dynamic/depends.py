@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 from ..kinds import KINDS
 from ..resources import Resource, find, stored
-from ..tinyfs import FS, FsError
-from ..tinyfs.fs import split_path
-from ..tinyfs.glob import GlobPattern
+from ..tinyfs import FS, FsError, GlobPattern, split_path
 
 
 @dataclass(frozen=True)

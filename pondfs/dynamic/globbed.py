@@ -26,8 +26,7 @@ from typing import BinaryIO
 
 from ..kinds import Kind
 from ..resources import Fields
-from ..tinyfs import DIRECTORY, FS, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode
-from ..tinyfs.fs import join_path
+from ..tinyfs import DIRECTORY, FS, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode, join_path
 from .computed import (
     check_template,
     fingerprint,

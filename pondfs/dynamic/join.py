@@ -49,8 +49,7 @@ import pyarrow.parquet as pq
 
 from ..kinds import Kind
 from ..resources import Fields, SpecError
-from ..tinyfs import FS, SERIES, DynamicNode, FsError
-from ..tinyfs.glob import GlobError, substitute
+from ..tinyfs import FS, SERIES, DynamicNode, FsError, GlobError, substitute
 from .computed import (
     DEFAULT_FLOOR,
     ROW_GROUP,

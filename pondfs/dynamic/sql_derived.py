@@ -42,6 +42,7 @@ Parquet, but the inputs are held in memory while the query runs.
 from __future__ import annotations
 
 import errno
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,15 +53,16 @@ import pyarrow.parquet as pq
 
 from ..kinds import Kind
 from ..resources import Fields, SpecError
-from ..tinyfs import FS, DynamicNode, FsError
-from ..tinyfs.glob import substitute
+from ..tinyfs import FS, DynamicNode, FsError, substitute
 from .computed import (
     ROW_GROUP,
     ComputedFile,
+    Input,
     StaticDirectory,
     cache_key,
     check_template,
     fingerprint,
+    input_id,
     input_mtime_ns,
     pattern_field,
     read_table,
@@ -207,10 +209,10 @@ class SqlFile(ComputedFile):
         super().__init__(fs, FACTORY, spec.settings(), bind,
                          lambda sink, ids: _write(fs, spec, ids, sink))
 
-    def key(self, inputs: Sequence[str]) -> str:
+    def key(self, inputs: Sequence[str | Input]) -> str:
         layout = getattr(inputs, "layout", [])
         return cache_key(self.recipe + repr(layout),
-                         ((i, fingerprint(self.fs, i)) for i in inputs))
+                         ((input_id(i), fingerprint(self.fs, input_id(i))) for i in inputs))
 
 
 def _bind(fs: FS, tables: dict[str, str], only: str | None = None) -> Bound:
@@ -225,7 +227,7 @@ def _outputs(fs: FS, spec: SqlSpec) -> list[tuple[str, DynamicNode]]:
     assert spec.name is not None
     pattern = spec.tables[SOURCE]
     named = [(substitute(spec.name, m.captures), m.path, m) for m in resolve_inputs(fs, pattern)]
-    return [(name, SqlFile(fs, spec, lambda m=match: _bind(fs, spec.tables, m.node_id)))
+    return [(name, SqlFile(fs, spec, functools.partial(_bind, fs, spec.tables, match.node_id)))
             for name, match in unique_names(pattern, spec.name, named)]
 
 

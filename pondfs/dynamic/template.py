@@ -73,8 +73,7 @@ import pyarrow as pa
 
 from ..kinds import Kind
 from ..resources import Fields, SpecError
-from ..tinyfs import FILE, FS, DynamicNode, FsError, read_all, validate_name
-from ..tinyfs.glob import GlobError, substitute
+from ..tinyfs import FILE, FS, DynamicNode, FsError, GlobError, read_all, substitute, validate_name
 from .computed import (
     ComputedFile,
     Input,
@@ -286,6 +285,7 @@ class TemplateDirectory(StaticDirectory):
 
     def _outputs(self) -> list[tuple[str, DynamicNode]]:
         spec = self.spec
+        named: list[tuple[str, str, Input | str | None]]
         if spec.each == "match":
             named = [(substitute(spec.name, m.captures), m.path, m) for m in self._matches()]
         elif spec.each == "parameter":

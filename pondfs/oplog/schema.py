@@ -20,7 +20,7 @@ from dataclasses import MISSING, fields
 
 import pyarrow as pa
 
-from pondfs.tinyfs.records import DirOp, NodeVersion, TxnInfo
+from pondfs.tinyfs import DirOp, NodeVersion, TxnInfo
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def from_table(table: pa.Table) -> list[NodeVersion]:
     columns = []
     for f in fields(NodeVersion):
         if f.name not in table.column_names:
-            if f.default is MISSING:  # a factory: a fresh value per row
+            if f.default_factory is not MISSING:  # a fresh value per row
                 columns.append([f.default_factory() for _ in range(n)])
             else:
                 columns.append([f.default] * n)

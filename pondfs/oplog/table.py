@@ -47,10 +47,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from pondfs.tinyfs.errors import CorruptContent, FsError
-from pondfs.tinyfs.hashing import content_hash
-from pondfs.tinyfs.persistence import Persistence
-from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
+from pondfs.tinyfs import (
+    Chunk,
+    CorruptContent,
+    FsError,
+    NodeVersion,
+    Persistence,
+    StoredContent,
+    TxnInfo,
+    content_hash,
+)
 
 from .objects import fsync_dir
 from .schema import (
@@ -169,7 +175,7 @@ class OplogPersistence(Persistence):
         self._mutex = threading.RLock()
         self._table = self._open_table()
         #: The Delta table's id: one pond's identity wherever it is read from.
-        self.table_id: str = self._table.metadata().id
+        self.table_id: str = str(self._table.metadata().id)  # a UUID (typed int upstream)
         self.objects = storage.object_store(self.table_id)
         #: Where derived content of this pond is cached.
         self.cache_dir = storage.cache_dir(self.table_id)
@@ -449,7 +455,7 @@ class OplogPersistence(Persistence):
 
     # -- content -------------------------------------------------------------------------
 
-    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+    def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
         """Keep ``chunks``: inline when shorter than ``inline_limit``, else as an object.
 
         At most ``inline_limit`` bytes plus one chunk are held in memory.
@@ -635,8 +641,8 @@ class _DataFile:
         if self.min_node is not None and self.min_node > node_id:
             return False
         # Writers may truncate long string statistics; a truncated maximum is no bound.
-        truncated = self.max_node is None or len(self.max_node) != len(node_id)
-        return truncated or node_id <= self.max_node
+        return (self.max_node is None or len(self.max_node) != len(node_id)
+                or node_id <= self.max_node)
 
 
 class _FileIndex:

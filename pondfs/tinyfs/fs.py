@@ -44,6 +44,7 @@ from .glob import GlobPattern
 from .hashing import EMPTY_HASH, content_hash
 from .persistence import Persistence
 from .records import (
+    CHUNK_SIZE,
     DATA,
     DIRECTORY,
     DYNAMIC,
@@ -612,7 +613,7 @@ class FS:
     def _dynamic_stat(self, node_id: str, node: DynamicNode) -> Stat:
         is_dir = isinstance(node, DynamicDirectory)
         mode = (st.S_IFDIR | 0o555) if is_dir else (st.S_IFREG | 0o444)
-        size = 0 if is_dir else node.size()
+        size = node.size() if isinstance(node, DynamicFile) else 0
         mtime = node.mtime_ns()
         return Stat(node_id, DIRECTORY if is_dir else FILE, "" if is_dir else DATA, mode,
                     2 if is_dir else 1, 0, 0, size, mtime, mtime, mtime, 0, self.as_of, True)
@@ -846,11 +847,11 @@ class FS:
         def resized() -> Iterator[bytes]:
             with source:
                 left = size
-                while left and (chunk := source.read(min(formats.CHUNK, left))):
+                while left and (chunk := source.read(min(CHUNK_SIZE, left))):
                     left -= len(chunk)
                     yield chunk
                 while left:
-                    n = min(formats.CHUNK, left)
+                    n = min(CHUNK_SIZE, left)
                     left -= n
                     yield bytes(n)
 
@@ -963,9 +964,9 @@ class FS:
             raise FsError(errno.EINVAL, f"not a series: {node_id}")
         tables = []
         for version in self._series_versions(v):
-            if start is not None and version.max_time < start:
-                continue
-            if end is not None and version.min_time > end:
+            low, high = version.min_time, version.max_time
+            assert low is not None and high is not None  # only versions with rows are listed
+            if (start is not None and high < start) or (end is not None and low > end):
                 continue
             tables.append(formats.read_parquet(self._content_bytes(version), node_id))
         merged = formats.merge_series(tables, v.time_column)
