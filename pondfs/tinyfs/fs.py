@@ -663,8 +663,11 @@ class FS:
 
     @_locked
     def setxattr(self, node_id: str, name: str, value: bytes) -> None:
-        """Set an extended attribute (a new version of the node)."""
+        """Set an extended attribute (a new version of the node, unless it has that value
+        already: as ext4, nothing changes then, not even the ctime)."""
         v = self._require_stored(node_id)
+        if v.xattrs.get(name) == value:
+            return
         self._next_version(node_id, xattrs={**v.xattrs, name: bytes(value)},
                            ctime_ns=time.time_ns())
 
