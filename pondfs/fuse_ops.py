@@ -38,13 +38,19 @@ What this module owns, and the promises it keeps:
   the store commit itself (tens of ms, more when fsync'ed) runs while the mount serves.
 - **Errors**: every handler answers ``FsError`` with its errno and any other exception with
   ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
+- **Hard links and special files**: ``link`` gives a node another name (one inode, its
+  ``st_nlink`` counting the names); ``mknod`` makes FIFOs, sockets and device nodes (with
+  ``st_rdev``), which the kernel implements on the inode the mount answers with (a FIFO's
+  pipe, a bound socket): the pond keeps only their names, modes and device numbers.
+  Unlinking one of several names leaves an open file of that node as it is; only its last
+  name removes it (:meth:`PondOperations._removed`).
 
-Deliberate limits (documented for users in the README): hard links answer ``EPERM``;
-``mknod`` of devices, FIFOs and sockets answers ``EPERM``; ``RENAME_EXCHANGE`` answers
-``EINVAL``; files are stored densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``;
-series files are read-only through the mount (``EACCES`` on open for writing); the
-read-only attributes ``user.pond.node_id``, ``user.pond.version`` and ``user.pond.txn`` can
-be read by name but are not listed (so copies do not carry them).
+Deliberate limits (documented for users in the README): hard links to directories and
+computed nodes answer ``EPERM``; ``RENAME_EXCHANGE`` answers ``EINVAL``; files are stored
+densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``; series files are read-only
+through the mount (``EACCES`` on open for writing); the read-only attributes
+``user.pond.node_id``, ``user.pond.version`` and ``user.pond.txn`` can be read by name but
+are not listed (so copies do not carry them).
 """
 
 from __future__ import annotations
@@ -337,7 +343,7 @@ class PondOperations(pyfuse3.Operations):
         attr.st_nlink = s.nlink
         attr.st_uid = s.uid
         attr.st_gid = s.gid
-        attr.st_rdev = 0
+        attr.st_rdev = s.rdev
         attr.st_size = s.size
         attr.st_blksize = BLOCK_SIZE
         attr.st_blocks = (s.size + 511) // 512
@@ -555,8 +561,12 @@ class PondOperations(pyfuse3.Operations):
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
         child = await self._call(self.fs.lookup, dir_id, text, inline=self._loaded(dir_id))
-        await self._call(self.fs.unlink, dir_id, text, inline=self._loaded(dir_id))
-        self._removed(child)
+        # Dropping one of several names is a new version of the node, which may read its
+        # inline content back from the store: not on the event loop.
+        inline = self._loaded(dir_id) and (child is None or (
+            self._loaded(child) and self.fs.names(child) < 2))
+        if not await self._call(self.fs.unlink, dir_id, text, inline=inline):
+            self._removed(child)  # its last name: the node is gone
         self._staged_change()
 
     @_handler
@@ -597,7 +607,8 @@ class PondOperations(pyfuse3.Operations):
             moved = self.fs.lookup(src_dir, src_name)
             self.fs.rename(src_dir, src_name, dst_dir, dst_name,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
-            return moved, replaced if replaced != moved else None
+            gone = replaced != moved and replaced is not None and not self.fs.names(replaced)
+            return moved, replaced if gone else None
 
         moved, replaced = await self._call(move)
         if moved in self._parent_dirs:
@@ -606,17 +617,31 @@ class PondOperations(pyfuse3.Operations):
         self._staged_change()
 
     @_handler
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx):
-        raise pyfuse3.FUSEError(errno.EPERM)  # the data model has one name per node
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx
+                   ) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        node_id = self.inodes.node(inode)
+        dir_id = self.inodes.node(new_parent_inode)
+        # In a thread: the node's new version may read its inline content back.
+        await self._call(self.fs.link, node_id, dir_id, self._check_name(new_name))
+        self._staged_change()
+        return await self._entry(node_id)
 
     @_handler
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx
                     ) -> pyfuse3.EntryAttributes:
-        if not st.S_ISREG(mode):
-            raise pyfuse3.FUSEError(errno.EPERM)  # no devices, FIFOs or sockets in a pond
-        info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
-        await self.release(info.fh)
-        return attr
+        if st.S_ISREG(mode):
+            info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
+            await self.release(info.fh)
+            return attr
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        uid, gid = self._owner(await self._stat(dir_id), ctx)
+        # FIFOs, sockets and devices: the kernel implements them on the inode we answer.
+        node_id = await self._call(self.fs.mknod, dir_id, self._check_name(name), mode, rdev,
+                                   uid, gid, inline=self._loaded(dir_id))
+        self._staged_change()
+        return await self._entry(node_id)
 
     # ------------------------------------------------------------------ files: open, close
 

@@ -6,6 +6,7 @@ import errno
 import functools
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -179,7 +180,7 @@ def test_a_pond_from_before_links_is_read_and_gains_their_columns_at_its_first_c
     assert (s.nlink, s.rdev) == (1, 0) and fs.entries(sub)["f"].part_id == ""
     assert Checker(fs).run().problems == []
     fs.link(node, ROOT_ID, "g")
-    fifo = fs.mknod(sub, "p", "fifo")
+    fifo = fs.mknod(sub, "p", stat.S_IFIFO | 0o644)
     fs.commit("links")
     store.close()
 

@@ -83,6 +83,7 @@ _NO_ROWS = {"content": b"", "inline": True, "size": 0, "blake3": EMPTY_HASH,
 _TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK,
               FIFO: st.S_IFIFO, SOCKET: st.S_IFSOCK, CHAR_DEVICE: st.S_IFCHR,
               BLOCK_DEVICE: st.S_IFBLK}
+_SPECIAL_OF_TYPE = {_TYPE_BITS[kind]: kind for kind in SPECIAL_KINDS}
 
 
 def validate_name(name: str) -> str:
@@ -693,13 +694,16 @@ class FS:
                             (content_hash(data), len(data), data))
 
     @_locked
-    def mknod(self, dir_id: str, name: str, kind: str, mode: int = 0o644, rdev: int = 0,
-              uid: int = 0, gid: int = 0) -> str:
-        """Create a FIFO, socket or device node (a kind of :data:`SPECIAL_KINDS`): a node with
-        a mode and no content, which the kernel implements; ``rdev`` is a device's number
-        (kept for devices only). Its node id."""
-        if kind not in SPECIAL_KINDS:
-            raise FsError(errno.EINVAL, f"mknod makes {', '.join(SPECIAL_KINDS)}, not {kind!r}")
+    def mknod(self, dir_id: str, name: str, mode: int, rdev: int = 0, uid: int = 0,
+              gid: int = 0) -> str:
+        """Create a FIFO, socket or device node, the type given by ``mode``'s file type bits
+        (``stat.S_IFIFO``, ``S_IFSOCK``, ``S_IFCHR``, ``S_IFBLK``): a node with a mode and no
+        content, which the kernel implements; ``rdev`` is a device's number (kept for
+        devices only, as ext4 does). Its node id."""
+        kind = _SPECIAL_OF_TYPE.get(st.S_IFMT(mode))
+        if kind is None:
+            raise FsError(errno.EINVAL, f"mknod makes FIFOs, sockets and devices, not "
+                          f"file type {st.S_IFMT(mode):o}")
         return self._create(dir_id, name, kind, "", mode, uid, gid,
                             rdev=rdev if kind in DEVICE_KINDS else 0)
 
