@@ -8,19 +8,22 @@ unmounting and reading the pond back without FUSE, so what the tools saw is what
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import random
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
+from contextlib import chdir
 from pathlib import Path
 
 import pytest
 from fuse_helpers import MOUNT_COMMAND, Mount, make_pond, requires_fuse
+from shapes import make_linked_source, shape
 
 from pondfs import pond
 from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, read_all
@@ -907,29 +910,6 @@ def test_two_writers_through_the_mount(mount: Mount, pond_path: Path) -> None:
 # and in the mount, and compares what they leave: types, modes, link counts, device numbers,
 # bytes, and which names share an inode.
 
-def shape(root: Path) -> tuple[dict[str, tuple], set[frozenset[str]]]:
-    """Per path below ``root``: (st_mode, st_nlink, st_rdev, size, the SHA-256 of a file's
-    bytes or a symlink's target; no size for a directory, which filesystems count
-    differently); and the sets of paths that name one inode."""
-    entries: dict[str, tuple] = {}
-    inodes: dict[int, set[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            s = os.lstat(full)
-            body: object = None
-            if stat.S_ISREG(s.st_mode):
-                body = hashlib.sha256(Path(full).read_bytes()).hexdigest()
-            elif stat.S_ISLNK(s.st_mode):
-                body = os.readlink(full)
-            size = None if stat.S_ISDIR(s.st_mode) else s.st_size
-            entries[rel] = (s.st_mode, s.st_nlink, s.st_rdev, size, body)
-            if not stat.S_ISDIR(s.st_mode):
-                inodes.setdefault(s.st_ino, set()).add(rel)
-    return entries, {frozenset(names) for names in inodes.values()}
-
-
 def outcome(action) -> str:
     """"ok", or the name of the errno ``action()`` failed with."""
     try:
@@ -1003,10 +983,6 @@ def test_hard_links_behave_as_on_the_host(mount: Mount, pond_path: Path,
 def special_operations(root: Path) -> list:
     """A FIFO with a writer and a reader, a Unix socket bound and connected to, and device
     nodes (as root); what each step observes."""
-    import socket
-    import threading
-    from contextlib import chdir
-
     seen: list = []
     os.mkfifo(root / "fifo", 0o640)
     data = random.Random(3).randbytes(200_000)  # more than a pipe holds
@@ -1049,29 +1025,6 @@ def test_fifos_sockets_and_device_nodes_behave_as_on_the_host(mount: Mount, pond
     check(pond_path)
     mount.start()
     assert shape(root) == shape(host)
-
-
-def make_linked_source(root: Path) -> Path:
-    """A tree holding hard links (in one directory and across two), a FIFO, a socket, a
-    character device (as root), a symlink and plain files."""
-    import socket
-    from contextlib import chdir
-
-    (root / "a").mkdir(parents=True)
-    (root / "b").mkdir()
-    (root / "a" / "one").write_bytes(b"one\n" * 1000)
-    os.link(root / "a" / "one", root / "a" / "one-again")
-    os.link(root / "a" / "one", root / "b" / "one-elsewhere")
-    (root / "b" / "big").write_bytes(random.Random(5).randbytes(300_000))
-    os.link(root / "b" / "big", root / "big")
-    (root / "plain").write_text("just one name\n")
-    (root / "link").symlink_to("a/one")
-    os.mkfifo(root / "b" / "fifo")
-    with chdir(root), socket.socket(socket.AF_UNIX) as bound:
-        bound.bind("sock")  # the socket file stays after the socket is closed
-    if os.geteuid() == 0:
-        os.mknod(root / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    return root
 
 
 @pytest.mark.parametrize("tool", ["cp -a", "rsync -aH", "tar x"])
