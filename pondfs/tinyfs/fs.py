@@ -3,7 +3,8 @@
 An :class:`FS` is a view of a pond as of one transaction. A writable view (``at`` not given)
 collects changes in a pending transaction that :meth:`FS.commit` turns into one atomic
 persistence commit; :meth:`FS.abort` drops them. Nodes are named by ``node_id``; paths are
-resolved by :meth:`FS.resolve`. Errors are :class:`FsError` with a POSIX errno.
+resolved by :meth:`FS.resolve`; a node other than a directory may have several names (hard
+links, :meth:`FS.link`). Errors are :class:`FsError` with a POSIX errno.
 
 Committing has two phases so that a slow persistence commit (tens of ms, more when fsync'ed)
 does not stop the view (see :class:`Commit`): under the view's lock the pending versions are
