@@ -60,13 +60,27 @@ import os
 import signal
 import stat as st
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from functools import partial, wraps
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 import pyfuse3
 import trio
+from pyfuse3 import (
+    EntryAttributes,
+    FileHandleT,
+    FileInfo,
+    FileNameT,
+    FlagT,
+    InodeT,
+    ModeT,
+    ReaddirToken,
+    RequestContext,
+    SetattrFields,
+    StatvfsData,
+    XAttrNameT,
+)
 
 from .fuse.committer import COMMIT_INTERVAL, GroupCommitter
 from .fuse.files import DirHandle, Handle, OpenFile, holding, local_fd
@@ -98,16 +112,17 @@ READDIR_BATCH = 128
 POND_XATTRS = ("user.pond.node_id", "user.pond.version", "user.pond.txn")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def _handler(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _handler(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn every failure of a FUSE handler into a FUSEError (tinyfs errors keep their errno,
     anything unexpected is logged and answered EIO), so the main loop never dies."""
 
     @wraps(method)
-    async def wrapper(*args: Any) -> T:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await method(*args)
+            return await method(*args, **kwargs)
         except pyfuse3.FUSEError:
             raise
         except FsError as exc:
@@ -178,8 +193,8 @@ class PondOperations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ attributes
 
-    def _attributes(self, inode: int, s: Stat) -> pyfuse3.EntryAttributes:
-        attr = pyfuse3.EntryAttributes()
+    def _attributes(self, inode: int, s: Stat) -> EntryAttributes:
+        attr = EntryAttributes()
         attr.st_ino = inode
         attr.generation = 0
         # A pinned view (at=) never changes, so even computed nodes may be cached.
@@ -205,7 +220,7 @@ class PondOperations(pyfuse3.Operations):
                 attr.st_mtime_ns = attr.st_ctime_ns = of.mtime_ns
         return attr
 
-    async def _entry(self, node_id: str) -> pyfuse3.EntryAttributes:
+    async def _entry(self, node_id: str) -> EntryAttributes:
         """Attributes of ``node_id`` for a reply that gives the kernel a reference."""
         s = await self.view.stat(node_id)
         inode = self.inodes.inode(node_id)
@@ -213,7 +228,8 @@ class PondOperations(pyfuse3.Operations):
         return self._attributes(inode, s)
 
     @_handler
-    async def lookup(self, parent_inode: int, name: bytes, ctx=None) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext
+                     ) -> EntryAttributes:
         dir_id = self.inodes.node(parent_inode)
         if len(name) > NAME_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
@@ -234,7 +250,7 @@ class PondOperations(pyfuse3.Operations):
             child = await self.view.call(fs.lookup, dir_id, text, inline=fs.loaded(dir_id))
             s = None
         if child is None:
-            negative = pyfuse3.EntryAttributes()
+            negative = EntryAttributes()
             negative.st_ino = 0
             negative.entry_timeout = ENTRY_TIMEOUT
             return negative
@@ -248,14 +264,14 @@ class PondOperations(pyfuse3.Operations):
         return attr
 
     @_handler
-    async def forget(self, inode_list) -> None:
+    async def forget(self, inode_list: Sequence[tuple[InodeT, int]]) -> None:
         for inode, count in inode_list:
             self.inodes.forget(inode, count, inode in self._files)
             if not self.inodes.knows(inode):
                 self._page_cache.pop(inode, None)
 
     @_handler
-    async def getattr(self, inode: int, ctx=None) -> pyfuse3.EntryAttributes:
+    async def getattr(self, inode: InodeT, ctx: RequestContext) -> EntryAttributes:
         node_id = self.inodes.node(inode)
         of = self._files.get(inode)
         try:
@@ -272,7 +288,8 @@ class PondOperations(pyfuse3.Operations):
         return self._attributes(inode, s)
 
     @_handler
-    async def setattr(self, inode: int, attr, fields, fh, ctx) -> pyfuse3.EntryAttributes:
+    async def setattr(self, inode: InodeT, attr: EntryAttributes, fields: SetattrFields,
+                      fh: FileHandleT | None, ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         node_id = self.inodes.node(inode)
         if fields.update_size:
@@ -300,11 +317,11 @@ class PondOperations(pyfuse3.Operations):
     # ------------------------------------------------------------------ directories
 
     @_handler
-    async def opendir(self, inode: int, ctx) -> int:
+    async def opendir(self, inode: InodeT, ctx: RequestContext) -> FileHandleT:
         return self._new_handle(DirHandle(self.inodes.node(inode)))
 
     @_handler
-    async def readdir(self, fh: int, start_id: int, token) -> None:
+    async def readdir(self, fh: FileHandleT, start_id: int, token: ReaddirToken) -> None:
         handle = self._handles[fh]
         assert isinstance(handle, DirHandle)
         dir_id = handle.node_id
@@ -347,11 +364,11 @@ class PondOperations(pyfuse3.Operations):
         return stats
 
     @_handler
-    async def releasedir(self, fh: int) -> None:
+    async def releasedir(self, fh: FileHandleT) -> None:
         self._handles.pop(fh, None)
 
     @_handler
-    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+    async def fsyncdir(self, fh: FileHandleT, datasync: bool) -> None:
         await self.committer.commit("fsync", durable=True)
 
     def _owner(self, parent: Stat, ctx) -> tuple[int, int]:
@@ -365,8 +382,8 @@ class PondOperations(pyfuse3.Operations):
         return os.fsdecode(name)
 
     @_handler
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx
-                    ) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent_inode: InodeT, name: FileNameT, mode: ModeT,
+                    ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
         parent = await self.view.stat(dir_id)
@@ -380,8 +397,8 @@ class PondOperations(pyfuse3.Operations):
         return await self._entry(node_id)
 
     @_handler
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx
-                      ) -> pyfuse3.EntryAttributes:
+    async def symlink(self, parent_inode: InodeT, name: FileNameT, target: FileNameT,
+                      ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         if len(target) > PATH_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
@@ -395,7 +412,7 @@ class PondOperations(pyfuse3.Operations):
         return await self._entry(node_id)
 
     @_handler
-    async def readlink(self, inode: int, ctx) -> bytes:
+    async def readlink(self, inode: InodeT, ctx: RequestContext) -> FileNameT:
         node_id = self.inodes.node(inode)
         target = self._symlinks.get(node_id)  # a symlink's target never changes
         if target is None:
@@ -404,7 +421,7 @@ class PondOperations(pyfuse3.Operations):
         return target
 
     @_handler
-    async def unlink(self, parent_inode: int, name: bytes, ctx) -> None:
+    async def unlink(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext) -> None:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
@@ -418,7 +435,7 @@ class PondOperations(pyfuse3.Operations):
         self.committer.staged()
 
     @_handler
-    async def rmdir(self, parent_inode: int, name: bytes, ctx) -> None:
+    async def rmdir(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext) -> None:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
@@ -440,8 +457,9 @@ class PondOperations(pyfuse3.Operations):
             of.removed = True
 
     @_handler
-    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
-                     name_new: bytes, flags: int, ctx) -> None:
+    async def rename(self, parent_inode_old: InodeT, name_old: FileNameT,
+                     parent_inode_new: InodeT, name_new: FileNameT, flags: FlagT,
+                     ctx: RequestContext) -> None:
         self._check_writable()
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise pyfuse3.FUSEError(errno.EINVAL)
@@ -465,8 +483,8 @@ class PondOperations(pyfuse3.Operations):
         self.committer.staged()
 
     @_handler
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx
-                   ) -> pyfuse3.EntryAttributes:
+    async def link(self, inode: InodeT, new_parent_inode: InodeT, new_name: FileNameT,
+                   ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         node_id = self.inodes.node(inode)
         dir_id = self.inodes.node(new_parent_inode)
@@ -476,8 +494,8 @@ class PondOperations(pyfuse3.Operations):
         return await self._entry(node_id)
 
     @_handler
-    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx
-                    ) -> pyfuse3.EntryAttributes:
+    async def mknod(self, parent_inode: InodeT, name: FileNameT, mode: ModeT, rdev: int,
+                    ctx: RequestContext) -> EntryAttributes:
         if st.S_ISREG(mode):
             info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
             await self.release(info.fh)
@@ -516,7 +534,8 @@ class PondOperations(pyfuse3.Operations):
         return Spool(self.spool_dir)
 
     @_handler
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx):
+    async def create(self, parent_inode: InodeT, name: FileNameT, mode: ModeT, flags: FlagT,
+                     ctx: RequestContext) -> tuple[FileInfo, EntryAttributes]:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
         uid, gid = self._owner(await self.view.stat(dir_id), ctx)
@@ -535,10 +554,10 @@ class PondOperations(pyfuse3.Operations):
         self._page_cache[attr.st_ino] = ("", 0)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         handle = Handle(of, writable, changes=True, append=bool(flags & os.O_APPEND))
-        return pyfuse3.FileInfo(fh=self._new_handle(handle)), attr
+        return FileInfo(fh=self._new_handle(handle)), attr
 
     @_handler
-    async def open(self, inode: int, flags: int, ctx) -> pyfuse3.FileInfo:
+    async def open(self, inode: InodeT, flags: FlagT, ctx: RequestContext) -> FileInfo:
         node_id = self.inodes.node(inode)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         # The kernel passes O_TRUNC here (atomic O_TRUNC) and sends no truncate of its own;
@@ -580,10 +599,10 @@ class PondOperations(pyfuse3.Operations):
         self._page_cache[inode] = key
         handle = Handle(of, writable, reader, local_fd(reader, s.size), as_of,
                         changes=writable or truncate, append=bool(flags & os.O_APPEND))
-        return pyfuse3.FileInfo(fh=self._new_handle(handle), keep_cache=keep)
+        return FileInfo(fh=self._new_handle(handle), keep_cache=keep)
 
     @_handler
-    async def flush(self, fh: int) -> None:
+    async def flush(self, fh: FileHandleT) -> None:
         handle = self._file_handle(fh)
         if handle.changes:
             await self._closed(handle.file)
@@ -595,7 +614,7 @@ class PondOperations(pyfuse3.Operations):
         self.committer.release(of.node_id)
 
     @_handler
-    async def release(self, fh: int) -> None:
+    async def release(self, fh: FileHandleT) -> None:
         handle = self._handles.pop(fh)
         assert isinstance(handle, Handle)
         of = handle.file
@@ -622,14 +641,14 @@ class PondOperations(pyfuse3.Operations):
         self.inodes.drop(of.inode)
 
     @_handler
-    async def fsync(self, fh: int, datasync: bool) -> None:
+    async def fsync(self, fh: FileHandleT, datasync: bool) -> None:
         await self._closed(self._file_handle(fh).file)
         await self.committer.commit("fsync", durable=True)
 
     # ------------------------------------------------------------------ files: content
 
     @_handler
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: FileHandleT, off: int, size: int) -> bytes:
         handle = self._file_handle(fh)
         of = handle.file
         if of.spool is not None:
@@ -657,7 +676,7 @@ class PondOperations(pyfuse3.Operations):
             return handle.reader.read(size)
 
     @_handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    async def write(self, fh: FileHandleT, off: int, buf: bytes) -> int:
         handle = self._file_handle(fh)
         if not handle.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -746,7 +765,7 @@ class PondOperations(pyfuse3.Operations):
     # ------------------------------------------------------------------ extended attributes
 
     @_handler
-    async def getxattr(self, inode: int, name: bytes, ctx) -> bytes:
+    async def getxattr(self, inode: InodeT, name: XAttrNameT, ctx: RequestContext) -> bytes:
         node_id = self.inodes.node(inode)
         text = os.fsdecode(name)
         if text in POND_XATTRS:
@@ -762,7 +781,7 @@ class PondOperations(pyfuse3.Operations):
                                     inline=self.view.loaded(node_id))
 
     @_handler
-    async def listxattr(self, inode: int, ctx) -> list[bytes]:
+    async def listxattr(self, inode: InodeT, ctx: RequestContext) -> Sequence[XAttrNameT]:
         node_id = self.inodes.node(inode)
         names = await self.view.call(self.fs.listxattr, node_id, inline=self.view.loaded(node_id))
         return [os.fsencode(n) for n in names]
@@ -777,13 +796,15 @@ class PondOperations(pyfuse3.Operations):
         return text
 
     @_handler
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx) -> None:
+    async def setxattr(self, inode: InodeT, name: XAttrNameT, value: bytes,
+                       ctx: RequestContext) -> None:
         text = self._settable(name)
         await self.view.call(self.fs.setxattr, self.inodes.node(inode), text, value)
         self.committer.staged()
 
     @_handler
-    async def removexattr(self, inode: int, name: bytes, ctx) -> None:
+    async def removexattr(self, inode: InodeT, name: XAttrNameT, ctx: RequestContext
+                          ) -> None:
         text = self._settable(name)
         await self.view.call(self.fs.removexattr, self.inodes.node(inode), text)
         self.committer.staged()
@@ -791,8 +812,8 @@ class PondOperations(pyfuse3.Operations):
     # ------------------------------------------------------------------ the filesystem
 
     @_handler
-    async def statfs(self, ctx) -> pyfuse3.StatvfsData:
-        data = pyfuse3.StatvfsData()
+    async def statfs(self, ctx: RequestContext) -> StatvfsData:
+        data = StatvfsData()
         host = os.statvfs(self.statfs_path) if self.statfs_path else None
         data.f_bsize = BLOCK_SIZE
         data.f_frsize = host.f_frsize if host else 4096
@@ -806,7 +827,7 @@ class PondOperations(pyfuse3.Operations):
         return data
 
     @_handler
-    async def access(self, inode: int, mode: int, ctx) -> bool:
+    async def access(self, inode: InodeT, mode: ModeT, ctx: RequestContext) -> bool:
         return True  # the kernel checks permissions (default_permissions)
 
     async def write_back_all(self) -> None:

@@ -469,36 +469,6 @@ def test_a_pond_write_right_after_umount_waits_for_the_final_commit(
         assert read_all(fs, fs.resolve("/f299")) == b"x" * 299
 
 
-def test_lookup_of_dot_dot_answers_the_parent() -> None:
-    """The kernel resolves '..' itself, except for an exported (NFS) mount: the handler,
-    called without a mount."""
-    import pyfuse3
-    import trio
-
-    from pondfs.fuse_ops import PondOperations
-    from pondfs.tinyfs import FS, MemoryPersistence
-
-    store = MemoryPersistence()
-    fs = FS(store)
-    fs.init_root()
-    fs.commit("init")
-    fs.mkdir(fs.mkdir(ROOT_ID, "d"), "e")
-    fs.commit("dirs")
-    ops = PondOperations(FS(store))
-
-    async def main() -> None:
-        d = (await ops.lookup(pyfuse3.ROOT_INODE, b"d")).st_ino
-        e = (await ops.lookup(d, b"e")).st_ino
-        for known in (True, False):  # from the mount's own record, or from the view
-            if not known:
-                ops._parent_dirs.clear()
-            assert (await ops.lookup(e, b"..")).st_ino == d
-            assert (await ops.lookup(d, b"..")).st_ino == pyfuse3.ROOT_INODE
-            assert (await ops.lookup(pyfuse3.ROOT_INODE, b"..")).st_ino == pyfuse3.ROOT_INODE
-
-    trio.run(main)
-
-
 def _writes(root: Path) -> list:
     """Ways to change ``root/f`` or ``root``, each a callable."""
     return [lambda: (root / "f").write_text("x"),

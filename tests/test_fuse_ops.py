@@ -294,3 +294,18 @@ def test_a_following_view_shows_other_writers_and_open_handles_keep_their_versio
 
     trio.run(main)
     assert Checker(FS(store)).run().ok
+
+
+def test_lookup_of_dot_dot_answers_the_parent(store) -> None:
+    """The kernel resolves '..' itself, except for an exported (NFS) mount."""
+    async def test(k: Kernel) -> None:
+        d = await k.mkdir(ROOT, "d")
+        e = await k.mkdir(d, "e")
+        for known in (True, False):  # from the mount's own record, or from the view
+            if not known:
+                k.ops._parent_dirs.clear()
+            assert (await k.lookup(e, "..")).st_ino == d
+            assert (await k.lookup(d, "..")).st_ino == ROOT
+            assert (await k.lookup(ROOT, "..")).st_ino == ROOT
+
+    serve(store, test)

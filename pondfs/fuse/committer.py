@@ -81,7 +81,8 @@ class GroupCommitter:
         """
         async with self._committing:
             with trio.CancelScope(shield=True):
-                return await self._commit(f"mount {self.mountpoint}: {why}".strip(), durable)
+                txn = await self._commit(f"mount {self.mountpoint}: {why}".strip(), durable)
+            return txn
 
     async def _commit(self, command: str, durable: bool) -> int | None:
         view = self.view
