@@ -1982,6 +1982,44 @@ def test_a_held_node_renamed_over_a_file_keeps_the_old_file_committed(store, fs)
     assert_consistent(store)
 
 
+def test_a_held_node_linked_before_release_commits_all_its_names_together(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("first")
+    held = path_file(fs, "/open", b"half")
+    fs.link(held, d, "second-name")
+    path_file(fs, "/closed", b"closed")
+    assert commit_holding(fs, held) == 3
+    fresh = FS(store)
+    assert sorted(fresh.listdir(ROOT_ID)) == ["closed", "d"] and fresh.listdir(d) == {}
+    assert_consistent(store)
+    fs.write_content(held, [b"whole"])
+    fs.commit("released")
+    fresh = FS(store)
+    assert fresh.resolve("/open") == fresh.resolve("/d/second-name") == held
+    assert fresh.stat(held).nlink == 2 and cat(fresh, "/d/second-name") == b"whole"
+    assert_consistent(store)
+
+
+def test_a_held_node_renamed_over_a_linked_file_keeps_its_names_committed(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    old = path_file(fs, "/f", b"old")
+    fs.link(old, d, "g")
+    fs.commit("first")
+    held = path_file(fs, "/tmp", b"")
+    fs.rename(ROOT_ID, "tmp", ROOT_ID, "f")
+    assert commit_holding(fs, held) is None  # the replaced name and its count wait too
+    fresh = FS(store)
+    assert fresh.resolve("/f") == fresh.resolve("/d/g") == old
+    assert fresh.stat(old).nlink == 2
+    assert fs.stat(old).nlink == 1  # the view keeps the rename
+    fs.write_content(held, [b"new"])
+    fs.commit("released")
+    fresh = FS(store)
+    assert fresh.resolve("/f") == held and fresh.resolve("/d/g") == old
+    assert fresh.stat(old).nlink == 1 and cat(fresh, "/d/g") == b"old"
+    assert_consistent(store)
+
+
 def test_a_held_node_removed_before_release_never_shows(store, fs):
     d = fs.mkdir(ROOT_ID, "d")
     fs.commit("first")
