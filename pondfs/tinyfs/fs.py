@@ -401,11 +401,16 @@ class FS:
                 v = inflight[-1]
         return v
 
-    def _latest(self, node_id: str) -> NodeVersion:
+    def _newest(self, node_id: str) -> NodeVersion | None:
+        """The newest version of a node, staged or committed (a removal too), or None."""
         v = self._staged(node_id)
         if v is None:
             rows = self._committed(node_id)
             v = rows[-1] if rows else None
+        return v
+
+    def _latest(self, node_id: str) -> NodeVersion:
+        v = self._newest(node_id)
         if v is None or v.deleted:
             raise FsError(errno.ENOENT, f"no such node {node_id}")
         return v
@@ -592,10 +597,7 @@ class FS:
             if child is not None:
                 self._adopt(parent_id, name, child)
             return child
-        v = self._staged(node_id)
-        if v is None:
-            rows = self._committed(node_id)
-            v = rows[-1] if rows else None
+        v = self._newest(node_id)
         if v is None or v.kind != DYNAMIC or v.deleted:
             return None
         node = self.factories.build(v.format, self, self._carry(v).content or b"", node_id)
@@ -795,10 +797,7 @@ class FS:
     @_locked
     def names(self, node_id: str) -> int:
         """How many directory entries name a stored node: 0 once it is removed."""
-        v = self._staged(node_id)
-        if v is None:
-            rows = self._committed(node_id)
-            v = rows[-1] if rows else None
+        v = self._newest(node_id)
         if v is None or v.deleted:
             return 0
         return 1 if v.kind == DIRECTORY else v.nlink
