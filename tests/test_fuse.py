@@ -1039,15 +1039,23 @@ def link_operations(root: Path) -> list:
     seen: list = []
     f, g, d = root / "f", root / "g", root / "d"
     f.write_bytes(b"hello\n")
-    os.link(f, g)
-    seen += [os.stat(f).st_nlink, os.stat(f).st_ino == os.stat(g).st_ino]
+    before, dir_before = os.stat(f), os.stat(root)
+    time.sleep(0.01)
+    os.link(f, g)  # the file's ctime moves (not its mtime), and its directory's times
+    after = os.stat(f)
+    seen += [after.st_nlink, after.st_ino == os.stat(g).st_ino,
+             after.st_ctime_ns > before.st_ctime_ns, after.st_mtime_ns == before.st_mtime_ns,
+             os.stat(root).st_mtime_ns > dir_before.st_mtime_ns]
     with open(g, "r+b") as through_g:  # written through one name, read through the other
         through_g.write(b"J")
     seen += [f.read_bytes(), shape(root)]
     d.mkdir()
     os.link(f, d / "h")  # across directories
-    os.unlink(f)  # the other names keep the content
-    seen += [g.read_bytes(), os.stat(g).st_nlink, shape(root)]
+    before = os.stat(g)
+    time.sleep(0.01)
+    os.unlink(f)  # the other names keep the content; the ctime moves
+    seen += [g.read_bytes(), os.stat(g).st_nlink, os.stat(g).st_ctime_ns > before.st_ctime_ns,
+             shape(root)]
     (root / "x").write_bytes(b"other")
     os.rename(root / "x", g)  # over one name of a linked file
     seen += [os.stat(d / "h").st_nlink, shape(root)]
