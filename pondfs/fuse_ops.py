@@ -34,15 +34,21 @@ What this module owns, and the promises it keeps:
   versions and to fold them in after: the store commit itself runs while the mount serves.
 - **Errors**: every handler answers ``FsError`` with its errno and any other exception with
   ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
+- **Hard links and special files**: ``link`` gives a node another name (one inode, its
+  ``st_nlink`` counting the names); ``mknod`` makes FIFOs, sockets and device nodes (with
+  ``st_rdev``), which the kernel implements on the inode the mount answers with (a FIFO's
+  pipe, a bound socket): the pond keeps only their names, modes and device numbers.
+  Unlinking one of several names leaves an open file of that node as it is; only its last
+  name removes it (:meth:`PondOperations._removed`).
 
 Deliberate limits (documented for users in the README): ``fallocate`` is not served
 (pyfuse3 has no handler: the kernel answers ``EOPNOTSUPP``) and ``lseek`` is the kernel's
-(no holes: files are stored densely); hard links answer ``EPERM``;
-``mknod`` of devices, FIFOs and sockets answers ``EPERM``; ``RENAME_EXCHANGE`` answers
-``EINVAL``; files are stored densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``;
-series files are read-only through the mount (``EACCES`` on open for writing); the
-read-only attributes ``user.pond.node_id``, ``user.pond.version`` and ``user.pond.txn`` can
-be read by name but are not listed (so copies do not carry them).
+(no holes: files are stored densely); hard links to directories and computed nodes answer
+``EPERM``; ``RENAME_EXCHANGE`` answers ``EINVAL``; files are stored densely, so sizes above
+``MAX_FILE_SIZE`` answer ``EFBIG``; series files are read-only through the mount
+(``EACCES`` on open for writing); the read-only attributes ``user.pond.node_id``,
+``user.pond.version`` and ``user.pond.txn`` can be read by name but are not listed (so
+copies do not carry them).
 """
 
 from __future__ import annotations
@@ -199,7 +205,7 @@ class PondOperations(pyfuse3.Operations):
         attr.st_nlink = s.nlink
         attr.st_uid = s.uid
         attr.st_gid = s.gid
-        attr.st_rdev = 0
+        attr.st_rdev = s.rdev
         attr.st_size = s.size
         attr.st_blksize = BLOCK_SIZE
         attr.st_blocks = (s.size + 511) // 512
@@ -420,8 +426,12 @@ class PondOperations(pyfuse3.Operations):
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
         child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
-        await self.view.call(self.fs.unlink, dir_id, text, inline=self.view.loaded(dir_id))
-        self._removed(child)
+        # Dropping one of several names is a new version of the node, which may read its
+        # inline content back from the store: not on the event loop.
+        inline = self.view.loaded(dir_id) and (child is None or (
+            self.view.loaded(child) and self.fs.names(child) < 2))
+        if not await self.view.call(self.fs.unlink, dir_id, text, inline=inline):
+            self._removed(child)  # its last name: the node is gone
         self.committer.staged()
 
     @_handler
@@ -464,7 +474,8 @@ class PondOperations(pyfuse3.Operations):
             moved = self.fs.lookup(src_dir, src_name)
             self.fs.rename(src_dir, src_name, dst_dir, dst_name,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
-            return moved, replaced if replaced != moved else None
+            gone = replaced != moved and replaced is not None and not self.fs.names(replaced)
+            return moved, replaced if gone else None
 
         moved, replaced = await self.view.call(move)
         if moved in self._parent_dirs:
@@ -475,16 +486,29 @@ class PondOperations(pyfuse3.Operations):
     @_handler
     async def link(self, inode: InodeT, new_parent_inode: InodeT, new_name: FileNameT,
                    ctx: RequestContext) -> EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)  # the data model has one name per node
+        self._check_writable()
+        node_id = self.inodes.node(inode)
+        dir_id = self.inodes.node(new_parent_inode)
+        # In a thread: the node's new version may read its inline content back.
+        await self.view.call(self.fs.link, node_id, dir_id, self._check_name(new_name))
+        self.committer.staged()
+        return await self._entry(node_id)
 
     @_handler
     async def mknod(self, parent_inode: InodeT, name: FileNameT, mode: ModeT, rdev: int,
                     ctx: RequestContext) -> EntryAttributes:
-        if not st.S_ISREG(mode):
-            raise pyfuse3.FUSEError(errno.EPERM)  # no devices, FIFOs or sockets in a pond
-        info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
-        await self.release(info.fh)
-        return attr
+        if st.S_ISREG(mode):
+            info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
+            await self.release(info.fh)
+            return attr
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        uid, gid = self._owner(await self.view.stat(dir_id), ctx)
+        # FIFOs, sockets and devices: the kernel implements them on the inode we answer.
+        node_id = await self.view.call(self.fs.mknod, dir_id, self._check_name(name), mode,
+                                       rdev, uid, gid, inline=self.view.loaded(dir_id))
+        self.committer.staged()
+        return await self._entry(node_id)
 
     # ------------------------------------------------------------------ files: open, close
 

@@ -218,6 +218,10 @@ def set_readahead(mountpoint: str, kib: int) -> None:
         with open(setting, "w") as out:
             out.write(f"{kib}\n")
     except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not os.path.ismount(mountpoint):
+            # Unmounted between the stat and the write (a short-lived mount): nothing to set.
+            log.debug("%s was unmounted before its read-ahead was set", mountpoint)
+            return
         log.warning("could not set the read-ahead of %s to %d KiB: %s", mountpoint, kib, exc)
 
 

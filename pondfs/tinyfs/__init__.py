@@ -11,12 +11,18 @@ from .fs import FS, Stat, read_all, validate_name
 from .memory import MemoryPersistence
 from .persistence import Persistence
 from .records import (
+    BLOCK_DEVICE,
+    CHAR_DEVICE,
     DATA,
+    DEVICE_KINDS,
     DIRECTORY,
     DYNAMIC,
+    FIFO,
     FILE,
     ROOT_ID,
     SERIES,
+    SOCKET,
+    SPECIAL_KINDS,
     SYMLINK,
     TABLE,
     NodeVersion,
@@ -24,7 +30,8 @@ from .records import (
 )
 
 __all__ = [
-    "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "ROOT_ID", "SERIES", "SYMLINK", "TABLE",
+    "BLOCK_DEVICE", "CHAR_DEVICE", "DATA", "DEVICE_KINDS", "DIRECTORY", "DYNAMIC", "FIFO",
+    "FILE", "FS", "ROOT_ID", "SERIES", "SOCKET", "SPECIAL_KINDS", "SYMLINK", "TABLE",
     "CorruptContent", "DerivedCache", "DynamicDirectory", "DynamicFile", "DynamicNode",
     "FactoryRegistry", "FsError", "MemoryPersistence", "NodeVersion", "Persistence",
     "PondLocked", "Stat", "TxnInfo", "read_all", "validate_name",
