@@ -178,6 +178,9 @@ class PondOperations(pyfuse3.Operations):
         self._symlinks: dict[str, bytes] = {}
         #: The parent of each directory the kernel has seen (for readdir's "..").
         self._parent_dirs: dict[str, str] = {}
+        #: Removed directories the kernel still holds (open, or a process' cwd): what
+        #: getattr answers for them (no names left), as a local filesystem does.
+        self._gone_dirs: dict[int, Stat] = {}
         #: A read-only mount of the newest transaction shows newer ones as they come.
         self.follower = (PondFollower(self.view, self.inodes, self.kernel, self._parent_dirs)
                          if self.read_only and not fs.read_only else None)
@@ -270,6 +273,7 @@ class PondOperations(pyfuse3.Operations):
             self.inodes.forget(inode, count, inode in self._files)
             if not self.inodes.knows(inode):
                 self._page_cache.pop(inode, None)
+                self._gone_dirs.pop(inode, None)
 
     @_handler
     async def getattr(self, inode: InodeT, ctx: RequestContext) -> EntryAttributes:
@@ -281,6 +285,8 @@ class PondOperations(pyfuse3.Operations):
             else:
                 s = await self.view.stat(node_id)
         except FsError as exc:
+            if exc.errno == errno.ENOENT and inode in self._gone_dirs:
+                return self._attributes(inode, self._gone_dirs[inode])
             if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
                 raise
             s = replace(of.last_stat, nlink=0, ctime_ns=of.removed_ns)  # removed while open
@@ -325,6 +331,8 @@ class PondOperations(pyfuse3.Operations):
         handle = self._handles[fh]
         assert isinstance(handle, DirHandle)
         dir_id = handle.node_id
+        if self.inodes.inode_of(dir_id) in self._gone_dirs:
+            return  # removed while open: no entries at all, not even "." and ".."
         if start_id == 0 or handle.entries is None:
             listing = await self.view.call(self.fs.listdir, dir_id, inline=self.view.loaded(dir_id))
             parent = self._parent_dirs.get(dir_id, dir_id)
@@ -441,21 +449,28 @@ class PondOperations(pyfuse3.Operations):
         text = self._check_name(name)
         child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
         inline = self.view.loaded(dir_id) and (child is None or self.view.loaded(child))
+        before = None if child is None else await self.view.stat(child)
         await self.view.call(self.fs.rmdir, dir_id, text, inline=inline)
-        self._removed(child)
+        self._removed(child, before)
         self.committer.staged()
 
-    def _removed(self, node_id: str | None) -> None:
-        """A node left the tree; an open inode of it keeps working on its spool."""
+    def _removed(self, node_id: str | None, directory: Stat | None = None) -> None:
+        """A node left the tree (``directory``: its attributes, if it was one); an open
+        inode of it keeps working on its spool, a directory the kernel holds stays empty."""
         if node_id is None:
             return
         self._symlinks.pop(node_id, None)
         self._parent_dirs.pop(node_id, None)
         inode = self.inodes.inode_of(node_id)
-        of = self._files.get(inode) if inode is not None else None
+        if inode is None:
+            return
+        now = time.time_ns()  # its link count changed: so did its ctime
+        if directory is not None and directory.kind == DIRECTORY:
+            self._gone_dirs[inode] = replace(directory, nlink=0, size=0, ctime_ns=now)
+        of = self._files.get(inode)
         if of is not None:
             of.removed = True
-            of.removed_ns = time.time_ns()  # its link count changed: so did its ctime
+            of.removed_ns = now
 
     @_handler
     async def rename(self, parent_inode_old: InodeT, name_old: FileNameT,
@@ -469,18 +484,19 @@ class PondOperations(pyfuse3.Operations):
         src_name = self._check_name(name_old)
         dst_name = self._check_name(name_new)
 
-        def move() -> tuple[str | None, str | None]:
+        def move() -> tuple[str | None, str | None, Stat | None]:
             replaced = self.fs.lookup(dst_dir, dst_name)
             moved = self.fs.lookup(src_dir, src_name)
+            before = None if replaced in (None, moved) else self.fs.stat(replaced)
             self.fs.rename(src_dir, src_name, dst_dir, dst_name,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
             gone = replaced != moved and replaced is not None and not self.fs.names(replaced)
-            return moved, replaced if gone else None
+            return moved, replaced if gone else None, before
 
-        moved, replaced = await self.view.call(move)
+        moved, replaced, before = await self.view.call(move)
         if moved in self._parent_dirs:
             self._parent_dirs[moved] = dst_dir
-        self._removed(replaced)
+        self._removed(replaced, before)
         self.committer.staged()
 
     @_handler

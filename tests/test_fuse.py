@@ -295,6 +295,40 @@ def test_an_o_sync_write_is_durable_when_it_returns(tmp_path: Path, pond_path: P
     check(pond_path)
 
 
+def _removed_directories(root: Path) -> list[object]:
+    """A directory removed while open, or while a process is in it, or renamed over while
+    open: what fstat, listing and stat of '.' then give."""
+    seen: list[object] = []
+    for name in ("open", "cwd", "replaced"):
+        (root / name).mkdir()
+    fd = os.open(root / "open", os.O_RDONLY)
+    os.rmdir(root / "open")
+    info = os.fstat(fd)
+    seen += [stat.S_IFMT(info.st_mode), info.st_nlink, os.listdir(fd)]
+    os.close(fd)
+    fd = os.open(root / "replaced", os.O_RDONLY)
+    (root / "new").mkdir()
+    os.rename(root / "new", root / "replaced")
+    seen += [os.fstat(fd).st_nlink, os.listdir(fd), os.path.isdir(root / "replaced")]
+    os.close(fd)
+    here = os.getcwd()
+    os.chdir(root / "cwd")
+    try:
+        os.rmdir(root / "cwd")
+        seen += [os.stat(".").st_nlink, os.listdir("."),
+                 _outcome(lambda: os.mkdir("inside"))]
+    finally:
+        os.chdir(here)
+    return seen
+
+
+def test_a_removed_directory_still_open_is_empty_as_on_the_host(mount: Mount,
+                                                                tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    assert _removed_directories(mount.mountpoint) == _removed_directories(host)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
