@@ -281,10 +281,10 @@ class FS:
     def _changed_besides_entries(self, dir_id: str) -> bool:
         """Whether the pending version of ``dir_id`` changes more than its entries (and the
         times they moved): a new directory, or new attributes."""
-        staged = self._inflight.get(dir_id)
-        before = staged[-1] if staged else (self._committed(dir_id) or [None])[-1]
-        if before is None:
+        versions = self._inflight.get(dir_id) or self._committed(dir_id)
+        if not versions:
             return True
+        before = versions[-1]
         v = self._pending[dir_id]
         return (v.mode, v.uid, v.gid, v.xattrs, v.deleted) != (
             before.mode, before.uid, before.gid, before.xattrs, before.deleted)
