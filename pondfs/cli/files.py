@@ -10,9 +10,18 @@ import sys
 import time
 
 from .. import pond
-from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError, join_path
+from ..tinyfs import (
+    DEVICE_KINDS,
+    DIRECTORY,
+    FS,
+    SERIES,
+    SPECIAL_KINDS,
+    SYMLINK,
+    FsError,
+    Stat,
+    join_path,
+)
 from .common import Commands, add_at, entry, iso_time, reading, writing
-from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -49,8 +58,8 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("dest", metavar="DEST")
 
-    p = command("ln", cmd_ln, "make a symbolic link (ln -s TARGET LINK)")
-    p.add_argument("-s", "--symbolic", action="store_true", help="symbolic (required)")
+    p = command("ln", cmd_ln, "make a hard link (ln TARGET LINK) or a symbolic one (-s)")
+    p.add_argument("-s", "--symbolic", action="store_true", help="a symbolic link")
     p.add_argument("target", metavar="TARGET")
     p.add_argument("link", metavar="LINK")
 
@@ -125,9 +134,16 @@ def _ls_line(fs: FS, node_id: str, name: str) -> str:
     s = fs.stat(node_id)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.mtime_ns / 1e9))
     target = f" -> {fs.readlink(node_id)}" if s.kind == SYMLINK else ""
-    fmt = s.format or ("dynamic" if s.dynamic else "-")
+    fmt = s.format or ("dynamic" if s.dynamic else s.kind if s.kind in SPECIAL_KINDS else "-")
     return (f"{_mode_string(s.mode)} {s.nlink:>3} {_user(s.uid):<8} {_group(s.gid):<8} "
-            f"{s.size:>10} {when} v{s.version:<4} {fmt:<7} {name}{target}")
+            f"{_size_or_device(s):>10} {when} v{s.version:<4} {fmt:<7} {name}{target}")
+
+
+def _size_or_device(s: Stat) -> str:
+    """The size, or for a device node its numbers (major, minor), as ls -l shows them."""
+    if s.kind in DEVICE_KINDS:
+        return f"{os.major(s.rdev)}, {os.minor(s.rdev)}"
+    return str(s.size)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -167,8 +183,11 @@ def cmd_cat(args: argparse.Namespace) -> int:
     with reading(args) as fs:
         for path in args.paths:
             node_id = fs.resolve(path)
-            if fs.kind(node_id) == DIRECTORY:
+            kind = fs.kind(node_id)
+            if kind == DIRECTORY:
                 raise FsError(errno.EISDIR, f"is a directory: {path}")
+            if kind in SPECIAL_KINDS:
+                raise FsError(errno.EINVAL, f"{path}: a {kind} has no content to read")
             fs.copy_to(node_id, sys.stdout.fileno())
     return 0
 
@@ -185,6 +204,8 @@ def cmd_stat(args: argparse.Namespace) -> int:
                   f"{'  (computed)' if s.dynamic else ''}")
             print(f"  size: {s.size}  mode: {s.mode & 0o7777:04o} ({_mode_string(s.mode)})"
                   f"  links: {s.nlink}  uid: {s.uid}  gid: {s.gid}")
+            if s.kind in DEVICE_KINDS:
+                print(f"device: {_size_or_device(s)}")
             for label, ns in (("access", s.atime_ns), ("modify", s.mtime_ns),
                               ("change", s.ctime_ns)):
                 print(f"{label:>6}: {iso_time(ns)}")
@@ -250,10 +271,14 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 
 def cmd_ln(args: argparse.Namespace) -> int:
-    """pond ln -s TARGET LINK: a symbolic link (hard links are refused)."""
-    if not args.symbolic:
-        raise CommandError("hard links are not supported; use ln -s")
+    """pond ln [-s] TARGET LINK: a hard link to TARGET's node, or a symbolic link."""
     with writing(args) as fs:
         dir_id, name = entry(fs, args.link)
-        fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
+        if args.symbolic:
+            fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
+            return 0
+        node_id = fs.resolve(args.target, follow=False)  # as GNU ln: a symlink itself
+        if fs.kind(node_id) == DIRECTORY:
+            raise FsError(errno.EPERM, f"{args.target}: hard link not allowed for directory")
+        fs.link(node_id, dir_id, name)
     return 0

@@ -43,7 +43,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         else:
             node_id = fs.resolve(args.path, follow=False)
             rows = [{"version": v.version, "txn": v.txn, "time": iso_time(v.timestamp_ns)[:19],
-                     "kind": v.kind, "format": v.format, "size": v.size,
+                     "kind": v.kind, "format": v.format, "size": v.size, "links": v.nlink,
                      "blake3": v.blake3[:12], "min_time": v.min_time, "max_time": v.max_time,
                      "removed": v.deleted}
                     for v in reversed(fs.versions(node_id))]

@@ -67,6 +67,7 @@ from .schema import (
     SCHEMA,
     TXN_PARTITION,
     from_table,
+    missing_columns,
     to_table,
     txn_infos,
     txn_row,
@@ -186,7 +187,10 @@ class OplogPersistence(Persistence):
         if HASH_COLUMN not in schema.names:
             raise FsError(errno.EINVAL, f"{self.root}: a pond of an older pondfs (content named "
                           f"by SHA-256, not {HASH_COLUMN}): recreate it with this version")
-        self._reader = _ParquetReader(storage.table_filesystem(), schema)
+        #: Columns this version writes that the table lacks (an older pond's): the next
+        #: commit adds them (Delta schema evolution); reads fill them with nulls meanwhile.
+        self._missing_columns = missing_columns(schema)
+        self._reader = _ParquetReader(storage.table_filesystem(), SCHEMA)
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
         self._writer_lock: PondLock | None = None
@@ -260,6 +264,7 @@ class OplogPersistence(Persistence):
                     to_table([*versions, txn_row(info)]),
                     mode="append",
                     partition_by=[PARTITION_COLUMN],
+                    schema_mode="merge" if self._missing_columns else None,
                     storage_options=self.storage_options or None,
                     commit_properties=CommitProperties(
                         custom_metadata=metadata,
@@ -273,6 +278,10 @@ class OplogPersistence(Persistence):
                 ) from exc
             finally:
                 self._index = None
+            if self._missing_columns:
+                log.info("added columns %s to the oplog of an older pond",
+                         ", ".join(self._missing_columns))
+                self._missing_columns = []
             committed = self.last_txn()
             if committed != info.txn:
                 raise FsError(
