@@ -20,8 +20,7 @@ import pytest
 import trio
 
 from pondfs.fuse_ops import PondOperations
-from pondfs.tinyfs import FS, Persistence, read_all
-from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs import FS, Checker, Persistence, read_all
 
 
 @dataclass
