@@ -971,7 +971,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console entry point. Exits without interpreter teardown, which deltalake has been
+    """Console entry point. Exits without interpreter teardown, which Delta Lake has been
     seen to abort in, so a success is never reported as a crash."""
     code = run()
     try:

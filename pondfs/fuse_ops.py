@@ -68,7 +68,6 @@ import pyfuse3
 import trio
 
 from .tinyfs import DIRECTORY, FS, ROOT_ID, SERIES, FsError, Stat
-from .tinyfs.fs import Commit
 from .tinyfs.records import INLINE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -968,7 +967,7 @@ class PondOperations(pyfuse3.Operations):
                 await self._thread(store.sync)
             return None
         try:
-            await self._thread(self._store_commit, commit, durable)
+            await self._thread(commit.store, durable)
         except BaseException as exc:
             self._staged += staged
             if isinstance(exc, FsError):
@@ -980,12 +979,6 @@ class PondOperations(pyfuse3.Operations):
         self.commits += 1
         log.debug("committed transaction %s (%d changes, %s)", txn, staged, command)
         return txn
-
-    def _store_commit(self, commit: Commit, durable: bool) -> None:
-        store = self.fs.store
-        if hasattr(store, "durable"):
-            store.durable = durable  # commits run one at a time (_committing)
-        commit.store()
 
     async def group_commits(self) -> None:
         """Commit staged changes when they have been quiet for ``commit_interval`` seconds,

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import collectors, dynamic
-from .oplog import OplogPersistence, create_pond, open_pond
+from .oplog import create_pond, open_pond
 from .oplog import maintain as maintain_oplog
-from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
+from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError, Persistence
 
 
 def pond_location(explicit: str | None) -> str:
@@ -34,9 +34,9 @@ def factories() -> FactoryRegistry:
     return registry
 
 
-def _cache(store: OplogPersistence) -> DerivedCache:
+def _cache(store: Persistence) -> DerivedCache:
     """The pond's derived cache: ``<pond>/cache``, or a local one for a pond in S3."""
-    return DerivedCache(store.cache_dir)
+    return DerivedCache(store.cache_dir())
 
 
 def init(location: str) -> int:

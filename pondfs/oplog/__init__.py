@@ -7,4 +7,7 @@ keeps node versions as rows of a Delta table; ``maintain`` keeps it compact.
 from .maintain import maintain
 from .table import OplogPersistence, create_pond, open_pond
 
-__all__ = ["OplogPersistence", "create_pond", "maintain", "open_pond"]
+#: Loggers of the libraries the oplog runs on, chatty at INFO (a mount quiets them).
+LIBRARY_LOGGERS = ("deltalake",)
+
+__all__ = ["LIBRARY_LOGGERS", "OplogPersistence", "create_pond", "maintain", "open_pond"]
