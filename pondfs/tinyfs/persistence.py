@@ -49,7 +49,7 @@ class Snapshot:
     rewritten (a pointer that speeds up opening), carried as text.
     """
 
-    root: Path
+    root: Path      # the pond's directory: each file is at root / path
     pond_id: str    # the same for every copy of this pond
     version: int    # the store's own number for this state (it changes under maintenance)
     txn: int
