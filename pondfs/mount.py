@@ -340,7 +340,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
                                                    options.readahead_kb))
         finally:
             pyfuse3.close(unmount=unmount)
-        log.info("unmounted %s: %d commits", mountpoint, ops.commits)
+        log.info("unmounted %s: %d commits", mountpoint, ops.committer.commits)
     return 0
 
 

@@ -507,6 +507,10 @@ def test_mount_shows_dynamic_nodes_read_only_and_follows_new_inputs(tmp_path: Pa
             with pytest.raises(OSError) as caught:
                 attempt()
             assert caught.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+        with pytest.raises(OSError) as caught:  # O_TRUNC, even read-only, is a write
+            os.open(one, os.O_RDONLY | os.O_TRUNC)
+        assert caught.value.errno == errno.EROFS
+        assert one.read_bytes() == data
         # A new version of the input, written through the mount itself.
         (root / "raw" / "dev.parquet").write_bytes(pq_bytes(table))
         os.sync()

@@ -7,7 +7,9 @@ unmounting and reading the pond back without FUSE, so what the tools saw is what
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import mmap
 import os
 import random
 import shutil
@@ -187,6 +189,108 @@ def test_open_with_o_trunc_truncates_an_existing_file(mount: Mount, pond_path: P
     check(pond_path)
 
 
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
+
+
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> int | str:
+    """fallocate(2) (os has only posix_fallocate): 0, or the errno's name."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.fallocate(fd, mode, ctypes.c_long(offset), ctypes.c_long(length)) == 0:
+        return 0
+    return errno.errorcode[ctypes.get_errno()]
+
+
+def _outcome(call) -> object:
+    try:
+        return call()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+
+def _open_flags(root: Path) -> dict[str, object]:
+    """Open flags and the calls around them, done under ``root``; what each one gave."""
+    seen: dict[str, object] = {}
+    a1 = os.open(root / "log", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+    a2 = os.open(root / "log", os.O_WRONLY | os.O_APPEND)
+    for i in range(5):
+        os.pwrite(a1, b"one%d " % i, 0)  # O_APPEND: the offset is ignored (as Linux)
+        os.write(a2, b"two%d " % i)
+    os.close(a1)
+    os.close(a2)
+    seen["append"] = (root / "log").read_bytes()
+    seen["excl"] = _outcome(lambda: os.open(root / "log", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    old = os.umask(0o027)
+    try:
+        os.close(os.open(root / "masked", os.O_CREAT | os.O_WRONLY, 0o777))
+        os.mkdir(root / "masked-dir", 0o777)
+    finally:
+        os.umask(old)
+    seen["umask"] = (oct(os.stat(root / "masked").st_mode),
+                     oct(os.stat(root / "masked-dir").st_mode))
+    for name, flag in (("direct", os.O_DIRECT), ("noatime", os.O_NOATIME), ("sync", os.O_SYNC),
+                       ("dsync", os.O_DSYNC)):
+        fd = os.open(root / name, os.O_CREAT | os.O_RDWR | flag, 0o644)
+        data = b"%s\n" % name.encode() * 1024  # 4 KiB multiples: O_DIRECT alignment
+        buf = mmap.mmap(-1, 8192)  # page-aligned, for O_DIRECT
+        buf.write(data[:8192].ljust(8192, b"."))
+        back = mmap.mmap(-1, 4096)
+        seen[name] = (os.write(fd, buf), os.preadv(fd, [back], 4096), back[:16],
+                      os.fstat(fd).st_size)
+        os.close(fd)
+    fd = os.open(root / "alloc", os.O_CREAT | os.O_RDWR, 0o644)
+    os.write(fd, b"0123456789")
+    os.posix_fallocate(fd, 0, 300_000)
+    seen["posix_fallocate"] = (os.fstat(fd).st_size, os.pread(fd, 20, 0))
+    os.close(fd)
+    with open(root / "src", "wb") as f:
+        f.write(b"head")
+        f.seek(1 << 20)
+        f.write(b"tail")
+    src = os.open(root / "src", os.O_RDONLY)
+    dst = os.open(root / "dst", os.O_CREAT | os.O_WRONLY, 0o644)
+    seen["copy_file_range"] = os.copy_file_range(src, dst, 2 << 20)
+    os.close(src)
+    os.close(dst)
+    seen["copied"] = (root / "dst").read_bytes() == (root / "src").read_bytes()
+    return seen
+
+
+def test_open_flags_and_file_calls_match_the_host(mount: Mount, tmp_path: Path) -> None:
+    """O_APPEND from two handles, O_EXCL, the create mode under the umask, O_DIRECT,
+    O_NOATIME, O_SYNC, O_DSYNC, posix_fallocate and copy_file_range give what the host
+    filesystem gives."""
+    host = tmp_path / "host"
+    host.mkdir()
+    assert _open_flags(mount.mountpoint) == _open_flags(host)
+
+
+def test_fallocate_and_seek_hole_answer_as_the_readme_says(mount: Mount) -> None:
+    """Refused (README): fallocate(2) is EOPNOTSUPP in every mode (pyfuse3 has no fallocate
+    handler; posix_fallocate falls back to writing, see above), and files have no holes:
+    SEEK_DATA finds data at once, SEEK_HOLE only at the end."""
+    fd = os.open(mount.path("f"), os.O_CREAT | os.O_RDWR, 0o644)
+    os.pwrite(fd, b"x", 1 << 20)
+    for mode in (0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+                 FALLOC_FL_ZERO_RANGE):
+        assert _fallocate(fd, mode, 0, 4096) == errno.errorcode[errno.EOPNOTSUPP]
+    assert os.fstat(fd).st_size == (1 << 20) + 1
+    assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+    assert os.lseek(fd, 0, os.SEEK_HOLE) == (1 << 20) + 1
+    assert _outcome(lambda: os.lseek(fd, (1 << 20) + 1, os.SEEK_DATA)) == "ENXIO"
+    os.close(fd)
+
+
+def test_an_o_sync_write_is_durable_when_it_returns(tmp_path: Path, pond_path: Path) -> None:
+    m = Mount(pond_path, tmp_path / "mnt", options="commit_interval=3600").start()
+    fd = os.open(m.path("synced"), os.O_CREAT | os.O_WRONLY | os.O_SYNC, 0o644)
+    os.write(fd, b"durable on return")
+    m.kill()
+    with pytest.raises(OSError):
+        os.close(fd)
+    assert pond_tree(pond_path) == {"synced": b"durable on return"}
+    check(pond_path)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -361,36 +465,6 @@ def test_a_pond_write_right_after_umount_waits_for_the_final_commit(
         assert read_all(fs, fs.resolve("/f299")) == b"x" * 299
 
 
-def test_lookup_of_dot_dot_answers_the_parent() -> None:
-    """The kernel resolves '..' itself, except for an exported (NFS) mount: the handler,
-    called without a mount."""
-    import pyfuse3
-    import trio
-
-    from pondfs.fuse_ops import PondOperations
-    from pondfs.tinyfs import FS, MemoryPersistence
-
-    store = MemoryPersistence()
-    fs = FS(store)
-    fs.init_root()
-    fs.commit("init")
-    fs.mkdir(fs.mkdir(ROOT_ID, "d"), "e")
-    fs.commit("dirs")
-    ops = PondOperations(FS(store))
-
-    async def main() -> None:
-        d = (await ops.lookup(pyfuse3.ROOT_INODE, b"d")).st_ino
-        e = (await ops.lookup(d, b"e")).st_ino
-        for known in (True, False):  # from the mount's own record, or from the view
-            if not known:
-                ops._parent_dirs.clear()
-            assert (await ops.lookup(e, b"..")).st_ino == d
-            assert (await ops.lookup(d, b"..")).st_ino == pyfuse3.ROOT_INODE
-            assert (await ops.lookup(pyfuse3.ROOT_INODE, b"..")).st_ino == pyfuse3.ROOT_INODE
-
-    trio.run(main)
-
-
 def _writes(root: Path) -> list:
     """Ways to change ``root/f`` or ``root``, each a callable."""
     return [lambda: (root / "f").write_text("x"),
@@ -399,6 +473,7 @@ def _writes(root: Path) -> list:
             lambda: (root / "f").unlink(),
             lambda: os.chmod(root / "f", 0o600),
             lambda: os.truncate(root / "f", 0),
+            lambda: os.close(os.open(root / "f", os.O_RDONLY | os.O_TRUNC)),
             lambda: os.setxattr(root / "f", "user.x", b"1")]
 
 
@@ -845,9 +920,8 @@ def _random_operations(rng: random.Random, mount: Mount, model: dict[str, bytear
 def test_a_killed_daemon_loses_nothing_committed_and_shows_no_partial_file(
         tmp_path: Path, pond_path: Path) -> None:
     """SIGKILL the daemon during ``cp -r``: after a remount, what was fsync'ed is there byte
-    for byte, no visible copied file holds part of its bytes (content is staged whole at
-    close; a file created but not yet closed at the last commit is empty), and the pond
-    passes its checks."""
+    for byte, every copied file is absent or whole (content is staged at close, and a file
+    created but not yet closed is left out of commits), and the pond passes its checks."""
     rng = random.Random(11)
     source = tmp_path / "src"
     source.mkdir()
@@ -872,13 +946,45 @@ def test_a_killed_daemon_loses_nothing_committed_and_shows_no_partial_file(
     m.start()
     try:
         assert m.path("synced").read_bytes() == b"fsync'ed before the crash"
-        whole = 0
-        for name in os.listdir(m.path("copy")):
-            content = m.path("copy", name).read_bytes()
-            if content:
-                assert content == (source / name).read_bytes(), name
-                whole += 1
-        assert whole, "no commit happened during the copy: the test checked nothing"
+        names = os.listdir(m.path("copy"))
+        for name in names:
+            assert m.path("copy", name).read_bytes() == (source / name).read_bytes(), name
+        assert names, "no commit happened during the copy: the test checked nothing"
+    finally:
+        assert m.stop() == 0
+    check(pond_path)
+
+
+def test_after_a_crash_each_file_is_as_last_closed_or_synced(tmp_path: Path,
+                                                              pond_path: Path) -> None:
+    """The crash rule (README, "What a crash leaves"): files open for writing when the daemon
+    dies are absent (new) or as of their last close or fsync, whatever other files' fsyncs
+    and group commits committed meanwhile."""
+    m = Mount(pond_path, tmp_path / "mnt", options="commit_interval=0.05").start()
+    m.path("old").write_bytes(b"closed before the crash\n" * 100)
+    m.path("synced-twice").write_bytes(b"first close")
+    new = os.open(m.path("new-open"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(new, b"never closed")
+    over = os.open(m.path("old"), os.O_WRONLY | os.O_TRUNC)
+    os.write(over, b"half an overwrite")
+    synced = os.open(m.path("synced-twice"), os.O_WRONLY | os.O_APPEND)
+    os.write(synced, b", then synced")
+    os.fsync(synced)
+    os.write(synced, b", then not")
+    sync_new = os.open(m.path("new-synced"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(sync_new, b"new and synced")
+    os.fsync(sync_new)  # commits everything closed or synced so far, nothing else
+    time.sleep(0.5)  # group commits run meanwhile
+    m.kill()
+    for fd in (new, over, synced, sync_new):
+        with pytest.raises(OSError):  # ENOTCONN: the daemon is gone
+            os.close(fd)
+    m.start()
+    try:
+        assert sorted(os.listdir(m.mountpoint)) == ["new-synced", "old", "synced-twice"]
+        assert m.path("old").read_bytes() == b"closed before the crash\n" * 100
+        assert m.path("synced-twice").read_bytes() == b"first close, then synced"
+        assert m.path("new-synced").read_bytes() == b"new and synced"
     finally:
         assert m.stop() == 0
     check(pond_path)

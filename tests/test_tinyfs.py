@@ -1669,6 +1669,66 @@ def test_a_commit_in_flight_does_not_hold_the_view(store, fs, monkeypatch):
     assert_consistent(store)
 
 
+def commit_holding(fs: FS, *held: str) -> int | None:
+    commit = fs.begin_commit("c", hold=held)
+    return None if commit is None else commit.complete()
+
+
+def test_held_new_nodes_stay_out_of_a_commit_and_go_in_the_next(store, fs):
+    """A file created and not yet closed (held) is left out of a commit with its entry,
+    while everything else in the same directory commits; once released it commits whole."""
+    d = fs.mkdir(ROOT_ID, "d")
+    kept = path_file(fs, "/d/kept", b"closed")
+    fs.commit("first")
+    tick()
+    held = path_file(fs, "/d/open", b"half")
+    path_file(fs, "/d/other", b"also closed")
+    fs.write_content(kept, [b"closed again"])
+    assert commit_holding(fs, held) == 3
+    fresh = FS(store)
+    assert sorted(fresh.listdir(d)) == ["kept", "other"]
+    assert cat(fresh, "/d/kept") == b"closed again"
+    assert fs.dirty and sorted(fs.listdir(d)) == ["kept", "open", "other"]  # the view keeps it
+    assert commit_holding(fs, held) is None  # only held changes: nothing to commit
+    fs.write_content(held, [b"whole"])
+    assert fs.commit("released") == 4
+    fresh = FS(store)
+    assert sorted(fresh.listdir(d)) == ["kept", "open", "other"]
+    assert cat(fresh, "/d/open") == b"whole"
+    assert fresh.stat(d).version == fs.stat(d).version
+    assert_consistent(store)
+
+
+def test_a_held_node_renamed_over_a_file_keeps_the_old_file_committed(store, fs):
+    old = path_file(fs, "/f", b"old, closed")
+    fs.commit("first")
+    held = path_file(fs, "/tmp", b"")
+    fs.rename(ROOT_ID, "tmp", ROOT_ID, "f")
+    sub = fs.mkdir(ROOT_ID, "sub")  # a change of its own in the same directory
+    assert commit_holding(fs, held) == 3
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"f": old, "sub": sub}
+    assert cat(fresh, "/f") == b"old, closed"
+    assert fs.listdir(ROOT_ID) == {"f": held, "sub": sub}
+    fs.write_content(held, [b"new, closed"])
+    fs.commit("released")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"f": held, "sub": sub}
+    assert cat(fresh, "/f") == b"new, closed"
+    assert_consistent(store)
+
+
+def test_a_held_node_removed_before_release_never_shows(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("first")
+    held = path_file(fs, "/d/scratch", b"x")
+    fs.unlink(d, "scratch")
+    assert commit_holding(fs, held) is None
+    assert fs.commit("released") == 3
+    assert FS(store).listdir(d) == {}
+    assert_consistent(store)
+
+
 def test_a_failed_store_commit_keeps_the_view_and_the_next_commit_writes_it(store, fs,
                                                                              monkeypatch):
     a = path_file(fs, "/a", b"one")

@@ -28,8 +28,8 @@ import logging
 import stat as st
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import BinaryIO
 
@@ -196,13 +196,19 @@ class FS:
             return None if commit is None else commit.complete()
 
     @_locked
-    def begin_commit(self, command: str) -> Commit | None:
+    def begin_commit(self, command: str, hold: Collection[str] = ()) -> Commit | None:
         """Phase one of a commit: number and stamp the pending versions and move them to the
         in-flight set; the :class:`Commit` that finishes the job, or None if nothing is to be
-        committed. EBUSY while another commit is in flight."""
+        committed. EBUSY while another commit is in flight.
+
+        ``hold`` names new nodes whose changes stay pending, out of this commit: their own
+        versions, the directory entries naming them and the removal of an entry one of them
+        replaced (a file created and not yet closed is not committed half-written)."""
         if self._commit is not None:
             raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
+        held = self._set_aside(set(hold))
         if not self.dirty:
+            self._stage_again(held)
             return None
         txn = self.as_of + 1
         now = time.time_ns()
@@ -211,10 +217,67 @@ class FS:
         self._inflight_listings.update(self._pending_listings)
         self._inflight_parents.update(self._pending_parents)
         self._clear_pending()
+        self._stage_again(held)
         rows = [v if v.timestamp_ns == now else v.evolve(timestamp_ns=now)
                 for versions in self._inflight.values() for v in versions]
         self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows)
         return self._commit
+
+    def _set_aside(self, hold: set[str]) -> _HeldChanges | None:
+        """Take the pending changes of the nodes in ``hold`` out of the pending set (see
+        :meth:`begin_commit`); what :meth:`_stage_again` puts back after numbering."""
+        hold &= self._pending.keys()
+        if not hold:
+            return None
+        held = _HeldChanges()
+        for dir_id, ops in list(self._pending_ops.items()):
+            held_ops = _held_ops(ops, hold)
+            if not held_ops:
+                continue
+            hold.update(ops[i].node_id for i in held_ops)  # the entries they replaced
+            kept = [op for i, op in enumerate(ops) if i not in held_ops]
+            held.ops[dir_id] = [ops[i] for i in sorted(held_ops)]
+            held.listings[dir_id] = self._pending_listings[dir_id]
+            listing = dict(self._inflight_listings.get(dir_id, self._listings.get(dir_id, {})))
+            for op in kept:
+                if op.op == "add":
+                    listing[op.name] = op
+                else:
+                    listing.pop(op.name, None)
+            if kept or self._changed_besides_entries(dir_id):
+                self._pending_ops[dir_id] = kept
+                self._pending_listings[dir_id] = listing
+                held.amended[dir_id] = self._pending[dir_id]
+            else:
+                del self._pending_ops[dir_id], self._pending_listings[dir_id]
+                held.versions[dir_id] = self._pending.pop(dir_id)
+        for node_id in hold:
+            if node_id in self._pending:
+                held.versions[node_id] = self._pending.pop(node_id)
+        return held
+
+    def _changed_besides_entries(self, dir_id: str) -> bool:
+        """Whether the pending version of ``dir_id`` changes more than its entries (and the
+        times they moved): a new directory, or new attributes."""
+        staged = self._inflight.get(dir_id)
+        before = staged[-1] if staged else (self._committed(dir_id) or [None])[-1]
+        if before is None:
+            return True
+        v = self._pending[dir_id]
+        return (v.mode, v.uid, v.gid, v.xattrs, v.deleted) != (
+            before.mode, before.uid, before.gid, before.xattrs, before.deleted)
+
+    def _stage_again(self, held: _HeldChanges | None) -> None:
+        """Put changes :meth:`_set_aside` took out back into the pending set; a directory
+        that is being committed without them gets a new pending version on top."""
+        if held is None:
+            return
+        self._pending.update(held.versions)
+        for dir_id, v in held.amended.items():
+            self._pending[dir_id] = v.evolve(version=v.version + 1, entries=(), snapshot=False)
+        for dir_id, ops in held.ops.items():
+            self._pending_ops[dir_id] = ops
+            self._pending_listings[dir_id] = held.listings[dir_id]
 
     def _committed_in_flight(self, commit: Commit) -> None:
         """Phase three: the in-flight rows are committed; fold them into the committed state
@@ -1107,6 +1170,34 @@ class FS:
     def transactions(self) -> list[TxnInfo]:
         """Committed transactions up to this view, newest first."""
         return self.store.transactions(self.as_of)
+
+
+@dataclass
+class _HeldChanges:
+    """Pending changes kept out of one commit (:meth:`FS.begin_commit`'s ``hold``): versions
+    set aside whole, directories committed without some entry changes (``amended``: their
+    pending version as it was), and per directory the held entry changes and the listing
+    with them."""
+
+    versions: dict[str, NodeVersion] = field(default_factory=dict)
+    amended: dict[str, NodeVersion] = field(default_factory=dict)
+    ops: dict[str, list[DirOp]] = field(default_factory=dict)
+    listings: dict[str, dict[str, DirOp]] = field(default_factory=dict)
+
+
+def _held_ops(ops: list[DirOp], hold: set[str]) -> set[int]:
+    """Indexes of the entry changes in ``ops`` that name a held node, with the removal of
+    the entry a held node's entry replaced (a rename over an existing name)."""
+    held: set[int] = set()
+    last_of_name: dict[str, int] = {}
+    for i, op in enumerate(ops):
+        if op.node_id in hold:
+            held.add(i)
+            before = last_of_name.get(op.name)
+            if op.op == "add" and before is not None and ops[before].op == "remove":
+                held.add(before)
+        last_of_name[op.name] = i
+    return held
 
 
 class Commit:
