@@ -210,8 +210,9 @@ class PondOperations(pyfuse3.Operations):
         if of is not None and of.spool is not None:
             attr.st_size = of.size
             attr.st_blocks = (of.size + 511) // 512
-            if of.dirty:
-                attr.st_mtime_ns = attr.st_ctime_ns = of.mtime_ns
+            if of.dirty:  # changed since it was stored: the time of the last change
+                attr.st_mtime_ns = of.mtime_ns
+                attr.st_ctime_ns = max(s.ctime_ns, of.mtime_ns)
         return attr
 
     async def _entry(self, node_id: str) -> EntryAttributes:
@@ -276,7 +277,7 @@ class PondOperations(pyfuse3.Operations):
         except FsError as exc:
             if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
                 raise
-            s = replace(of.last_stat, nlink=0)  # removed while open
+            s = replace(of.last_stat, nlink=0, ctime_ns=of.removed_ns)  # removed while open
         if of is not None:
             of.last_stat = s
         return self._attributes(inode, s)
@@ -296,13 +297,12 @@ class PondOperations(pyfuse3.Operations):
         if fields.update_gid:
             changes["gid"] = attr.st_gid
         if fields.update_atime:
-            changes["atime_ns"] = attr.st_atime_ns
+            changes["atime_ns"] = _precise(attr.st_atime_ns)
         if fields.update_mtime:
-            changes["mtime_ns"] = attr.st_mtime_ns
+            changes["mtime_ns"] = _precise(attr.st_mtime_ns)
             of = self._files.get(inode)
             if of is not None and of.dirty:
-                # The explicit time must win over the one a later write-back would stamp.
-                await self._write_back(of)
+                of.mtime_ns = changes["mtime_ns"]  # what its write-back at close will keep
         if changes:
             await self.view.call(partial(self.fs.setattr, node_id, **changes))
             self.committer.staged()
@@ -445,6 +445,7 @@ class PondOperations(pyfuse3.Operations):
         of = self._files.get(inode) if inode is not None else None
         if of is not None:
             of.removed = True
+            of.removed_ns = time.time_ns()  # its link count changed: so did its ctime
 
     @_handler
     async def rename(self, parent_inode_old: InodeT, name_old: FileNameT,
@@ -721,11 +722,12 @@ class PondOperations(pyfuse3.Operations):
             fd = of.spool.rewound_fd()
             try:
                 if fd is None:
-                    await self.view.call(self.fs.write_content, of.node_id,
-                                         of.spool.chunks(of.size),
+                    await self.view.call(partial(self.fs.write_content, changed_ns=of.mtime_ns),
+                                         of.node_id, of.spool.chunks(of.size),
                                          inline=self.view.loaded(of.node_id))
                 else:
-                    await self.view.thread(self.fs.write_file, of.node_id, fd)
+                    await self.view.thread(partial(self.fs.write_file, changed_ns=of.mtime_ns),
+                                           of.node_id, fd)
             except FsError as exc:
                 if exc.errno == errno.ENOENT and of.removed:
                     of.dirty = False  # written after its removal: nothing to keep
@@ -852,3 +854,19 @@ async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) 
         await ops.write_back_all()
         await ops.committer.commit("unmount", durable=True)
     return signalled
+
+
+def _precise(time_ns: int) -> int:
+    """``time_ns`` as the mount stamps it: the kernel sends "now" (``touch``, ``utime(None)``)
+    as its coarse clock, up to a tick behind the fine clock the mount stamps changes with,
+    so a time within the last tick of the coarse clock is taken for "now" and read again
+    finely (else a file touched after a write would go back in time)."""
+    coarse = time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+    if 0 <= coarse - time_ns <= _COARSE_TICK_NS:
+        return max(time.time_ns(), time_ns)
+    return time_ns
+
+
+#: Linux's clock id of the kernel's coarse clock (the time module has no name for it).
+_CLOCK_REALTIME_COARSE = 5
+_COARSE_TICK_NS = int(time.clock_getres(_CLOCK_REALTIME_COARSE) * 1e9)

@@ -36,6 +36,8 @@ class OpenFile:
     dirty: bool = False
     mtime_ns: int = 0
     removed: bool = False
+    #: When the node left the tree (its ctime from then on).
+    removed_ns: int = 0
     last_stat: Stat | None = None
     lock: trio.Lock = field(default_factory=trio.Lock)
 
