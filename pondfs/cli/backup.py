@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import pond
+from ..durations import parse_duration
 from .common import Commands, iso_time
 from .errors import CommandError
 
@@ -80,7 +81,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.action == "push":
         location = pond.pond_location(args.pond)
         after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
-                 else backup.parse_duration(args.abort_uploads_after))
+                 else _seconds(args.abort_uploads_after, "--abort-uploads-after"))
         print(backup.push(location, args.url, jobs=args.jobs,
                           abort_uploads_after=after).describe())
         return 0
@@ -94,8 +95,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
                   f"{backup.human_bytes(p.uploaded_bytes):>10}")
         return 0
     if args.action == "forget":
-        within = None if args.keep_within is None else backup.parse_duration(
-            args.keep_within)
+        within = (None if args.keep_within is None
+                  else _seconds(args.keep_within, "--keep-within"))
         result = backup.forget(args.url, keep_last=args.keep_last, keep_within=within,
                                dry_run=args.dry_run, jobs=args.jobs)
         for relative in result.deleted if result.dry_run else ():
@@ -107,6 +108,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print(report.describe())
     return 0 if report.ok else 1
+
+
+def _seconds(text: str, option: str) -> float:
+    """The duration ``text`` that ``option`` was given, in seconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise CommandError(f"{option}: {exc}") from None
 
 
 def cmd_restore(args: argparse.Namespace) -> int:

@@ -1,13 +1,12 @@
 """What every group of ``pond`` commands shares: how a command opens the pond (one
 transaction to write, or a view as of ``--at`` to read), how a command is added to the
-parser, pond and host path prefixes, progress bars and times for people."""
+parser, pond and host path prefixes, and times for people."""
 
 from __future__ import annotations
 
 import argparse
 import errno
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,29 +39,6 @@ def add_at(p: argparse.ArgumentParser) -> None:
     """The ``--at TXN`` option of a command that reads the pond."""
     p.add_argument("--at", type=int, metavar="TXN",
                    help="read the pond as of transaction TXN (time travel)")
-
-
-def progress(total: int | None, unit: str, desc: str) -> Any:
-    """A progress bar on stderr, shown only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=unit, unit_scale=unit == "B", desc=desc, file=sys.stderr,
-                leave=False)
-
-
-class _NoProgress:
-    """A progress bar that shows nothing (stderr is no terminal)."""
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        return None
 
 
 @contextmanager

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from ..progress import progress_bar
 from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
-from .common import Commands, add_at, entry, progress, reading, split_side, writing
+from .common import Commands, add_at, entry, reading, split_side, writing
 from .errors import CommandError
 
 
@@ -91,7 +92,7 @@ class _CopyIn:
         into_dir = dest_id is not None and self.fs.kind(dest_id) == DIRECTORY
         if len(sources) > 1 and not into_dir:
             raise FsError(errno.ENOTDIR, f"target {dest} is not a directory")
-        with progress(total, "B", "copy") as bar:
+        with progress_bar("copy", total) as bar:
             self.bar = bar
             for src in sources:
                 if into_dir:
@@ -191,7 +192,7 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
             plan.extend(_pond_tree(fs, node_id, target))
         else:
             plan.append((node_id, target, "file"))
-    with progress(len(plan), "file", "copy") as bar:
+    with progress_bar("copy", len(plan), "file") as bar:
         for node_id, target, kind in plan:
             if kind == "dir":
                 os.makedirs(target, exist_ok=True)

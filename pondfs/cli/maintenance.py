@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import pond
+from ..progress import progress_bar
 from ..tinyfs.check import Checker
-from .common import Commands, add_at, progress, reading
+from .common import Commands, add_at, reading
 
 
 def add_commands(commands: Commands) -> None:
@@ -24,7 +25,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    with reading(args) as fs, progress(None, "version", "check") as bar:
+    with reading(args) as fs, progress_bar("check", None, "version") as bar:
         report = Checker(fs, verify_content=not args.quick,
                          progress=lambda n: bar.update(1)).run()
     for problem in report.problems:

@@ -45,10 +45,8 @@ import ctypes.util
 import datetime
 import errno
 import hashlib
-import io
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,8 +55,10 @@ from typing import Any, BinaryIO, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import durations
 from ..resources import Fields, SpecError
 from ..tinyfs import (
+    CHUNK_SIZE,
     FS,
     SERIES,
     SYMLINK,
@@ -190,19 +190,20 @@ def check_template(template: str, pattern: str, field: str) -> None:
 
 #: The default floor: event times before 2000-01-01 UTC are device clock glitches.
 DEFAULT_FLOOR = 946684800
-_DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d|w)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PER_SECOND = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def parse_duration(text: Any, field: str) -> int:
-    """Seconds in a duration such as ``30s``, ``15m``, ``1h``, ``1d``, ``1w``; a SpecError
-    naming ``field`` otherwise."""
-    m = _DURATION.fullmatch(text) if isinstance(text, str) else None
-    if m is None:
-        raise SpecError(field, f"{text!r} is not a duration (a positive whole number and "
-                        "a unit: s, m, h, d or w; e.g. 30m, 1h, 1d)")
-    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    """Seconds in a duration of whole seconds above 0 such as ``30s``, ``15m``, ``1h``,
+    ``1d12h`` (the grammar of :mod:`pondfs.durations`); a SpecError naming ``field``
+    otherwise."""
+    try:
+        seconds = durations.parse_duration(text)
+    except ValueError as exc:
+        raise SpecError(field, str(exc)) from None
+    if seconds <= 0 or not seconds.is_integer():
+        raise SpecError(field, f"{text!r} is not a whole number of seconds above 0")
+    return int(seconds)
 
 
 def parse_time(value: Any, field: str) -> int:
@@ -412,7 +413,7 @@ def iter_batches(fs: FS, node_id: str, columns: Sequence[str] | None = None,
 def _parquet_batches(f: BinaryIO, what: str, columns: Sequence[str] | None,
                      batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(f, buffer_size=1 << 20)
+        parquet = pq.ParquetFile(f, buffer_size=CHUNK_SIZE)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FsError(errno.EINVAL, f"{what}: not a Parquet file ({exc})") from None
     names = parquet.schema_arrow.names
@@ -492,10 +493,3 @@ def write_parquet(sink: BinaryIO, table: pa.Table) -> None:
 def write_text(sink: BinaryIO, text: str) -> None:
     """``text`` as UTF-8 into ``sink``."""
     sink.write(text.encode())
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as the bytes :func:`write_parquet` writes."""
-    sink = io.BytesIO()
-    write_parquet(sink, table)
-    return sink.getvalue()

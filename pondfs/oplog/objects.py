@@ -34,13 +34,11 @@ from blake3 import blake3
 
 from pondfs.tinyfs.errors import CorruptContent, FsError
 from pondfs.tinyfs.hashing import HASH_RE, hasher
+from pondfs.tinyfs.records import CHUNK_SIZE
 
 from .layout import object_name
 
 log = logging.getLogger(__name__)
-
-#: Bytes read or hashed at a time: memory stays bounded whatever the object's size.
-CHUNK_SIZE = 1024 * 1024
 
 # Random reads (FUSE asks for up to 128 KiB at a time) should not each fetch a whole chunk;
 # larger reads bypass the buffer.

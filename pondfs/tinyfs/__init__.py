@@ -11,6 +11,7 @@ from .fs import FS, Stat, read_all, validate_name
 from .memory import MemoryPersistence
 from .persistence import Persistence
 from .records import (
+    CHUNK_SIZE,
     DATA,
     DIRECTORY,
     DYNAMIC,
@@ -24,7 +25,8 @@ from .records import (
 )
 
 __all__ = [
-    "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "ROOT_ID", "SERIES", "SYMLINK", "TABLE",
+    "CHUNK_SIZE", "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "ROOT_ID", "SERIES", "SYMLINK",
+    "TABLE",
     "CorruptContent", "DerivedCache", "DynamicDirectory", "DynamicFile", "DynamicNode",
     "FactoryRegistry", "FsError", "MemoryPersistence", "NodeVersion", "Persistence",
     "PondLocked", "Stat", "TxnInfo", "read_all", "validate_name",

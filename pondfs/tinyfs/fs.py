@@ -44,6 +44,7 @@ from .glob import GlobPattern
 from .hashing import EMPTY_HASH, content_hash
 from .persistence import Persistence
 from .records import (
+    CHUNK_SIZE,
     DATA,
     DIRECTORY,
     DYNAMIC,
@@ -846,11 +847,11 @@ class FS:
         def resized() -> Iterator[bytes]:
             with source:
                 left = size
-                while left and (chunk := source.read(min(formats.CHUNK, left))):
+                while left and (chunk := source.read(min(CHUNK_SIZE, left))):
                     left -= len(chunk)
                     yield chunk
                 while left:
-                    n = min(formats.CHUNK, left)
+                    n = min(CHUNK_SIZE, left)
                     left -= n
                     yield bytes(n)
 

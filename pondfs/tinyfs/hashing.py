@@ -15,11 +15,10 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
+from .records import CHUNK_SIZE
+
 #: What a content hash looks like.
 HASH_RE = re.compile(r"[0-9a-f]{64}")
-
-#: Bytes read at a time when hashing a stream.
-_CHUNK = 1024 * 1024
 
 
 def hasher(threads: int = 1) -> blake3:
@@ -36,7 +35,7 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
 def stream_hash(stream: BinaryIO) -> str:
     """The hash of what ``stream`` holds from where it is to its end, read in chunks."""
     h = blake3()
-    buffer = memoryview(bytearray(_CHUNK))
+    buffer = memoryview(bytearray(CHUNK_SIZE))
     while n := stream.readinto(buffer):
         h.update(buffer[:n])
     return h.hexdigest()

@@ -22,10 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import FsError
-from .records import NodeVersion, StoredContent, TxnInfo
-
-# Bytes read at a time when content is copied through this process.
-_CHUNK = 1024 * 1024
+from .records import CHUNK_SIZE, NodeVersion, StoredContent, TxnInfo
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ class Persistence(ABC):
         (Stores that can have the kernel copy a file override this.)"""
 
         def chunks() -> Iterator[memoryview]:
-            buffer = memoryview(bytearray(_CHUNK))
+            buffer = memoryview(bytearray(CHUNK_SIZE))
             while n := os.readv(source, [buffer]):
                 if progress is not None:
                     progress(n)
@@ -123,7 +120,7 @@ class Persistence(ABC):
         at the end comes after them; stores that can verify first, or take the bytes back,
         override it."""
         with self.open_object(digest) as reader, open(out, "wb", closefd=False) as writer:
-            while chunk := reader.read(_CHUNK):
+            while chunk := reader.read(CHUNK_SIZE):
                 writer.write(chunk)
 
     @abstractmethod

@@ -18,6 +18,10 @@ ROOT_ID = "00000000-0000-0000-0000-000000000000"
 #: Content at least this large is kept as a content-addressed object instead of in the row.
 INLINE_LIMIT = 64 * 1024
 
+#: Bytes read, written or hashed at a time when content streams through this process, so
+#: memory stays bounded whatever a file's size (1 MiB).
+CHUNK_SIZE = 1024 * 1024
+
 DIRECTORY = "directory"
 FILE = "file"
 SYMLINK = "symlink"
