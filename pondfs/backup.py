@@ -69,8 +69,7 @@ from .backup_manifests import (
 from .locations import is_s3_url
 from .progress import progress_bar
 from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
-from .tinyfs.hashing import content_hash, hasher, stream_hash
-from .tinyfs.persistence import Snapshot, SnapshotFile
+from .tinyfs import Snapshot, SnapshotFile, content_hash, hasher, stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +316,7 @@ def _backup_lock(bucket: Bucket, holder: str) -> Iterator[Callable[[], None]]:
     after ``POND_LOCK_LEASE`` seconds (default 60). Yields a check that raises once the
     lease has been lost (call it before writing what others rely on)."""
     from .oplog.lease import S3Lease
-    from .tinyfs.errors import PondLocked
+    from .tinyfs import PondLocked
 
     with ExitStack() as stack:
         lease = S3Lease(bucket, _LOCK, holder)
@@ -700,7 +699,7 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
     it names is there, and ``pond check`` (without rehashing what was just verified)
     finds nothing."""
     from . import pond
-    from .tinyfs.check import Checker
+    from .tinyfs import Checker
 
     with pond.open_fs(str(root)) as fs:
         if fs.store.last_txn() != manifest.txn:

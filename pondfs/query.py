@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from .tinyfs import FILE, FS, SERIES, TABLE, FsError, NodeVersion, formats
+from .tinyfs import FILE, FS, SERIES, TABLE, FsError, NodeVersion, read_parquet
 
 if TYPE_CHECKING:
     import datafusion
@@ -50,13 +50,13 @@ def file_table(fs: FS, node_id: str, path: str) -> pa.Table:
     table, a reduced series)."""
     if fs.dynamic_node(node_id) is not None and fs.kind(node_id) == FILE:
         with fs.open_read(node_id) as f:
-            return formats.read_parquet(f.read(), path)
+            return read_parquet(f.read(), path)
     v: NodeVersion = fs.get(node_id)
     if v.format == SERIES:
         return fs.read_series(node_id)
     if v.format == TABLE:
         with fs.open_read(node_id) as f:
-            return formats.read_parquet(f.read(), path)
+            return read_parquet(f.read(), path)
     raise FsError(errno.EINVAL, f"{path}: a {v.format or v.kind} file cannot be queried "
                   "(only table and series files)")
 

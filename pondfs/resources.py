@@ -38,8 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .tinyfs import DIRECTORY, DYNAMIC, FS, DynamicFile, FsError
-from .tinyfs.fs import join_path, split_path
+from .tinyfs import DIRECTORY, DYNAMIC, FS, DynamicFile, FsError, join_path, split_path
 
 if TYPE_CHECKING:
     import yaml
@@ -136,9 +135,10 @@ def _type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def env_reference(fields: Fields, key: str, default: str | None = None) -> str:
-    """A field that must be a ``${env:NAME}`` reference, so its secret value is never stored."""
-    value = fields.get(key, str, default)
+def env_reference(fields: Fields, key: str) -> str:
+    """A field that must be a ``${env:NAME}`` reference, so its secret value is never stored;
+    a SpecError if it is missing."""
+    value = fields.get(key, str)
     if not _ENV_REFERENCE.fullmatch(value):
         raise SpecError(fields.field(key), "must be a reference like ${env:NAME} to an "
                         "environment variable (secrets are never stored in the pond)")

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .tinyfs.errors import FsError
-from .tinyfs.records import CHUNK_SIZE
+from .tinyfs import CHUNK_SIZE, FsError
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,7 @@ import pytest
 from fuse_helpers import MOUNT_COMMAND, Mount, make_pond, requires_fuse
 
 from pondfs import pond
-from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, read_all
-from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, Checker, read_all
 
 pytestmark = requires_fuse
 

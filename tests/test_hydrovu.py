@@ -22,8 +22,7 @@ import pytest
 from pondfs import cli, collectors, pond, resources
 from pondfs.collectors import Progress, RunReport
 from pondfs.collectors.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu, device_name
-from pondfs.tinyfs import DYNAMIC, FsError, read_all
-from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs import DYNAMIC, Checker, FsError, read_all
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = Path("/work/shared/data/hydrovu")
@@ -555,6 +554,27 @@ def test_cli_apply_run_describe_and_secrets(location: str, hydrovu: FakeHydroVu,
         if path.is_file():
             content = path.read_bytes()
             assert CLIENT_ID.encode() not in content and CLIENT_SECRET.encode() not in content
+
+
+@pytest.mark.parametrize("missing", ["client_id", "client_secret"])
+def test_cli_apply_without_a_credential_is_one_line(location: str, tmp_path: Path,
+                                                     missing: str) -> None:
+    import yaml
+
+    document = yaml.safe_load(resource_yaml("http://127.0.0.1:9"))
+    del document["spec"][missing]
+    config = tmp_path / "hydrovu.yaml"
+    config.write_text(yaml.safe_dump(document))
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in Path(location).rglob("*") if p.is_file()}
+
+    before = files()
+    done = pond_cli(location, "apply", "-f", str(config))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"pond apply: {config}: document 1 (HydroVu hydrovu): "
+                           f"spec.{missing}: missing\n")
+    assert files() == before
 
 
 def test_cli_mknod_and_run_errors(location: str, hydrovu: FakeHydroVu, tmp_path: Path,

@@ -24,14 +24,16 @@ from deltalake import DeltaTable
 from pondfs.oplog import OplogPersistence, create_pond, maintain, open_pond
 from pondfs.oplog.lock import WriterLock, lock_holder
 from pondfs.oplog.objects import ObjectStore
-from pondfs.tinyfs.errors import CorruptContent, FsError, PondLocked
-from pondfs.tinyfs.records import (
+from pondfs.tinyfs import (
     DIRECTORY,
     FILE,
     ROOT_ID,
     SERIES,
+    CorruptContent,
     DirOp,
+    FsError,
     NodeVersion,
+    PondLocked,
     TxnInfo,
     new_node_id,
 )
@@ -531,7 +533,7 @@ def test_a_second_writer_in_another_process_is_refused_with_the_holder(
         assert pond.holds_lock
         proc = run_python(f"""
             from pondfs.oplog import open_pond
-            from pondfs.tinyfs.errors import PondLocked
+            from pondfs.tinyfs import PondLocked
             try:
                 with open_pond({str(pond.root)!r}).writer_lock("pond copy"):
                     print("acquired")

@@ -28,15 +28,16 @@ from pondfs.oplog.snapshot import finish_copy, prepare_copy
 from pondfs.tinyfs import (
     FILE,
     FS,
+    INLINE_LIMIT,
     ROOT_ID,
+    Checker,
     FsError,
     MemoryPersistence,
     NodeVersion,
     Persistence,
     TxnInfo,
+    new_node_id,
 )
-from pondfs.tinyfs.check import Checker
-from pondfs.tinyfs.records import INLINE_LIMIT, new_node_id
 
 PACKAGE = Path(pondfs.__file__).parent
 

@@ -21,8 +21,7 @@ from fuse_helpers import Mount, requires_fuse
 from pondfs import pond
 from pondfs.oplog import open_pond
 from pondfs.s3 import Bucket, S3Location
-from pondfs.tinyfs import FsError, PondLocked, TxnInfo
-from pondfs.tinyfs.hashing import content_hash
+from pondfs.tinyfs import FsError, PondLocked, TxnInfo, content_hash
 
 DEMO = Path(__file__).resolve().parent.parent / "pondfs" / "demo"
 BIG = 300 * 1024  # above the inline limit: a content object

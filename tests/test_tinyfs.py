@@ -25,8 +25,10 @@ from pondfs.tinyfs import (
     DIRECTORY,
     FILE,
     FS,
+    INLINE_LIMIT,
     ROOT_ID,
     SYMLINK,
+    Checker,
     DynamicDirectory,
     DynamicFile,
     FactoryRegistry,
@@ -34,9 +36,7 @@ from pondfs.tinyfs import (
     Persistence,
     read_all,
 )
-from pondfs.tinyfs.check import Checker
 from pondfs.tinyfs.fs import SNAPSHOT_EVERY
-from pondfs.tinyfs.records import INLINE_LIMIT
 
 # ---------------------------------------------------------------- helpers
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from ..progress import progress_bar
-from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, formats
+from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, read_csv, read_parquet
 from .common import Commands, add_at, entry, reading, split_side, writing
 from .errors import CommandError
 
@@ -172,9 +172,9 @@ def _tree_size(path: str) -> int:
 def _read_input_table(src: str) -> pa.Table:
     if src.lower().endswith(".csv"):
         with open(src, "rb") as f:
-            return formats.read_csv(f, src)
+            return read_csv(f, src)
     with open(src, "rb") as f:
-        return formats.read_parquet(f, src)
+        return read_parquet(f, src)
 
 
 def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:

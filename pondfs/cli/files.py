@@ -10,8 +10,7 @@ import sys
 import time
 
 from .. import pond
-from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError
-from ..tinyfs.fs import join_path
+from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError, join_path
 from .common import Commands, add_at, entry, iso_time, reading, writing
 from .errors import CommandError
 

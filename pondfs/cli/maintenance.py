@@ -6,7 +6,7 @@ import argparse
 
 from .. import pond
 from ..progress import progress_bar
-from ..tinyfs.check import Checker
+from ..tinyfs import Checker
 from .common import Commands, add_at, reading
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from ..resources import SpecError, config_file, parse_spec, spec_validator
-from ..tinyfs import DIRECTORY, DYNAMIC, FS, ROOT_ID, FactoryRegistry, FsError
-from ..tinyfs.fs import join_path
+from ..tinyfs import DIRECTORY, DYNAMIC, FS, ROOT_ID, FactoryRegistry, FsError, join_path
 
 #: Collector kinds and where their class lives.
 COLLECTORS = {"HydroVu": "pondfs.collectors.hydrovu:HydroVuCollector"}

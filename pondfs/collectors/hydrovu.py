@@ -66,8 +66,7 @@ import pyarrow as pa
 import requests
 
 from ..resources import Fields, SpecError, env_reference, makedirs, resolve_env
-from ..tinyfs import FS, FsError, validate_name
-from ..tinyfs.fs import join_path, split_path
+from ..tinyfs import FS, FsError, join_path, split_path, validate_name
 from . import CollectorError, Progress, RunReport, SourceReport
 
 log = logging.getLogger(__name__)

@@ -66,10 +66,12 @@ from ..tinyfs import (
     DynamicFile,
     DynamicNode,
     FsError,
+    GlobError,
+    GlobPattern,
+    stream_hash,
+    substitute,
     validate_name,
 )
-from ..tinyfs.glob import GlobError, GlobPattern, substitute
-from ..tinyfs.hashing import stream_hash
 
 log = logging.getLogger(__name__)
 

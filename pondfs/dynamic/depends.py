@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..resources import Resource, SpecError, parse_spec
-from ..tinyfs import FS, FsError
-from ..tinyfs.fs import split_path
-from ..tinyfs.glob import GlobPattern
+from ..tinyfs import FS, FsError, GlobPattern, split_path
 from . import input_patterns
 
 

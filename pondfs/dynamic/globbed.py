@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..resources import Fields, parse_spec
-from ..tinyfs import DIRECTORY, FS, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode
-from ..tinyfs.fs import join_path
+from ..tinyfs import DIRECTORY, FS, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode, join_path
 from .computed import (
     check_template,
     fingerprint,

@@ -48,8 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..resources import Fields, SpecError, parse_spec
-from ..tinyfs import FS, SERIES, DynamicNode, FsError
-from ..tinyfs.glob import GlobError, substitute
+from ..tinyfs import FS, SERIES, DynamicNode, FsError, GlobError, substitute
 from .computed import (
     DEFAULT_FLOOR,
     ROW_GROUP,

@@ -50,8 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..resources import Fields, SpecError, parse_spec
-from ..tinyfs import FS, DynamicNode, FsError
-from ..tinyfs.glob import substitute
+from ..tinyfs import FS, DynamicNode, FsError, substitute
 from .computed import (
     ROW_GROUP,
     ComputedFile,

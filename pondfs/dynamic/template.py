@@ -69,8 +69,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from ..resources import Fields, SpecError, parse_spec
-from ..tinyfs import FILE, FS, DynamicNode, FsError, read_all
-from ..tinyfs.glob import GlobError, substitute
+from ..tinyfs import FILE, FS, DynamicNode, FsError, GlobError, read_all, substitute
 from .computed import (
     ComputedFile,
     Input,

@@ -32,9 +32,7 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
-from pondfs.tinyfs.errors import CorruptContent, FsError
-from pondfs.tinyfs.hashing import HASH_RE, hasher
-from pondfs.tinyfs.records import CHUNK_SIZE
+from pondfs.tinyfs import CHUNK_SIZE, HASH_RE, CorruptContent, FsError, hasher
 
 from .layout import object_name
 

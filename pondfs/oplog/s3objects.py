@@ -19,8 +19,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from typing import BinaryIO
 
 from pondfs.s3 import Bucket
-from pondfs.tinyfs.errors import CorruptContent
-from pondfs.tinyfs.hashing import HASH_RE
+from pondfs.tinyfs import HASH_RE, CorruptContent
 
 from .layout import OBJECTS, object_path
 from .objects import ObjectStore

@@ -20,7 +20,7 @@ from dataclasses import MISSING, fields
 
 import pyarrow as pa
 
-from pondfs.tinyfs.records import DirOp, NodeVersion, TxnInfo
+from pondfs.tinyfs import DirOp, NodeVersion, TxnInfo
 
 log = logging.getLogger(__name__)
 

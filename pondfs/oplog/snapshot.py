@@ -14,8 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from pondfs.tinyfs.errors import FsError
-from pondfs.tinyfs.persistence import Snapshot, SnapshotFile
+from pondfs.tinyfs import FsError, Snapshot, SnapshotFile
 
 from .layout import DELTA_LOG, LAST_CHECKPOINT, LOG_FILE_RE, OBJECTS, OPLOG, object_path
 from .objects import ObjectStore

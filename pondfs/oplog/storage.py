@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import pyarrow.fs as pafs
 
-from pondfs.tinyfs.errors import FsError
+from pondfs.tinyfs import FsError
 
 from ..locations import is_s3_url
 from .layout import CACHE, DELTA_LOG, LOCK, OBJECTS, OPLOG

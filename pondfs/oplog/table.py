@@ -43,10 +43,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from pondfs.tinyfs.errors import CorruptContent, FsError
-from pondfs.tinyfs.hashing import content_hash
-from pondfs.tinyfs.persistence import Persistence, Snapshot
-from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
+from pondfs.tinyfs import (
+    CorruptContent,
+    FsError,
+    NodeVersion,
+    Persistence,
+    Snapshot,
+    StoredContent,
+    TxnInfo,
+    content_hash,
+)
 
 from .layout import LAST_CHECKPOINT, LOG_DIR, checkpoint_name, log_entry_name
 from .objects import fsync_dir
