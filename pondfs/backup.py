@@ -380,9 +380,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Nothing is wrong."""
         return not self.problems
 
     def describe(self) -> str:
+        """One line: what was verified, and ok or how many problems."""
         state = "ok" if self.ok else f"{len(self.problems)} problem(s)"
         return (f"backup verify {self.location}: {self.manifests} restore point(s), "
                 f"{self.files} files, {human_bytes(self.bytes)}: {state}")
@@ -591,6 +593,7 @@ class RestoreResult:
     seconds: float
 
     def describe(self) -> str:
+        """One line: what was restored where, and how fast."""
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (f"restored transaction {self.txn} from {self.location} into {self.target}: "
                 f"{self.files} files, {human_bytes(self.bytes)} in {self.seconds:.1f} s "
@@ -699,9 +702,11 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
     it names is there, and ``pond check`` (without rehashing what was just verified)
     finds nothing."""
     from . import pond
+    from .oplog import OplogPersistence
     from .tinyfs import Checker
 
     with pond.open_fs(str(root)) as fs:
+        assert isinstance(fs.store, OplogPersistence)  # a pond on disk
         if fs.store.last_txn() != manifest.txn:
             raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
                               f"the backup at {manifest.txn}")

@@ -12,6 +12,7 @@ should be is a :class:`BackupError` naming it, never a traceback.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import errno
 import json
@@ -66,13 +67,16 @@ class Manifest:
 
     @property
     def name(self) -> str:
+        """Where this manifest is, below the backup's prefix."""
         return manifest_name(self.txn)
 
     @property
     def total_bytes(self) -> int:
+        """The size of the snapshot: every file's."""
         return sum(f.size for f in self.files)
 
     def to_json(self) -> bytes:
+        """The manifest object's bytes."""
         body = {
             "format": _FORMAT + "-manifest", "version": 1,
             "table_id": self.table_id, "txn": self.txn, "table_version": self.table_version,
@@ -85,6 +89,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes, name: str) -> Manifest:
+        """The manifest in ``data`` (the object ``name``), or BackupError."""
         try:
             body = _document(data, "manifest")
             files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["blake3"]))
@@ -176,13 +181,13 @@ class RestorePoint:
                    len(manifest.files), manifest.total_bytes, manifest.uploaded_files,
                    manifest.uploaded_bytes)
 
-    def to_json(self) -> bytes:
+    def to_json(self) -> builtins.bytes:  # (``bytes`` here is the field)
         """The summary object's bytes."""
         return json.dumps({"format": _FORMAT + "-summary", "version": 1,
                            **dataclasses.asdict(self)}).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, name: str) -> RestorePoint:
+    def from_json(cls, data: builtins.bytes, name: str) -> RestorePoint:
         """The summary in ``data`` (the object ``name``), or BackupError."""
         try:
             body = _document(data, "summary")

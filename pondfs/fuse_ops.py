@@ -34,15 +34,21 @@ What this module owns, and the promises it keeps:
   versions and to fold them in after: the store commit itself runs while the mount serves.
 - **Errors**: every handler answers ``FsError`` with its errno and any other exception with
   ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
+- **Hard links and special files**: ``link`` gives a node another name (one inode, its
+  ``st_nlink`` counting the names); ``mknod`` makes FIFOs, sockets and device nodes (with
+  ``st_rdev``), which the kernel implements on the inode the mount answers with (a FIFO's
+  pipe, a bound socket): the pond keeps only their names, modes and device numbers.
+  Unlinking one of several names leaves an open file of that node as it is; only its last
+  name removes it (:meth:`PondOperations._removed`).
 
 Deliberate limits (documented for users in the README): ``fallocate`` is not served
 (pyfuse3 has no handler: the kernel answers ``EOPNOTSUPP``) and ``lseek`` is the kernel's
-(no holes: files are stored densely); hard links answer ``EPERM``;
-``mknod`` of devices, FIFOs and sockets answers ``EPERM``; ``RENAME_EXCHANGE`` answers
-``EINVAL``; files are stored densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``;
-series files are read-only through the mount (``EACCES`` on open for writing); the
-read-only attributes ``user.pond.node_id``, ``user.pond.version`` and ``user.pond.txn`` can
-be read by name but are not listed (so copies do not carry them).
+(no holes: files are stored densely); hard links to directories and computed nodes answer
+``EPERM``; ``RENAME_EXCHANGE`` answers ``EINVAL``; files are stored densely, so sizes above
+``MAX_FILE_SIZE`` answer ``EFBIG``; series files are read-only through the mount
+(``EACCES`` on open for writing); the read-only attributes ``user.pond.node_id``,
+``user.pond.version`` and ``user.pond.txn`` can be read by name but are not listed (so
+copies do not carry them).
 """
 
 from __future__ import annotations
@@ -172,6 +178,9 @@ class PondOperations(pyfuse3.Operations):
         self._symlinks: dict[str, bytes] = {}
         #: The parent of each directory the kernel has seen (for readdir's "..").
         self._parent_dirs: dict[str, str] = {}
+        #: Removed directories the kernel still holds (open, or a process' cwd): what
+        #: getattr answers for them (no names left), as a local filesystem does.
+        self._gone_dirs: dict[int, Stat] = {}
         #: A read-only mount of the newest transaction shows newer ones as they come.
         self.follower = (PondFollower(self.view, self.inodes, self.kernel, self._parent_dirs)
                          if self.read_only and not fs.read_only else None)
@@ -199,7 +208,7 @@ class PondOperations(pyfuse3.Operations):
         attr.st_nlink = s.nlink
         attr.st_uid = s.uid
         attr.st_gid = s.gid
-        attr.st_rdev = 0
+        attr.st_rdev = s.rdev
         attr.st_size = s.size
         attr.st_blksize = BLOCK_SIZE
         attr.st_blocks = (s.size + 511) // 512
@@ -264,6 +273,7 @@ class PondOperations(pyfuse3.Operations):
             self.inodes.forget(inode, count, inode in self._files)
             if not self.inodes.knows(inode):
                 self._page_cache.pop(inode, None)
+                self._gone_dirs.pop(inode, None)
 
     @_handler
     async def getattr(self, inode: InodeT, ctx: RequestContext) -> EntryAttributes:
@@ -275,6 +285,8 @@ class PondOperations(pyfuse3.Operations):
             else:
                 s = await self.view.stat(node_id)
         except FsError as exc:
+            if exc.errno == errno.ENOENT and inode in self._gone_dirs:
+                return self._attributes(inode, self._gone_dirs[inode])
             if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
                 raise
             s = replace(of.last_stat, nlink=0, ctime_ns=of.removed_ns)  # removed while open
@@ -319,6 +331,8 @@ class PondOperations(pyfuse3.Operations):
         handle = self._handles[fh]
         assert isinstance(handle, DirHandle)
         dir_id = handle.node_id
+        if self.inodes.inode_of(dir_id) in self._gone_dirs:
+            return  # removed while open: no entries at all, not even "." and ".."
         if start_id == 0 or handle.entries is None:
             listing = await self.view.call(self.fs.listdir, dir_id, inline=self.view.loaded(dir_id))
             parent = self._parent_dirs.get(dir_id, dir_id)
@@ -420,8 +434,12 @@ class PondOperations(pyfuse3.Operations):
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
         child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
-        await self.view.call(self.fs.unlink, dir_id, text, inline=self.view.loaded(dir_id))
-        self._removed(child)
+        # Dropping one of several names is a new version of the node, which may read its
+        # inline content back from the store: not on the event loop.
+        inline = self.view.loaded(dir_id) and (child is None or (
+            self.view.loaded(child) and self.fs.names(child) < 2))
+        if not await self.view.call(self.fs.unlink, dir_id, text, inline=inline):
+            self._removed(child)  # its last name: the node is gone
         self.committer.staged()
 
     @_handler
@@ -431,21 +449,28 @@ class PondOperations(pyfuse3.Operations):
         text = self._check_name(name)
         child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
         inline = self.view.loaded(dir_id) and (child is None or self.view.loaded(child))
+        before = None if child is None else await self.view.stat(child)
         await self.view.call(self.fs.rmdir, dir_id, text, inline=inline)
-        self._removed(child)
+        self._removed(child, before)
         self.committer.staged()
 
-    def _removed(self, node_id: str | None) -> None:
-        """A node left the tree; an open inode of it keeps working on its spool."""
+    def _removed(self, node_id: str | None, directory: Stat | None = None) -> None:
+        """A node left the tree (``directory``: its attributes, if it was one); an open
+        inode of it keeps working on its spool, a directory the kernel holds stays empty."""
         if node_id is None:
             return
         self._symlinks.pop(node_id, None)
         self._parent_dirs.pop(node_id, None)
         inode = self.inodes.inode_of(node_id)
-        of = self._files.get(inode) if inode is not None else None
+        if inode is None:
+            return
+        now = time.time_ns()  # its link count changed: so did its ctime
+        if directory is not None and directory.kind == DIRECTORY:
+            self._gone_dirs[inode] = replace(directory, nlink=0, size=0, ctime_ns=now)
+        of = self._files.get(inode)
         if of is not None:
             of.removed = True
-            of.removed_ns = time.time_ns()  # its link count changed: so did its ctime
+            of.removed_ns = now
 
     @_handler
     async def rename(self, parent_inode_old: InodeT, name_old: FileNameT,
@@ -459,32 +484,47 @@ class PondOperations(pyfuse3.Operations):
         src_name = self._check_name(name_old)
         dst_name = self._check_name(name_new)
 
-        def move() -> tuple[str | None, str | None]:
+        def move() -> tuple[str | None, str | None, Stat | None]:
             replaced = self.fs.lookup(dst_dir, dst_name)
             moved = self.fs.lookup(src_dir, src_name)
+            before = None if replaced in (None, moved) else self.fs.stat(replaced)
             self.fs.rename(src_dir, src_name, dst_dir, dst_name,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
-            return moved, replaced if replaced != moved else None
+            gone = replaced != moved and replaced is not None and not self.fs.names(replaced)
+            return moved, replaced if gone else None, before
 
-        moved, replaced = await self.view.call(move)
+        moved, replaced, before = await self.view.call(move)
         if moved in self._parent_dirs:
             self._parent_dirs[moved] = dst_dir
-        self._removed(replaced)
+        self._removed(replaced, before)
         self.committer.staged()
 
     @_handler
     async def link(self, inode: InodeT, new_parent_inode: InodeT, new_name: FileNameT,
                    ctx: RequestContext) -> EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EPERM)  # the data model has one name per node
+        self._check_writable()
+        node_id = self.inodes.node(inode)
+        dir_id = self.inodes.node(new_parent_inode)
+        # In a thread: the node's new version may read its inline content back.
+        await self.view.call(self.fs.link, node_id, dir_id, self._check_name(new_name))
+        self.committer.staged()
+        return await self._entry(node_id)
 
     @_handler
     async def mknod(self, parent_inode: InodeT, name: FileNameT, mode: ModeT, rdev: int,
                     ctx: RequestContext) -> EntryAttributes:
-        if not st.S_ISREG(mode):
-            raise pyfuse3.FUSEError(errno.EPERM)  # no devices, FIFOs or sockets in a pond
-        info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
-        await self.release(info.fh)
-        return attr
+        if st.S_ISREG(mode):
+            info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
+            await self.release(info.fh)
+            return attr
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        uid, gid = self._owner(await self.view.stat(dir_id), ctx)
+        # FIFOs, sockets and devices: the kernel implements them on the inode we answer.
+        node_id = await self.view.call(self.fs.mknod, dir_id, self._check_name(name), mode,
+                                       rdev, uid, gid, inline=self.view.loaded(dir_id))
+        self.committer.staged()
+        return await self._entry(node_id)
 
     # ------------------------------------------------------------------ files: open, close
 

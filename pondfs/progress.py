@@ -15,7 +15,7 @@ class ProgressBar(Protocol):
 
     def __exit__(self, *exc_info: object) -> object: ...
 
-    def update(self, n: int = 1) -> object:
+    def update(self, n: int = 1) -> None:
         """``n`` more units are done."""
 
 

@@ -26,7 +26,8 @@ _PATH_REF = re.compile(r"""(?i)\b(FROM|JOIN)\s+(['"])(/[^'"]*)\2""")
 _OPLOG_SCHEMA = pa.schema([
     ("part_id", pa.string()), ("node_id", pa.string()), ("version", pa.int64()),
     ("txn", pa.int64()), ("kind", pa.string()), ("format", pa.string()),
-    ("mode", pa.int64()), ("uid", pa.int64()), ("gid", pa.int64()),
+    ("mode", pa.int64()), ("uid", pa.int64()), ("gid", pa.int64()), ("nlink", pa.int64()),
+    ("rdev", pa.int64()),
     ("mtime_ns", pa.int64()), ("size", pa.int64()), ("blake3", pa.string()),
     ("inline", pa.bool_()), ("min_time", pa.int64()), ("max_time", pa.int64()),
     ("entries", pa.int64()), ("snapshot", pa.bool_()), ("deleted", pa.bool_()),

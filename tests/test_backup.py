@@ -17,10 +17,11 @@ import pytest
 from pondfs import backup, pond
 from pondfs.backup_manifests import load_manifest
 from pondfs.s3 import Bucket, S3Error, S3Location, Stored
-from pondfs.tinyfs import DIRECTORY, SERIES, SYMLINK
+from pondfs.tinyfs import DIRECTORY, SERIES, SPECIAL_KINDS, SYMLINK
 
 sys.path.insert(0, str(Path(__file__).parent))
 from s3_server import S3Server  # noqa: E402
+from shapes import make_linked_source, shape  # noqa: E402
 
 OBJECT_SIZE = 70 * 1024  # above the inline limit: stored as a content object
 
@@ -66,7 +67,8 @@ def make_pond(path: Path, objects: int = 3, small: int = 5) -> Path:
 
 
 def contents(pond_dir: Path, at: int | None = None) -> tuple[dict[str, bytes], list]:
-    """Every path's bytes (as ``pond cat`` reads them) and every oplog row, as of ``at``."""
+    """Every path's bytes (as ``pond cat`` reads them; a special file's kind and device)
+    and every oplog row, as of ``at``."""
     with pond.open_fs(str(pond_dir), at=at) as fs:
         files = {}
         for path, node_id in fs.walk("/"):
@@ -75,6 +77,8 @@ def contents(pond_dir: Path, at: int | None = None) -> tuple[dict[str, bytes], l
                 files[path] = b"<dir>"
             elif kind == SYMLINK:
                 files[path] = b"-> " + fs.readlink(node_id).encode()
+            elif kind in SPECIAL_KINDS:
+                files[path] = f"<{kind} {fs.stat(node_id).rdev}>".encode()
             else:
                 with fs.open_read(node_id) as f:
                     files[path] = f.read()
@@ -203,6 +207,32 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
             env=env, capture_output=True, check=True).stdout
 
     assert cat(latest) == cat(original)
+
+
+def test_restore_keeps_hard_links_and_special_files(aws, url, tmp_path):
+    env = aws.env()
+    original = tmp_path / "pond"
+    pond.init(str(original))
+    host = make_linked_source(tmp_path / "host")
+    pond_cli("--pond", str(original), "cp", "-r", str(host), "/tree", env=env)
+    first = backup.push(original, url, progress=False).txn
+    pond_cli("--pond", str(original), "rm", "/tree/a/one", env=env)
+    pond_cli("--pond", str(original), "ln", "/tree/b/big", "/tree/a/big-too", env=env)
+    backup.push(original, url, progress=False)
+
+    latest, old = tmp_path / "latest", tmp_path / "old"
+    pond_cli("restore", url, str(latest), env=env)
+    pond_cli("restore", "--at", str(first), url, str(old), env=env)
+    assert_same_pond(original, latest, env)  # every row: names, link counts, devices
+    assert_same_pond(original, old, env, at=first)
+    reference = tmp_path / "reference"
+    subprocess.run(["cp", "-a", str(host), str(reference)], check=True)
+    pond_cli("--pond", str(old), "cp", "-r", "pond:/tree", str(tmp_path / "out"), env=env)
+    assert shape(tmp_path / "out") == shape(reference)
+    with pond.open_fs(str(latest)) as fs:
+        big = fs.resolve("/tree/big")
+        assert fs.resolve("/tree/a/big-too") == fs.resolve("/tree/b/big") == big
+        assert fs.stat(big).nlink == 3 and fs.stat(fs.resolve("/tree/a/one-again")).nlink == 2
 
 
 def test_interrupted_push_resumes(aws, url, tmp_path):

@@ -20,8 +20,7 @@ import pytest
 import trio
 
 from pondfs.fuse_ops import PondOperations
-from pondfs.tinyfs import FS, Persistence, read_all
-from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs import FS, Checker, Persistence, read_all
 
 
 @dataclass
@@ -307,5 +306,19 @@ def test_lookup_of_dot_dot_answers_the_parent(store) -> None:
             assert (await k.lookup(e, "..")).st_ino == d
             assert (await k.lookup(d, "..")).st_ino == ROOT
             assert (await k.lookup(ROOT, "..")).st_ino == ROOT
+
+    serve(store, test)
+
+
+def test_a_node_keeps_its_inode_number_after_the_kernel_forgets_it(store) -> None:
+    """git's index, rsync -H and find -inum remember st_ino: a node's number must not
+    change when the kernel forgets the node (memory pressure) and looks it up again."""
+    async def test(k: Kernel) -> None:
+        d = await k.mkdir(ROOT, "d")
+        f = await k.write_file(d, "f", b"x")
+        await k.forget_all()
+        assert len(k.ops.inodes) == 1
+        d_again = (await k.lookup(ROOT, "d")).st_ino
+        assert (d_again, (await k.lookup(d_again, "f")).st_ino) == (d, f)
 
     serve(store, test)

@@ -119,6 +119,7 @@ def _seconds(text: str, option: str) -> float:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    """pond restore URL DIR: a new pond from the backup's restore point."""
     from .. import backup
 
     print(backup.restore(args.url, args.dir, at=args.at, jobs=args.jobs).describe())

@@ -9,7 +9,7 @@ import errno
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from .. import pond
@@ -64,7 +64,8 @@ def _ignoring_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def reading(args: argparse.Namespace) -> FS:
+def reading(args: argparse.Namespace) -> AbstractContextManager[FS]:
+    """A read-only view for one command, as of ``--at`` if the command takes it."""
     return pond.open_fs(args.location, at=getattr(args, "at", None))
 
 

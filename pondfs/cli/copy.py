@@ -11,7 +11,18 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from ..progress import progress_bar
-from ..tinyfs import DATA, DIRECTORY, FS, SERIES, SYMLINK, TABLE, FsError, read_csv, read_parquet
+from ..tinyfs import (
+    DATA,
+    DIRECTORY,
+    FS,
+    SERIES,
+    SPECIAL_KINDS,
+    SYMLINK,
+    TABLE,
+    FsError,
+    read_csv,
+    read_parquet,
+)
 from .common import Commands, add_at, entry, reading, split_side, writing
 from .errors import CommandError
 
@@ -42,6 +53,9 @@ Formats (--format): data (raw bytes), table (one Parquet table) or series (each 
 appends a version; CSV input is converted to Parquet). Without --format a copy into an
 existing file keeps its format; a new file is data. A series read out is one Parquet file.
 
+Hard links within one copy stay hard links, and FIFOs, sockets and device nodes are made
+again (not read), both ways, as cp -a, rsync -aH and tar do (device nodes need root).
+
 When a copy in returns, its transaction is committed: every later reader sees all of it,
 and a crash of any process after that cannot undo it. Like cp, it does not wait for the
 disk: run sync(1) after it if it must survive a power loss or an operating-system crash
@@ -50,6 +64,7 @@ disk: run sync(1) after it if it must survive a power loss or an operating-syste
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
+    """pond cp SOURCE... DEST, in or out of the pond (see CP_HELP)."""
     sources = [split_side(p) for p in args.sources]
     dest_side, dest = split_side(args.dest)
     outward = any(side == "pond" for side, _ in sources)
@@ -76,13 +91,16 @@ def cmd_cp(args: argparse.Namespace) -> int:
 
 
 class _CopyIn:
-    """Copies host files and trees into one pond transaction, with a progress bar."""
+    """Copies host files and trees into one pond transaction, with a progress bar; host
+    names of one inode become names of one node."""
 
     def __init__(self, fs: FS, fmt: str | None, time_column: str | None):
         self.fs = fs
         self.fmt = fmt
         self.time_column = time_column
         self.uid, self.gid = os.getuid(), os.getgid()
+        #: (st_dev, st_ino) of each host file with several names copied so far -> its node.
+        self.copied: dict[tuple[int, int], str] = {}
 
     def run(self, sources: list[str], dest: str, *, follow: bool) -> None:
         """Copy every source to ``dest`` (into it when it is a directory); ``follow``
@@ -112,12 +130,20 @@ class _CopyIn:
             raise
 
     def _copy(self, src: str, dir_id: str, name: str, *, follow: bool = False) -> None:
-        if os.path.islink(src) and not follow:
-            existing = self.fs.lookup(dir_id, name)
-            if existing is not None:
-                self.fs.unlink(dir_id, name)
+        info = os.lstat(src)
+        if not st.S_ISLNK(info.st_mode) or follow:
+            info = os.stat(src)
+        linked = not st.S_ISDIR(info.st_mode) and info.st_nlink > 1
+        first = self.copied.get((info.st_dev, info.st_ino)) if linked else None
+        if first is not None:
+            if self.fs.lookup(dir_id, name) != first:
+                self._make_room(dir_id, name, src)
+                self.fs.link(first, dir_id, name)
+            return
+        if st.S_ISLNK(info.st_mode):
+            self._make_room(dir_id, name, src)
             self.fs.symlink(dir_id, name, os.readlink(src), self.uid, self.gid)
-        elif os.path.isdir(src):
+        elif st.S_ISDIR(info.st_mode):
             child = self.fs.lookup(dir_id, name)
             if child is None:
                 child = self.fs.mkdir(dir_id, name, st.S_IMODE(os.stat(src).st_mode),
@@ -127,11 +153,25 @@ class _CopyIn:
                               f"with directory {src}")
             for entry in sorted(os.listdir(src)):
                 self._copy(os.path.join(src, entry), child, entry)
-        elif os.path.isfile(src):
+        elif st.S_ISREG(info.st_mode):
             self._copy_file(src, dir_id, name)
-        else:  # reading a FIFO would wait for a writer forever
-            raise FsError(errno.EINVAL, f"{src}: not a regular file, directory or "
-                          "symbolic link")
+        else:  # a FIFO, socket or device is made again: reading one could wait forever
+            self._make_room(dir_id, name, src)
+            self.fs.mknod(dir_id, name, info.st_mode, info.st_rdev, self.uid, self.gid)
+        if linked:
+            node_id = self.fs.lookup(dir_id, name)
+            assert node_id is not None
+            self.copied[(info.st_dev, info.st_ino)] = node_id
+
+    def _make_room(self, dir_id: str, name: str, src: str) -> None:
+        """Remove the pond entry ``name`` that a copy of ``src`` replaces (never a
+        directory)."""
+        existing = self.fs.lookup(dir_id, name)
+        if existing is None:
+            return
+        if self.fs.kind(existing) == DIRECTORY:
+            raise FsError(errno.EISDIR, f"cannot overwrite directory {name} with {src}")
+        self.fs.unlink(dir_id, name)
 
     def _copy_file(self, src: str, dir_id: str, name: str) -> None:
         node_id = self.fs.lookup(dir_id, name)
@@ -161,12 +201,19 @@ class _CopyIn:
 
 
 def _tree_size(path: str) -> int:
+    """Bytes a copy of ``path`` reads: of each inode once (hard links are linked, not
+    copied), symlinks not followed."""
     if os.path.islink(path):
         return 0
     if not os.path.isdir(path):
         return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path)
-               for f in files if not os.path.islink(os.path.join(d, f)))
+    sizes = {}
+    for d, _, files in os.walk(path):
+        for f in files:
+            info = os.lstat(os.path.join(d, f))
+            if not st.S_ISLNK(info.st_mode):
+                sizes[info.st_dev, info.st_ino] = info.st_size
+    return sum(sizes.values())
 
 
 def _read_input_table(src: str) -> pa.Table:
@@ -191,25 +238,43 @@ def _copy_out(fs: FS, sources: list[str], dest: str, recursive: bool) -> None:
                 raise FsError(errno.EISDIR, f"{src}: is a directory (use -r)")
             plan.extend(_pond_tree(fs, node_id, target))
         else:
-            plan.append((node_id, target, "file"))
+            plan.append((node_id, target, "special" if fs.kind(node_id) in SPECIAL_KINDS
+                         else "file"))
+    copied: dict[str, str] = {}  # node id -> its first host path: more names are links
     with progress_bar("copy", len(plan), "file") as bar:
         for node_id, target, kind in plan:
             if kind == "dir":
                 os.makedirs(target, exist_ok=True)
+            elif node_id in copied:
+                _host_replace(target)
+                os.link(copied[node_id], target)
             elif kind == "link":
-                _host_symlink(fs.readlink(node_id), target)
+                _host_replace(target)
+                os.symlink(fs.readlink(node_id), target)
+            elif kind == "special":
+                _host_replace(target)
+                s = fs.stat(node_id)
+                os.mknod(target, s.mode, s.rdev)
             else:
+                _host_replace(target, unless_file=True)
                 with open(target, "wb") as out:
                     fs.copy_to(node_id, out.fileno())
+            if kind != "dir":
+                copied[node_id] = target
             bar.update(1)
 
 
-def _host_symlink(text: str, path: str) -> None:
-    """Make ``path`` a symlink to ``text``, replacing a file or symlink there (as copying
-    in does), never a directory."""
-    if os.path.islink(path) or os.path.isfile(path):
-        os.unlink(path)
-    os.symlink(text, path)
+def _host_replace(path: str, *, unless_file: bool = False) -> None:
+    """Remove what is at host ``path`` for a new entry there (as copying in replaces pond
+    entries), never a directory; ``unless_file`` keeps a regular file or a symlink, which a
+    copy writes through (as cp does), and removes only a FIFO, socket or device."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if st.S_ISDIR(mode) or (unless_file and (st.S_ISREG(mode) or st.S_ISLNK(mode))):
+        return
+    os.unlink(path)
 
 
 def _pond_tree(fs: FS, dir_id: str, target: str) -> Iterator[tuple[str, str, str]]:
@@ -220,4 +285,5 @@ def _pond_tree(fs: FS, dir_id: str, target: str) -> Iterator[tuple[str, str, str
         if kind == DIRECTORY:
             yield from _pond_tree(fs, child, path)
         else:
-            yield child, path, "link" if kind == SYMLINK else "file"
+            yield child, path, ("link" if kind == SYMLINK else
+                                "special" if kind in SPECIAL_KINDS else "file")

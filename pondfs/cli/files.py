@@ -10,9 +10,18 @@ import sys
 import time
 
 from .. import pond
-from ..tinyfs import DIRECTORY, FS, SERIES, SYMLINK, FsError, join_path
+from ..tinyfs import (
+    DEVICE_KINDS,
+    DIRECTORY,
+    FS,
+    SERIES,
+    SPECIAL_KINDS,
+    SYMLINK,
+    FsError,
+    Stat,
+    join_path,
+)
 from .common import Commands, add_at, entry, iso_time, reading, writing
-from .errors import CommandError
 
 
 def add_commands(commands: Commands) -> None:
@@ -49,19 +58,21 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("dest", metavar="DEST")
 
-    p = command("ln", cmd_ln, "make a symbolic link (ln -s TARGET LINK)")
-    p.add_argument("-s", "--symbolic", action="store_true", help="symbolic (required)")
+    p = command("ln", cmd_ln, "make a hard link (ln TARGET LINK) or a symbolic one (-s)")
+    p.add_argument("-s", "--symbolic", action="store_true", help="a symbolic link")
     p.add_argument("target", metavar="TARGET")
     p.add_argument("link", metavar="LINK")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """pond init: a new, empty pond."""
     txn = pond.init(args.location)
     print(f"initialized pond at {args.location} (transaction {txn})")
     return 0
 
 
 def cmd_mkdir(args: argparse.Namespace) -> int:
+    """pond mkdir [-p] PATH...: new directories, in one transaction."""
     with writing(args) as fs:
         for path in args.paths:
             if args.parents:
@@ -123,9 +134,16 @@ def _ls_line(fs: FS, node_id: str, name: str) -> str:
     s = fs.stat(node_id)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.mtime_ns / 1e9))
     target = f" -> {fs.readlink(node_id)}" if s.kind == SYMLINK else ""
-    fmt = s.format or ("dynamic" if s.dynamic else "-")
+    fmt = s.format or ("dynamic" if s.dynamic else s.kind if s.kind in SPECIAL_KINDS else "-")
     return (f"{_mode_string(s.mode)} {s.nlink:>3} {_user(s.uid):<8} {_group(s.gid):<8} "
-            f"{s.size:>10} {when} v{s.version:<4} {fmt:<7} {name}{target}")
+            f"{_size_or_device(s):>10} {when} v{s.version:<4} {fmt:<7} {name}{target}")
+
+
+def _size_or_device(s: Stat) -> str:
+    """The size, or for a device node its numbers (major, minor), as ls -l shows them."""
+    if s.kind in DEVICE_KINDS:
+        return f"{os.major(s.rdev)}, {os.minor(s.rdev)}"
+    return str(s.size)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -160,17 +178,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
+    """pond cat PATH...: the files' bytes on stdout."""
     sys.stdout.flush()
     with reading(args) as fs:
         for path in args.paths:
             node_id = fs.resolve(path)
-            if fs.kind(node_id) == DIRECTORY:
+            kind = fs.kind(node_id)
+            if kind == DIRECTORY:
                 raise FsError(errno.EISDIR, f"is a directory: {path}")
+            if kind in SPECIAL_KINDS:
+                raise FsError(errno.EINVAL, f"{path}: a {kind} has no content to read")
             fs.copy_to(node_id, sys.stdout.fileno())
     return 0
 
 
 def cmd_stat(args: argparse.Namespace) -> int:
+    """pond stat PATH...: each node's attributes, content hash and storage."""
     with reading(args) as fs:
         for path in args.paths:
             node_id = fs.resolve(path, follow=False)
@@ -181,6 +204,8 @@ def cmd_stat(args: argparse.Namespace) -> int:
                   f"{'  (computed)' if s.dynamic else ''}")
             print(f"  size: {s.size}  mode: {s.mode & 0o7777:04o} ({_mode_string(s.mode)})"
                   f"  links: {s.nlink}  uid: {s.uid}  gid: {s.gid}")
+            if s.kind in DEVICE_KINDS:
+                print(f"device: {_size_or_device(s)}")
             for label, ns in (("access", s.atime_ns), ("modify", s.mtime_ns),
                               ("change", s.ctime_ns)):
                 print(f"{label:>6}: {iso_time(ns)}")
@@ -193,6 +218,7 @@ def cmd_stat(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    """pond rm [-r] [-f] PATH...: remove files (and trees with -r)."""
     with writing(args) as fs:
         for path in args.paths:
             try:
@@ -225,6 +251,7 @@ def _remove_tree(fs: FS, dir_id: str) -> None:
 
 
 def cmd_mv(args: argparse.Namespace) -> int:
+    """pond mv SOURCE DEST: rename, or move into the directory DEST."""
     with writing(args) as fs:
         src_dir, src_name = entry(fs, args.source)
         if fs.lookup(src_dir, src_name) is None:
@@ -244,9 +271,14 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 
 def cmd_ln(args: argparse.Namespace) -> int:
-    if not args.symbolic:
-        raise CommandError("hard links are not supported; use ln -s")
+    """pond ln [-s] TARGET LINK: a hard link to TARGET's node, or a symbolic link."""
     with writing(args) as fs:
         dir_id, name = entry(fs, args.link)
-        fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
+        if args.symbolic:
+            fs.symlink(dir_id, name, args.target, os.getuid(), os.getgid())
+            return 0
+        node_id = fs.resolve(args.target, follow=False)  # as GNU ln: a symlink itself
+        if fs.kind(node_id) == DIRECTORY:
+            raise FsError(errno.EPERM, f"{args.target}: hard link not allowed for directory")
+        fs.link(node_id, dir_id, name)
     return 0

@@ -35,6 +35,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    """pond log [PATH]: the transactions newest first, or the versions of PATH."""
     with reading(args) as fs:
         if args.path is None:
             rows = [{"txn": t.txn, "time": iso_time(t.timestamp_ns)[:19], "user": t.user,
@@ -42,7 +43,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         else:
             node_id = fs.resolve(args.path, follow=False)
             rows = [{"version": v.version, "txn": v.txn, "time": iso_time(v.timestamp_ns)[:19],
-                     "kind": v.kind, "format": v.format, "size": v.size,
+                     "kind": v.kind, "format": v.format, "size": v.size, "links": v.nlink,
                      "blake3": v.blake3[:12], "min_time": v.min_time, "max_time": v.max_time,
                      "removed": v.deleted}
                     for v in reversed(fs.versions(node_id))]
@@ -53,6 +54,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """pond show [PATH]: the raw oplog rows (of PATH's node only)."""
     from ..query import oplog_table
 
     with reading(args) as fs:
@@ -67,6 +69,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    """pond query SQL: the result of DataFusion SQL over pond files and the oplog."""
     from ..query import run_query
 
     with reading(args) as fs:

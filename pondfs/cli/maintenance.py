@@ -25,6 +25,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """pond check: every invariant of the pond; exit status 1 on any problem."""
     with reading(args) as fs, progress_bar("check", None, "version") as bar:
         report = Checker(fs, verify_content=not args.quick,
                          progress=lambda n: bar.update(1)).run()
@@ -38,6 +39,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
+    """pond maintain: checkpoint, compact, remove unreferenced old data."""
     report = pond.maintain(args.location, retention_hours=args.retention_hours,
                            holder="pond maintain")
     for key, value in report.items():

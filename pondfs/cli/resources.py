@@ -43,6 +43,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    """pond apply -f FILE...: create or update the declared resources."""
     from .. import dynamic, resources
     from ..dynamic import depends
 
@@ -62,6 +63,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_mknod(args: argparse.Namespace) -> int:
+    """pond mknod KIND PATH --config FILE: one dynamic node from a spec file."""
     from .. import dynamic, resources
     from ..dynamic import depends
 
@@ -88,6 +90,7 @@ def cmd_mknod(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    """pond describe PATH...: each resource as a YAML document."""
     from .. import resources
 
     with reading(args) as fs:
@@ -99,6 +102,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """pond run PATH | --all: collect what is new; exit status 1 if a source failed."""
     from .. import collectors
 
     if bool(args.path) == args.all:

@@ -36,6 +36,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_site(args: argparse.Namespace) -> int:
+    """pond site build OUT: the pond's static site."""
     from .. import site
 
     if args.from_dir and args.at is not None:

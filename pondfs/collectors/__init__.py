@@ -141,8 +141,10 @@ def collector(kind: str) -> Collector:
 def register(registry: FactoryRegistry) -> None:
     """Register every collector kind as a factory whose node reads as its configuration."""
     for kind in COLLECTORS:
-        registry.register(kind, config_file,
-                          spec_validator(lambda spec, kind=kind: collector(kind).validate(spec)))
+        def validate(spec: dict, kind: str = kind) -> object:
+            return collector(kind).validate(spec)
+
+        registry.register(kind, config_file, spec_validator(validate))
 
 
 def run(fs: FS, path: str, progress: Progress | None = None) -> RunReport:

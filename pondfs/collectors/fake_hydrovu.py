@@ -64,6 +64,7 @@ import threading
 import time
 import unicodedata
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -535,7 +536,7 @@ class FakeHydroVu:
         """
         args = dict(command)
         action = args.pop("action", None)
-        actions = {
+        actions: dict[str, Callable[..., object]] = {
             "set_now": self.set_now,
             "advance": self.advance,
             "rate_limit": self.inject_rate_limit,

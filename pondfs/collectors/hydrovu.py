@@ -57,7 +57,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -320,7 +320,8 @@ class HydroVuClient:
             return self.get(path, f"page {page} (startTime={start})", cursor)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydrovu-fetch") as helper:
-            page, pending = 1, helper.submit(fetch, 1, "")
+            page = 1
+            pending: Future[requests.Response] | None = helper.submit(fetch, 1, "")
             while pending is not None:
                 what = f"page {page} (startTime={start})"
                 response = pending.result()

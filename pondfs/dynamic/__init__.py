@@ -76,5 +76,7 @@ def register(registry: FactoryRegistry) -> None:
         def build(fs: FS, config: bytes, node_id: str, kind: str = kind) -> DynamicNode:
             return module(kind).build(fs, config, node_id)
 
-        registry.register(kind, build,
-                          spec_validator(lambda spec, kind=kind: module(kind).check(spec)))
+        def check(spec: dict, kind: str = kind) -> object:
+            return module(kind).check(spec)
+
+        registry.register(kind, build, spec_validator(check))

@@ -339,11 +339,11 @@ class ComputedFile(DynamicFile):
         return self.key(self.inputs())
 
     def key(self, inputs: Sequence[str | Input]) -> str:
-        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, _input_id(i)))
+        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, input_id(i)))
                                        for i in inputs))
 
     def mtime_ns(self) -> int:
-        return max((input_mtime_ns(self.fs, _input_id(i)) for i in self.inputs()),
+        return max((input_mtime_ns(self.fs, input_id(i)) for i in self.inputs()),
                    default=self.default_mtime_ns)
 
     def _ensure(self) -> str:
@@ -366,7 +366,8 @@ class ComputedFile(DynamicFile):
         return reader
 
 
-def _input_id(i: str | Input) -> str:
+def input_id(i: str | Input) -> str:
+    """The node id of an input given as one or as an :class:`Input`."""
     return i if isinstance(i, str) else i.node_id
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -148,16 +149,19 @@ def file_name(resolution: str) -> str:
 def _inputs(fs: FS, spec: ReduceSpec) -> Iterable[tuple[str, DynamicNode]]:
     """One directory per matched input; listing it computes nothing."""
     for name, match in named_matches(fs, spec.in_pattern, spec.out_pattern, files_only=True):
-        yield name, StaticDirectory(
-            lambda match=match: _resolutions(fs, spec, match),
-            lambda match=match: input_mtime_ns(fs, match.node_id))
+        yield name, StaticDirectory(functools.partial(_resolutions, fs, spec, match),
+                                    functools.partial(input_mtime_ns, fs, match.node_id))
 
 
 def _resolutions(fs: FS, spec: ReduceSpec, match: Input) -> list[tuple[str, DynamicNode]]:
-    return [(file_name(text), ComputedFile(
-        fs, FACTORY, spec.settings(seconds), lambda: [match.node_id],
-        lambda sink, ids, seconds=seconds: write_reduced(fs, spec, ids[0], seconds, sink)))
-        for text, seconds in spec.resolutions]
+    return [(file_name(text), _reduced(fs, spec, match, seconds))
+            for text, seconds in spec.resolutions]
+
+
+def _reduced(fs: FS, spec: ReduceSpec, match: Input, seconds: int) -> ComputedFile:
+    """The file of ``match`` reduced to buckets of ``seconds``."""
+    return ComputedFile(fs, FACTORY, spec.settings(seconds), lambda: [match.node_id],
+                        lambda sink, ids: write_reduced(fs, spec, ids[0], seconds, sink))
 
 
 def write_reduced(fs: FS, spec: ReduceSpec, node_id: str, seconds: int, sink: BinaryIO

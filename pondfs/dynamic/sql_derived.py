@@ -41,6 +41,7 @@ Parquet, but the inputs are held in memory while the query runs.
 from __future__ import annotations
 
 import errno
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,11 +55,13 @@ from ..tinyfs import FS, DynamicNode, FsError, substitute
 from .computed import (
     ROW_GROUP,
     ComputedFile,
+    Input,
     StaticDirectory,
     cache_key,
     check_template,
     checked_names,
     fingerprint,
+    input_id,
     input_mtime_ns,
     pattern_field,
     read_table,
@@ -211,10 +214,10 @@ class SqlFile(ComputedFile):
         super().__init__(fs, FACTORY, spec.settings(), bind,
                          lambda sink, ids: _write(fs, spec, ids, sink))
 
-    def key(self, inputs: Sequence[str]) -> str:
+    def key(self, inputs: Sequence[str | Input]) -> str:
         layout = getattr(inputs, "layout", [])
         return cache_key(self.recipe + repr(layout),
-                         ((i, fingerprint(self.fs, i)) for i in inputs))
+                         ((input_id(i), fingerprint(self.fs, input_id(i))) for i in inputs))
 
 
 def _bind(fs: FS, tables: dict[str, str], only: str | None = None) -> Bound:
@@ -229,7 +232,7 @@ def _outputs(fs: FS, spec: SqlSpec) -> list[tuple[str, DynamicNode]]:
     assert spec.name is not None
     named = [(substitute(spec.name, m.captures), m.path, m)
              for m in resolve_inputs(fs, spec.tables[SOURCE])]
-    return [(name, SqlFile(fs, spec, lambda m=match: _bind(fs, spec.tables, m.node_id)))
+    return [(name, SqlFile(fs, spec, functools.partial(_bind, fs, spec.tables, match.node_id)))
             for name, match in checked_names(spec.name, named)]
 
 

@@ -277,6 +277,7 @@ class TemplateDirectory(StaticDirectory):
 
     def _outputs(self) -> list[tuple[str, DynamicNode]]:
         spec = self.spec
+        named: list[tuple[str, str, Input | str | None]]
         if spec.each == "match":
             named = [(substitute(spec.name, m.captures), m.path, m) for m in self._matches()]
         elif spec.each == "parameter":

@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
-from pondfs.tinyfs import CHUNK_SIZE, HASH_RE, CorruptContent, FsError, hasher
+from pondfs.tinyfs import CHUNK_SIZE, HASH_RE, Chunk, CorruptContent, FsError, hasher
 
 from .layout import object_name
 
@@ -76,7 +76,7 @@ class ObjectStore:
             raise FsError(errno.EINVAL, f"not a content object name: {digest!r}")
         return self.root / object_name(digest)
 
-    def put(self, chunks: Iterable[bytes], *, durable: bool = True) -> tuple[str, int]:
+    def put(self, chunks: Iterable[Chunk], *, durable: bool = True) -> tuple[str, int]:
         """Store the concatenation of ``chunks``; return its (digest, size).
 
         Chunks are written as they come, so only one chunk is in memory at a time; each is
@@ -310,7 +310,7 @@ class _OverlappedHash:
 
     def __init__(self) -> None:
         self._digest = hasher()
-        self._pending: Future[None] | None = None
+        self._pending: Future[object] | None = None
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self.wait()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from typing import BinaryIO
 
 from pondfs.s3 import Bucket
-from pondfs.tinyfs import HASH_RE, CorruptContent
+from pondfs.tinyfs import HASH_RE, Chunk, CorruptContent
 
 from .layout import OBJECTS, object_path
 from .objects import ObjectStore
@@ -40,7 +40,7 @@ class S3ObjectStore:
         self.cache.path(digest)
         return object_path(digest)
 
-    def put(self, chunks: Iterable[bytes], *, durable: bool = True) -> tuple[str, int]:
+    def put(self, chunks: Iterable[Chunk], *, durable: bool = True) -> tuple[str, int]:
         """Store the concatenation of ``chunks`` in the bucket; return its (hash, size).
 
         Content the bucket already holds (with the right size) is not uploaded again. An

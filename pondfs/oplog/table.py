@@ -44,6 +44,7 @@ import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from pondfs.tinyfs import (
+    Chunk,
     CorruptContent,
     FsError,
     NodeVersion,
@@ -64,6 +65,7 @@ from .schema import (
     SCHEMA,
     TXN_PARTITION,
     from_table,
+    missing_columns,
     to_table,
     txn_infos,
     txn_row,
@@ -173,7 +175,7 @@ class OplogPersistence(Persistence):
         self._mutex = threading.RLock()
         self._table = self._open_table()
         #: The Delta table's id: one pond's identity wherever it is read from.
-        self.table_id: str = self._table.metadata().id
+        self.table_id: str = str(self._table.metadata().id)  # a UUID (typed int upstream)
         self.objects = storage.object_store(self.table_id)
         self._cache_dir = storage.cache_dir(self.table_id)
         self._commits_on_table = 0
@@ -183,7 +185,10 @@ class OplogPersistence(Persistence):
         if HASH_COLUMN not in schema.names:
             raise FsError(errno.EINVAL, f"{self.root}: a pond of an older pondfs (content named "
                           f"by SHA-256, not {HASH_COLUMN}): recreate it with this version")
-        self._reader = _ParquetReader(storage.table_filesystem(), schema)
+        #: Columns this version writes that the table lacks (an older pond's): the next
+        #: commit adds them (Delta schema evolution); reads fill them with nulls meanwhile.
+        self._missing_columns = missing_columns(schema)
+        self._reader = _ParquetReader(storage.table_filesystem(), SCHEMA)
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
         self._writer_lock: PondLock | None = None
@@ -257,6 +262,7 @@ class OplogPersistence(Persistence):
                     to_table([*versions, txn_row(info)]),
                     mode="append",
                     partition_by=[PARTITION_COLUMN],
+                    schema_mode="merge" if self._missing_columns else None,
                     storage_options=self.storage_options or None,
                     commit_properties=CommitProperties(
                         custom_metadata=metadata,
@@ -270,6 +276,10 @@ class OplogPersistence(Persistence):
                 ) from exc
             finally:
                 self._index = None
+            if self._missing_columns:
+                log.info("added columns %s to the oplog of an older pond",
+                         ", ".join(self._missing_columns))
+                self._missing_columns = []
             committed = self.last_txn()
             if committed != info.txn:
                 raise FsError(
@@ -467,7 +477,7 @@ class OplogPersistence(Persistence):
 
     # -- content -------------------------------------------------------------------------
 
-    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+    def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
         """Keep ``chunks``: inline when shorter than ``inline_limit``, else as an object.
 
         At most ``inline_limit`` bytes plus one chunk are held in memory.
@@ -663,8 +673,8 @@ class _DataFile:
         if self.min_node is not None and self.min_node > node_id:
             return False
         # Writers may truncate long string statistics; a truncated maximum is no bound.
-        truncated = self.max_node is None or len(self.max_node) != len(node_id)
-        return truncated or node_id <= self.max_node
+        return (self.max_node is None or len(self.max_node) != len(node_id)
+                or node_id <= self.max_node)
 
 
 class _FileIndex:

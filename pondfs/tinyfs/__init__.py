@@ -19,16 +19,23 @@ from .hashing import HASH_RE, content_hash, hasher, stream_hash
 from .memory import MemoryPersistence
 from .persistence import Persistence, Snapshot, SnapshotFile
 from .records import (
+    BLOCK_DEVICE,
+    CHAR_DEVICE,
     CHUNK_SIZE,
     DATA,
+    DEVICE_KINDS,
     DIRECTORY,
     DYNAMIC,
+    FIFO,
     FILE,
     INLINE_LIMIT,
     ROOT_ID,
     SERIES,
+    SOCKET,
+    SPECIAL_KINDS,
     SYMLINK,
     TABLE,
+    Chunk,
     DirOp,
     NodeVersion,
     StoredContent,
@@ -37,9 +44,10 @@ from .records import (
 )
 
 __all__ = [
-    "CHUNK_SIZE", "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "HASH_RE", "INLINE_LIMIT",
-    "ROOT_ID", "SERIES", "SYMLINK", "TABLE",
-    "Checker", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
+    "BLOCK_DEVICE", "CHAR_DEVICE", "CHUNK_SIZE", "DATA", "DEVICE_KINDS", "DIRECTORY",
+    "DYNAMIC", "FIFO", "FILE", "FS", "HASH_RE", "INLINE_LIMIT", "ROOT_ID", "SERIES", "SOCKET",
+    "SPECIAL_KINDS", "SYMLINK", "TABLE",
+    "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
     "DynamicFile", "DynamicNode", "FactoryRegistry", "FsError", "GlobError", "GlobPattern",
     "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked", "Snapshot",
     "SnapshotFile", "Stat", "StoredContent", "TxnInfo",

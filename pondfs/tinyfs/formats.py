@@ -30,7 +30,8 @@ def views_of(stream: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[memoryview]:
     each chunk is valid only until the next is asked for (a copy of gigabytes allocates
     nothing per chunk)."""
     buffer = memoryview(bytearray(size))
-    while n := stream.readinto(buffer):
+    # typing's BinaryIO lacks readinto, which every binary reader here has (files, BytesIO).
+    while n := stream.readinto(buffer):  # type: ignore[attr-defined]
         yield buffer[:n]
 
 

@@ -36,7 +36,8 @@ def stream_hash(stream: BinaryIO) -> str:
     """The hash of what ``stream`` holds from where it is to its end, read in chunks."""
     h = blake3()
     buffer = memoryview(bytearray(CHUNK_SIZE))
-    while n := stream.readinto(buffer):
+    # typing's BinaryIO lacks readinto, which every binary reader here has (files, BytesIO).
+    while n := stream.readinto(buffer):  # type: ignore[attr-defined]
         h.update(buffer[:n])
     return h.hexdigest()
 

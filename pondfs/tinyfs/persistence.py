@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import FsError
-from .records import CHUNK_SIZE, NodeVersion, StoredContent, TxnInfo
+from .records import CHUNK_SIZE, Chunk, NodeVersion, StoredContent, TxnInfo
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Persistence(ABC):
         """A seekable binary reader of a content object; raises CorruptContent if missing."""
 
     @abstractmethod
-    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+    def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
         """Consume ``chunks`` and keep their bytes: inline when shorter than ``inline_limit``,
         else as a content object named by its hash (:mod:`.hashing`), written before any
         commit refers to it, so a crash leaves at most an unreferenced object. Never holds a
