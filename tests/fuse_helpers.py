@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from pondfs import pond
 
 MOUNT_COMMAND = [sys.executable, "-m", "pondfs.mount"]
@@ -25,10 +23,8 @@ STOP_TIMEOUT = 60.0
 
 
 def have_fuse() -> bool:
+    """Whether this machine can mount (tests marked ``fuse`` are skipped where not)."""
     return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
-
-
-requires_fuse = pytest.mark.skipif(not have_fuse(), reason="needs /dev/fuse and fusermount3")
 
 
 def make_pond(path: Path) -> Path:

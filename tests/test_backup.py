@@ -235,7 +235,7 @@ def test_restore_keeps_hard_links_and_special_files(aws, url, tmp_path):
         assert fs.stat(big).nlink == 3 and fs.stat(fs.resolve("/tree/a/one-again")).nlink == 2
 
 
-def test_interrupted_push_resumes(aws, url, tmp_path):
+def test_interrupted_push_resumes(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=150)
     env = aws.env(POND=str(original), POND_LOCK_LEASE="2")
     push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
@@ -260,7 +260,9 @@ def test_interrupted_push_resumes(aws, url, tmp_path):
                                                  f"{push.pid} .*: pond backup push"):
         backup.push(original, url, progress=False)
     time.sleep(2.5)
-    resumed = backup.push(original, url, progress=False)
+    with expect_warnings(f"took over the writer lock of {url}, whose lease ran out .*: pid "
+                         f"{push.pid} .*: pond backup push"):
+        resumed = backup.push(original, url, progress=False)
     assert 0 < resumed.uploaded_files < resumed.files
     assert backup.verify(url, progress=False).ok
     restored = tmp_path / "restored"
@@ -278,7 +280,7 @@ def uploads(s3: S3Server, url: str) -> dict[str, int]:
             for upload in found.get("Uploads", ())}
 
 
-def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
+def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=1, small=1)
     write(original, {"/big/large.bin": os.urandom(3 * backup.MULTIPART_THRESHOLD)})
     env = aws.env(POND=str(original), POND_LOCK_LEASE="1")
@@ -299,7 +301,9 @@ def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
     time.sleep(3)
 
     # Younger than the safety age (1 hour by default): perhaps another push's, left alone.
-    done = backup.push(original, url, progress=False)
+    with expect_warnings(f"took over the writer lock of {url}, whose lease ran out .*: pid "
+                         f"{push.pid} .*: pond backup push"):
+        done = backup.push(original, url, progress=False)
     assert done.aborted_uploads == 0 and not done.up_to_date
     assert list(uploads(aws, url)) == left
     # Older than the age asked for: aborted, counted in the summary; the backup is whole.

@@ -24,13 +24,13 @@ from contextlib import chdir
 from pathlib import Path
 
 import pytest
-from fuse_helpers import MOUNT_COMMAND, Mount, make_pond, requires_fuse
+from fuse_helpers import MOUNT_COMMAND, Mount, make_pond
 from shapes import make_linked_source, shape
 
 from pondfs import pond
 from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, Checker, read_all
 
-pytestmark = requires_fuse
+pytestmark = pytest.mark.fuse
 
 
 # ---------------------------------------------------------------- fixtures and helpers

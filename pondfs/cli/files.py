@@ -271,7 +271,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 
 def cmd_ln(args: argparse.Namespace) -> int:
-    """pond ln [-s] TARGET LINK: a hard link to TARGET's node, or a symbolic link."""
+    """pond ln [-s] TARGET LINK: a hard link (not to a directory), or a symbolic one."""
     with writing(args) as fs:
         dir_id, name = entry(fs, args.link)
         if args.symbolic:

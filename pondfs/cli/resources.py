@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 
-from .. import pond
 from ..tinyfs import FsError
 from .common import Commands, add_at, reading, writing
 from .errors import CommandError
@@ -24,12 +23,13 @@ def add_commands(commands: Commands) -> None:
                    metavar="FILE", help="a YAML file of one or more resources (repeatable)")
 
     p = command("mknod", cmd_mknod, "make one dynamic node from a spec file")
-    p.add_argument("kind", metavar="KIND", help="factory or collector name")
+    p.add_argument("kind", metavar="KIND", help="its kind (glob, HydroVu, ...)")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--config", required=True, metavar="FILE", help="the spec, in YAML")
 
     p = command("describe", cmd_describe,
-                "show a resource (dynamic node) as a YAML document: kind, desc, spec")
+                "show a resource (dynamic node) as a YAML document: kind, desc, spec, "
+                "and what it reads and makes")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_at(p)
 
@@ -44,15 +44,15 @@ def add_commands(commands: Commands) -> None:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """pond apply -f FILE...: create or update the declared resources."""
-    from .. import dynamic, resources
+    from .. import resources
     from ..dynamic import depends
+    from ..kinds import KINDS
 
-    registry = pond.factories()
-    loaded = resources.load(args.files, registry.validate, registry.names())
+    loaded = resources.load(args.files, KINDS)
     with writing(args) as fs:
         loaded, warnings = depends.order(fs, loaded)
         applied = resources.apply(fs, loaded, os.getuid(), os.getgid())
-        dynamic.verify(fs, loaded)
+        KINDS.verify(fs, loaded)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for done in applied:
@@ -64,25 +64,26 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_mknod(args: argparse.Namespace) -> int:
     """pond mknod KIND PATH --config FILE: one dynamic node from a spec file."""
-    from .. import dynamic, resources
+    from .. import resources
     from ..dynamic import depends
+    from ..kinds import KINDS
 
     try:
         with open(args.config, "rb") as f:
-            config = resources.canonical(resources.parse_spec(f.read(), args.config))
+            spec = resources.parse_spec(f.read(), args.config)
     except OSError as exc:
         raise CommandError(f"{args.config}: {exc.strerror}") from None
     try:
-        pond.factories().validate(args.kind, config)
-    except FsError as exc:
+        settings = KINDS.settings(args.kind, spec)
+    except (FsError, resources.SpecError) as exc:
         raise CommandError(f"{args.config}: {exc}") from None
     with writing(args) as fs:
         one = resources.Resource(args.kind, args.path.rstrip("/").rsplit("/", 1)[-1],
-                                 args.path, "", resources.parse_spec(config), args.config)
+                                 args.path, "", spec, args.config, settings)
         _, warnings = depends.order(fs, [one])
-        node_id = resources.make_node(fs, args.kind, args.path, config, uid=os.getuid(),
+        node_id = resources.make_node(fs, args.kind, args.path, one.config, uid=os.getuid(),
                                       gid=os.getgid())
-        dynamic.verify(fs, [one])
+        KINDS.verify(fs, [one])
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"created {args.path} ({args.kind}, node {node_id}) in transaction {args.txn}")
@@ -92,12 +93,11 @@ def cmd_mknod(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     """pond describe PATH...: each resource as a YAML document."""
     from .. import resources
+    from ..kinds import KINDS
 
     with reading(args) as fs:
         for i, path in enumerate(args.paths):
-            about = resources.describe(fs, fs.resolve(path, follow=False))
-            print(("---\n" if i else "") + resources.as_document(fs.canonical(path), about),
-                  end="")
+            print(("---\n" if i else "") + resources.document(fs, path, KINDS), end="")
     return 0
 
 

@@ -65,6 +65,7 @@ from urllib.parse import urlencode
 import pyarrow as pa
 import requests
 
+from ..kinds import Kind
 from ..resources import Fields, SpecError, env_reference, makedirs, resolve_env
 from ..tinyfs import FS, FsError, join_path, split_path, validate_name
 from . import CollectorError, Progress, RunReport, SourceReport
@@ -441,24 +442,16 @@ class Readings:
 # ---------------------------------------------------------------------- the collector
 
 
-class HydroVuCollector:
-    """Collects every configured (or every listed) device into its series."""
-
-    @staticmethod
-    def validate(spec: dict) -> Settings:
-        return Settings.parse(spec)
-
-    @staticmethod
-    def run(fs: FS, node_id: str, path: str, spec: dict, progress: Progress) -> RunReport:
-        settings = Settings.parse(spec)
-        client = HydroVuClient(settings.base_url,
-                               resolve_env(settings.client_id, "spec.client_id"),
-                               resolve_env(settings.client_secret, "spec.client_secret"),
-                               settings.limits)
-        try:
-            return _Run(fs, path, settings, client, progress).collect()
-        finally:
-            client.close()
+def run(fs: FS, node_id: str, path: str, settings: Settings, progress: Progress) -> RunReport:
+    """Collect every configured (or every listed) device's new readings into its series."""
+    client = HydroVuClient(settings.base_url,
+                           resolve_env(settings.client_id, "spec.client_id"),
+                           resolve_env(settings.client_secret, "spec.client_secret"),
+                           settings.limits)
+    try:
+        return _Run(fs, path, settings, client, progress).collect()
+    finally:
+        client.close()
 
 
 class _Run:
@@ -572,3 +565,7 @@ def _last_time(fs: FS, node_id: str) -> int | None:
     if pending is not None:
         times.append(pending)
     return max(times, default=None)
+
+
+KIND = Kind("HydroVu", validate=Settings.parse, run=run,
+            makes=lambda settings: [settings.output])

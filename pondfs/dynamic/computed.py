@@ -15,20 +15,20 @@ input's id and fingerprint (the content hash of every version it reads), so
 - a new version of an input changes its fingerprint, so exactly the files that read that
   input get new keys and are recomputed when next used; the others keep theirs.
 
-Usage, for a factory that turns each matched series into a summary::
+Usage, for a kind that turns each matched series into a summary::
 
-    def build(fs, config, node_id):
-        spec = check(parse_spec(config))
+    def build(fs, spec, node_id):                       # spec: what check(spec) returned
         return SummaryDir(fs, node_id, spec)            # a DynamicDirectory
 
     class SummaryDir(DynamicDirectory):
         def entries(self):
-            for match in resolve_inputs(self.fs, self.spec.pattern):
-                name = substitute(self.spec.name, match.captures)
+            for name, match in named_matches(self.fs, self.spec.pattern, self.spec.name):
                 yield name, ComputedFile(
                     self.fs, "summary", settings={"columns": self.spec.columns},
                     inputs=lambda m=match: [m.node_id],
                     write=lambda sink, ids: write_parquet(sink, summarise(self.fs, ids[0])))
+
+    KIND = Kind("summary", validate=check, build=build, reads=lambda spec: [spec.pattern])
 
 Reading inputs: :func:`read_table` gives any input (a stored table or series, or another
 factory's Parquet output) as one table; :func:`iter_batches` streams it a record batch at
@@ -120,44 +120,40 @@ def resolve_inputs(fs: FS, pattern: str, *, files_only: bool = True) -> list[Inp
 def named_matches(fs: FS, pattern: str, template: str, *, files_only: bool = False
                   ) -> list[tuple[str, Input]]:
     """``(name, input)`` for every node ``pattern`` matches (see :func:`resolve_inputs`),
-    named by ``template`` from its captures (``$0``...), in path order. A match whose name
-    is not a valid file name, or is taken by an earlier match, is left out with a warning."""
-    named: list[tuple[str, Input]] = []
-    taken: dict[str, str] = {}
-    for match in resolve_inputs(fs, pattern, files_only=files_only):
-        name = substitute(template, match.captures)
-        try:
-            validate_name(name)
-        except FsError as exc:
-            log.warning("%s: %s: the name made by %r is not usable: %s", pattern, match.path,
-                        template, exc)
-            continue
-        if name in taken:
-            log.warning("%s: %s and %s are both named %r; keeping the first", pattern,
-                        taken[name], match.path, name)
-            continue
-        taken[name] = match.path
-        named.append((name, match))
-    return named
+    named by ``template`` from its captures (``$0``...), in path order, by the rule of
+    :func:`unique_names`."""
+    return unique_names(pattern, template, (
+        (substitute(template, match.captures), match.path, match)
+        for match in resolve_inputs(fs, pattern, files_only=files_only)))
 
 
-def checked_names(template: str, named: Iterable[tuple[str, str, T]]) -> list[tuple[str, T]]:
-    """``(name, item)`` for each ``(name, what, item)`` whose name ``template`` made; a name
-    that cannot name a file, or that two outputs share, is an EINVAL naming ``spec.name``
-    and ``what`` produced it."""
+def unique_names(where: str, template: str, named: Iterable[tuple[str, str, T]]
+                 ) -> list[tuple[str, T]]:
+    """``(name, item)`` for each ``(name, what, item)``, in order, whose ``name`` (what
+    ``template`` made for ``what``: a match's path, a parameter) is usable: the one rule for
+    the names of a computed directory's entries.
+
+    A name that cannot name a file, or that an earlier output already has, is left out with
+    a warning naming ``where`` (the pattern), ``what`` and the name; the first output in
+    order keeps a name. A directory's entries follow inputs that come and go without a
+    ``pond apply``, so one odd input must not make the whole directory unreadable.
+    """
     taken: dict[str, str] = {}
-    checked: list[tuple[str, T]] = []
+    unique: list[tuple[str, T]] = []
     for name, what, item in named:
         try:
             validate_name(name)
         except FsError as exc:
-            raise FsError(errno.EINVAL, f"spec.name: {what} gives {exc}") from None
+            log.warning("%s: %s: the name %r makes is not usable, so it is left out: %s",
+                        where, what, template, exc)
+            continue
         if name in taken:
-            raise FsError(errno.EINVAL, f"spec.name: {template!r} names both {taken[name]} "
-                          f"and {what} {name!r}; use more captures")
+            log.warning("%s: %s and %s are both named %r by %r; keeping the first (use more "
+                        "captures)", where, taken[name], what, name, template)
+            continue
         taken[name] = what
-        checked.append((name, item))
-    return checked
+        unique.append((name, item))
+    return unique
 
 
 def pattern_field(fields: Fields, key: str, default: str | None = None) -> str:

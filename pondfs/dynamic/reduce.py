@@ -43,7 +43,8 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..resources import Fields, SpecError, parse_spec
+from ..kinds import Kind
+from ..resources import Fields, SpecError
 from ..tinyfs import FS, DynamicNode, FsError
 from .computed import (
     DEFAULT_FLOOR,
@@ -133,12 +134,7 @@ def check(spec: dict) -> ReduceSpec:
                       tuple(aggregations))
 
 
-def input_patterns(spec: dict) -> list[str]:
-    return [check(spec).in_pattern]
-
-
-def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
-    spec = check(parse_spec(config))
+def build(fs: FS, spec: ReduceSpec, node_id: str) -> DynamicNode:
     return StaticDirectory(lambda: _inputs(fs, spec), lambda: fs.get(node_id).mtime_ns)
 
 
@@ -333,3 +329,6 @@ def _sum_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_integer(t):
         return pa.int64()
     return t
+
+
+KIND = Kind(FACTORY, validate=check, build=build, reads=lambda spec: [spec.in_pattern])

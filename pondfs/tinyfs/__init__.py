@@ -10,7 +10,7 @@ dynamic-node protocol, paths and globs, content hashes, table formats, and the c
 
 from .cache import DerivedCache
 from .check import Checker
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import CorruptContent, FsError, PondLocked
 from .formats import read_csv, read_parquet
 from .fs import FS, Commit, Stat, join_path, read_all, split_path, validate_name
@@ -48,9 +48,9 @@ __all__ = [
     "DYNAMIC", "FIFO", "FILE", "FS", "HASH_RE", "INLINE_LIMIT", "ROOT_ID", "SERIES", "SOCKET",
     "SPECIAL_KINDS", "SYMLINK", "TABLE",
     "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
-    "DynamicFile", "DynamicNode", "FactoryRegistry", "FsError", "GlobError", "GlobPattern",
-    "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked", "Snapshot",
-    "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
+    "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
+    "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
+    "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
     "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
     "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]

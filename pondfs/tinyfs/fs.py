@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from . import formats
 from .cache import DerivedCache
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import FsError
 from .glob import GlobPattern
 from .hashing import EMPTY_HASH, content_hash
@@ -157,8 +157,8 @@ def _locked(method):
 class FS:
     """A pond's filesystem as of transaction ``at`` (read-only) or the newest one (writable).
 
-    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` maps
-    dynamic-node factory names to their constructors.
+    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` validates
+    and builds dynamic nodes by the factory name they store (none without it).
     """
 
     def __init__(
@@ -167,7 +167,7 @@ class FS:
         *,
         at: int | None = None,
         cache: DerivedCache | None = None,
-        factories: FactoryRegistry | None = None,
+        factories: Factories | None = None,
     ):
         last = store.last_txn()
         if at is not None and not 1 <= at <= last:
@@ -176,7 +176,7 @@ class FS:
         self.as_of = last if at is None else at
         self.read_only = at is not None
         self.cache = cache or DerivedCache()
-        self.factories = factories or FactoryRegistry()
+        self.factories = factories if factories is not None else FactoryRegistry()
         self._mutex = threading.RLock()
         self._rows: dict[str, dict[str, list[NodeVersion]]] = {}
         self._part_of: dict[str, str] = {ROOT_ID: ROOT_ID}
@@ -281,11 +281,10 @@ class FS:
     def _changed_besides_entries(self, dir_id: str) -> bool:
         """Whether the pending version of ``dir_id`` changes more than its entries (and the
         times they moved): a new directory, or new attributes."""
-        staged = self._inflight.get(dir_id)
-        committed = self._committed(dir_id)
-        before = staged[-1] if staged else committed[-1] if committed else None
-        if before is None:
+        versions = self._inflight.get(dir_id) or self._committed(dir_id)
+        if not versions:
             return True
+        before = versions[-1]
         v = self._pending[dir_id]
         return (v.mode, v.uid, v.gid, v.xattrs, v.deleted) != (
             before.mode, before.uid, before.gid, before.xattrs, before.deleted)
