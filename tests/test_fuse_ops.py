@@ -20,7 +20,8 @@ import pytest
 import trio
 
 from pondfs.fuse_ops import PondOperations
-from pondfs.tinyfs import FS, Checker, Persistence, read_all
+from pondfs.tinyfs import FS, Persistence, read_all
+from pondfs.tinyfs.check import Checker
 
 
 @dataclass

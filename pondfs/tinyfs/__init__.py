@@ -17,7 +17,7 @@ from .fs import FS, Commit, Stat, join_path, read_all, split_path, validate_name
 from .glob import GlobError, GlobPattern, substitute
 from .hashing import HASH_RE, content_hash, hasher, stream_hash
 from .memory import MemoryPersistence
-from .persistence import Persistence
+from .persistence import Persistence, Snapshot, SnapshotFile
 from .records import (
     BLOCK_DEVICE,
     CHAR_DEVICE,
@@ -49,8 +49,8 @@ __all__ = [
     "SPECIAL_KINDS", "SYMLINK", "TABLE",
     "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
     "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
-    "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked", "Stat",
-    "StoredContent", "TxnInfo",
+    "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
+    "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
     "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
     "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]
