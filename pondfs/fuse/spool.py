@@ -7,10 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ..tinyfs.records import INLINE_LIMIT
-
-#: Bytes copied at a time from a reader into a spool.
-COPY_CHUNK = 1024 * 1024
+from ..tinyfs import CHUNK_SIZE, INLINE_LIMIT
 
 
 class Spool:
@@ -70,7 +67,7 @@ class Spool:
         with reader:
             reader.seek(0)
             while offset < size:
-                chunk = reader.read(min(COPY_CHUNK, size - offset))
+                chunk = reader.read(min(CHUNK_SIZE, size - offset))
                 if not chunk:
                     break
                 offset += self.pwrite(chunk, offset)
