@@ -282,7 +282,9 @@ def uploads(s3: S3Server, url: str) -> dict[str, int]:
 
 def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=1, small=1)
-    write(original, {"/big/large.bin": os.urandom(3 * backup.MULTIPART_THRESHOLD)})
+    # Large enough (16 parts) that the push is still uploading when the test, which saw its
+    # first part, kills it (with 3 parts a loaded machine let the upload complete first).
+    write(original, {"/big/large.bin": os.urandom(8 * backup.MULTIPART_THRESHOLD)})
     env = aws.env(POND=str(original), POND_LOCK_LEASE="1")
     push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
                              url], env=env, stdout=subprocess.DEVNULL,
