@@ -30,7 +30,7 @@ import stat as st
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import wraps
 from typing import BinaryIO
 
@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from . import formats
 from .cache import DerivedCache
+from .commit import Commit, HeldChanges, held_op_indexes
 from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import FsError
 from .glob import GlobPattern
@@ -245,15 +246,15 @@ class FS:
         self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows)
         return self._commit
 
-    def _set_aside(self, hold: set[str]) -> _HeldChanges | None:
+    def _set_aside(self, hold: set[str]) -> HeldChanges | None:
         """Take the pending changes of the nodes in ``hold`` out of the pending set (see
         :meth:`begin_commit`); what :meth:`_stage_again` puts back after numbering."""
         hold &= self._pending.keys()
         if not hold:
             return None
-        held = _HeldChanges()
+        held = HeldChanges()
         for dir_id, ops in list(self._pending_ops.items()):
-            held_ops = _held_ops(ops, hold)
+            held_ops = held_op_indexes(ops, hold)
             if not held_ops:
                 continue
             hold.update(ops[i].node_id for i in held_ops)  # the entries they replaced
@@ -289,7 +290,7 @@ class FS:
         return (v.mode, v.uid, v.gid, v.xattrs, v.deleted) != (
             before.mode, before.uid, before.gid, before.xattrs, before.deleted)
 
-    def _stage_again(self, held: _HeldChanges | None) -> None:
+    def _stage_again(self, held: HeldChanges | None) -> None:
         """Put changes :meth:`_set_aside` took out back into the pending set; a directory
         that is being committed without them gets a new pending version on top."""
         if held is None:
@@ -1269,75 +1270,6 @@ class FS:
     def transactions(self) -> list[TxnInfo]:
         """Committed transactions up to this view, newest first."""
         return self.store.transactions(self.as_of)
-
-
-@dataclass
-class _HeldChanges:
-    """Pending changes kept out of one commit (:meth:`FS.begin_commit`'s ``hold``): versions
-    set aside whole, directories committed without some entry changes (``amended``: their
-    pending version as it was), and per directory the held entry changes and the listing
-    with them."""
-
-    versions: dict[str, NodeVersion] = field(default_factory=dict)
-    amended: dict[str, NodeVersion] = field(default_factory=dict)
-    ops: dict[str, list[DirOp]] = field(default_factory=dict)
-    listings: dict[str, dict[str, DirOp]] = field(default_factory=dict)
-
-
-def _held_ops(ops: list[DirOp], hold: set[str]) -> set[int]:
-    """Indexes of the entry changes in ``ops`` that name a held node, with the removal of
-    the entry a held node's entry replaced (a rename over an existing name)."""
-    held: set[int] = set()
-    last_of_name: dict[str, int] = {}
-    for i, op in enumerate(ops):
-        if op.node_id in hold:
-            held.add(i)
-            before = last_of_name.get(op.name)
-            if op.op == "add" and before is not None and ops[before].op == "remove":
-                held.add(before)
-        last_of_name[op.name] = i
-    return held
-
-
-class Commit:
-    """A commit in flight: the rows of transaction ``info.txn``, numbered and moved out of
-    the pending changes by :meth:`FS.begin_commit`, not yet in persistence.
-
-    :meth:`store` writes them (without the view's lock: other threads keep reading and
-    staging meanwhile) and :meth:`finish` folds them into the view's committed state;
-    :meth:`complete` does both. If :meth:`store` fails, the view keeps the rows in flight and
-    the next commit writes them again (see the module docstring).
-    """
-
-    def __init__(self, fs: FS, info: TxnInfo, rows: list[NodeVersion]):
-        self.fs = fs
-        self.info = info
-        self.rows = rows
-        self._stored = False
-
-    @property
-    def txn(self) -> int:
-        return self.info.txn
-
-    def store(self) -> None:
-        """Phase two: the persistence commit."""
-        try:
-            self.fs.store.commit(self.rows, self.info)
-        except BaseException:
-            self.fs._failed_in_flight(self)
-            raise
-        self._stored = True
-
-    def finish(self) -> int:
-        """Phase three: fold the committed rows into the view; the transaction number."""
-        assert self._stored, "finish() before store()"
-        self.fs._committed_in_flight(self)
-        return self.info.txn
-
-    def complete(self) -> int:
-        """:meth:`store`, then :meth:`finish`."""
-        self.store()
-        return self.finish()
 
 
 def read_all(fs: FS, node_id: str) -> bytes:
