@@ -37,13 +37,13 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import formats
+from . import formats, paths
 from .cache import DerivedCache
 from .commit import Commit, HeldChanges, held_op_indexes
 from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import FsError
-from .glob import GlobPattern
 from .hashing import EMPTY_HASH, content_hash
+from .paths import validate_name
 from .persistence import Persistence
 from .records import (
     BLOCK_DEVICE,
@@ -71,9 +71,6 @@ from .records import (
 
 log = logging.getLogger(__name__)
 
-#: Symlinks followed in one resolution before ELOOP (as Linux).
-MAX_SYMLINKS = 40
-NAME_MAX = 255
 #: A directory version is a full listing after this many delta versions.
 SNAPSHOT_EVERY = 256
 #: Names a node may have (as ext4's EXT4_LINK_MAX); one more link is EMLINK.
@@ -87,28 +84,6 @@ _TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK,
               FIFO: st.S_IFIFO, SOCKET: st.S_IFSOCK, CHAR_DEVICE: st.S_IFCHR,
               BLOCK_DEVICE: st.S_IFBLK}
 _SPECIAL_OF_TYPE = {_TYPE_BITS[kind]: kind for kind in SPECIAL_KINDS}
-
-
-def validate_name(name: str) -> str:
-    """Return ``name`` if it can name a directory entry, else raise EINVAL/ENAMETOOLONG."""
-    if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise FsError(errno.EINVAL, f"invalid name {name!r}: names cannot be empty, '.', '..' "
-                      "or hold '/' or NUL")
-    size = len(name.encode("utf-8", "surrogateescape"))
-    if size > NAME_MAX:
-        raise FsError(errno.ENAMETOOLONG,
-                      f"name too long ({size} bytes > {NAME_MAX}): {name[:40]}...")
-    return name
-
-
-def split_path(path: str) -> list[str]:
-    """The non-empty components of ``path`` (``.`` kept; resolution handles it)."""
-    return [c for c in path.split("/") if c]
-
-
-def join_path(parent: str, name: str) -> str:
-    """``parent``/``name`` for absolute pond paths."""
-    return parent.rstrip("/") + "/" + name
 
 
 def _named(dir_id: str, name: str, v: NodeVersion) -> DirOp:
@@ -1156,69 +1131,13 @@ class FS:
     @_locked
     def resolve(self, path: str, cwd: str = "/", *, follow: bool = True) -> str:
         """The node id at ``path`` (relative to ``cwd``); symlinks followed (the last one only
-        when ``follow``), at most MAX_SYMLINKS of them (else ELOOP)."""
-        return self._walk(path, cwd, follow)[0]
+        when ``follow``), at most :data:`~pondfs.tinyfs.paths.MAX_SYMLINKS` (else ELOOP)."""
+        return paths.locate(self, path, cwd, follow)[0]
 
     @_locked
     def resolve_parent(self, path: str, cwd: str = "/") -> tuple[str, str]:
         """The directory that would hold ``path`` and the last name, validated."""
-        parts = split_path(path)
-        if not parts:
-            raise FsError(errno.EINVAL, f"invalid path {path!r}: it names no entry")
-        parent = "/".join(parts[:-1])
-        parent = ("/" + parent if path.startswith("/") else parent) or (
-            "/" if path.startswith("/") else ".")
-        dir_id = self._walk(parent, cwd, True)[0]
-        if self.kind(dir_id) != DIRECTORY:
-            raise FsError(errno.ENOTDIR, f"not a directory: {parent}")
-        return dir_id, validate_name(parts[-1])
-
-    def _walk(self, path: str, cwd: str, follow: bool) -> tuple[str, str]:
-        stack: list[str] = [ROOT_ID]
-        names: list[str] = []
-        pending = split_path(path)
-        # A trailing slash asks for a directory: a final symlink is followed, a file is ENOTDIR.
-        want_dir = path.endswith("/") and bool(pending)
-        follow = follow or want_dir
-        if not path.startswith("/"):
-            for part in split_path(cwd):
-                dir_id = stack[-1]
-                child = self.lookup(dir_id, part)
-                if child is None:
-                    raise FsError(errno.ENOENT, f"no such directory: {cwd}")
-                stack.append(child)
-                names.append(part)
-        links = 0
-        while pending:
-            part = pending.pop(0)
-            here = "/" + "/".join(names)
-            # Checked before '.' and '..' too: "file/.." is ENOTDIR, not file's directory.
-            if self.kind(stack[-1]) != DIRECTORY:
-                raise FsError(errno.ENOTDIR, f"not a directory: {here}")
-            if part == ".":
-                continue
-            if part == "..":
-                if len(stack) > 1:
-                    stack.pop()
-                    names.pop()
-                continue
-            child = self.lookup(stack[-1], part)
-            if child is None:
-                raise FsError(errno.ENOENT, f"no such file or directory: {join_path(here, part)}")
-            if self.kind(child) == SYMLINK and (pending or follow):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise FsError(errno.ELOOP, f"too many levels of symbolic links: {path}")
-                target = self.readlink(child)
-                if target.startswith("/"):
-                    stack, names = [ROOT_ID], []
-                pending = split_path(target) + pending
-                continue
-            stack.append(child)
-            names.append(part)
-        if want_dir and self.kind(stack[-1]) != DIRECTORY:
-            raise FsError(errno.ENOTDIR, f"not a directory: {path}")
-        return stack[-1], "/" + "/".join(names)
+        return paths.locate_parent(self, path, cwd)
 
     @_locked
     def kind(self, node_id: str) -> str:
@@ -1232,34 +1151,18 @@ class FS:
     @_locked
     def canonical(self, path: str, cwd: str = "/") -> str:
         """The absolute path of ``path`` with every symlink resolved."""
-        return self._walk(path, cwd, True)[1]
+        return paths.locate(self, path, cwd, True)[1]
 
     # ------------------------------------------------------------------ visiting
 
     def glob(self, pattern: str, cwd: str = "/") -> Iterator[tuple[str, str, tuple[str, ...]]]:
         """(path, node id, captures) of every node matching ``pattern``, in path order."""
-        compiled = GlobPattern(pattern)
-        root = ROOT_ID if compiled.absolute else self.resolve(cwd)
-
-        def children(dir_id: str) -> Iterable[tuple[str, str]]:
-            return sorted(self.listdir(dir_id).items())
-
-        def child(dir_id: str, name: str) -> str | None:
-            return self.lookup(dir_id, name) if self.kind(dir_id) == DIRECTORY else None
-
-        yield from compiled.walk(root, children, lambda n: self.kind(n) == DIRECTORY, child)
+        return paths.glob(self, pattern, cwd)
 
     def walk(self, path: str = "/", cwd: str = "/") -> Iterator[tuple[str, str]]:
         """(path, node id) of ``path`` and everything below it, depth first, names sorted;
         symlinks are listed, not followed."""
-        node_id, absolute = self._walk(path, cwd, True)
-        stack = [(absolute, node_id)]
-        while stack:
-            here, node_id = stack.pop()
-            yield here, node_id
-            if self.kind(node_id) == DIRECTORY:
-                entries = sorted(self.listdir(node_id).items(), reverse=True)
-                stack.extend((join_path(here, name), child) for name, child in entries)
+        return paths.walk(self, path, cwd)
 
     # ------------------------------------------------------------------ history
 
