@@ -12,7 +12,7 @@ import errno
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +34,8 @@ from .records import (
     StoredContent,
 )
 from .staging import StagedView, locked
+
+T = TypeVar("T")
 
 
 class FileContent(StagedView):
@@ -155,13 +157,7 @@ class FileContent(StagedView):
         if v.kind in SPECIAL_KINDS:
             raise FsError(errno.EINVAL, f"a {v.kind} has no content to read: {node_id}")
         if v.format == SERIES:
-            key = self._series_key(v)
-            reader = self.cache.open(key)
-            if reader is None:
-                self._fill_series(v, key)
-                reader = self.cache.open(key)
-            assert reader is not None
-            return reader
+            return self._merged_series(v, self.cache.open)
         return self._open_version(v)
 
     def copy_to(self, node_id: str, out: int) -> None:
@@ -220,14 +216,19 @@ class FileContent(StagedView):
         table = self.read_series(v.node_id)
         self.cache.fill(key, lambda sink: sink.write(formats.parquet_bytes(table)))
 
-    def _series_size(self, v: NodeVersion) -> int:
+    def _merged_series(self, v: NodeVersion, use: Callable[[str], T | None]) -> T:
+        """``use`` of the cached merged Parquet file of series version ``v`` (a reader, its
+        size), merging it into the cache first when it is not there."""
         key = self._series_key(v)
-        size = self.cache.size(key)
-        if size is None:
+        found = use(key)
+        if found is None:
             self._fill_series(v, key)
-            size = self.cache.size(key)
-        assert size is not None
-        return size
+            found = use(key)
+        assert found is not None
+        return found
+
+    def _series_size(self, v: NodeVersion) -> int:
+        return self._merged_series(v, self.cache.size)
 
     @locked
     def read_series(self, node_id: str, start: int | None = None, end: int | None = None

@@ -32,20 +32,17 @@ from __future__ import annotations
 import errno
 import logging
 import stat as st
-import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 
 from . import paths
-from .cache import DerivedCache
 from .commit import Commit, HeldChanges, held_op_indexes
 from .content import FileContent
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode
 from .errors import FsError
 from .hashing import EMPTY_HASH, content_hash
 from .paths import validate_name
-from .persistence import Persistence
 from .records import (
     BLOCK_DEVICE,
     CHAR_DEVICE,
@@ -116,18 +113,6 @@ class FS(FileContent):
     ``cache`` keeps derived content (merged series, dynamic files); ``factories`` validates
     and builds dynamic nodes by the factory name they store (none without it).
     """
-
-    def __init__(
-        self,
-        store: Persistence,
-        *,
-        at: int | None = None,
-        cache: DerivedCache | None = None,
-        factories: Factories | None = None,
-    ):
-        super().__init__(store, at=at, cache=cache, factories=factories)
-        self._commit: Commit | None = None
-        self._commit_lock = threading.Lock()
 
     # ------------------------------------------------------------------ transactions
 
@@ -315,8 +300,7 @@ class FS(FileContent):
     def parent(self, dir_id: str) -> str | None:
         """The directory holding directory ``dir_id`` (the root's is the root), or None when
         this view has not listed it (a view learns parents from listings)."""
-        return (self._pending_parents.get(dir_id) or self._inflight_parents.get(dir_id)
-                or self._parent_of.get(dir_id))
+        return self._parent_id(dir_id)
 
     @locked
     def entries(self, dir_id: str) -> dict[str, DirOp]:
@@ -606,8 +590,7 @@ class FS(FileContent):
         while True:
             if node_id == ancestor:
                 return True
-            parent = (self._pending_parents.get(node_id) or self._inflight_parents.get(node_id)
-                      or self._parent_of.get(node_id))
+            parent = self._parent_id(node_id)
             if parent is None or parent == node_id:
                 return False
             node_id = parent

@@ -15,6 +15,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, cast
 
 from .cache import DerivedCache
+from .commit import Commit
 from .dynamic import DynamicDirectory, DynamicNode, Factories, FactoryRegistry
 from .errors import FsError
 from .hashing import EMPTY_HASH
@@ -55,7 +56,8 @@ def locked(method):
 
 class StagedView:
     """The node versions and listings of a view as of transaction ``at`` (read-only) or the
-    newest one, and the pending versions staged on top (see :class:`~pondfs.tinyfs.fs.FS`)."""
+    newest one, the :class:`Commit` in flight, and the pending versions staged on top (see
+    :class:`~pondfs.tinyfs.fs.FS`, whose constructor this is)."""
 
     def __init__(
         self,
@@ -91,6 +93,8 @@ class StagedView:
         self._inflight: dict[str, list[NodeVersion]] = {}
         self._inflight_listings: dict[str, dict[str, DirOp]] = {}
         self._inflight_parents: dict[str, str] = {}
+        self._commit: Commit | None = None
+        self._commit_lock = threading.Lock()
         #: Subdirectories per directory listing (for nlink), dropped when one changes.
         self._subdir_counts: dict[str, int] = {}
         self._dynamic: dict[str, DynamicNode] = {}
@@ -241,6 +245,11 @@ class StagedView:
             self._subdir_counts.pop(dir_id, None)
         now = time.time_ns()
         self._next_version(dir_id, mtime_ns=now, ctime_ns=now, entries=(), snapshot=False)
+
+    def _parent_id(self, dir_id: str) -> str | None:
+        """The directory holding directory ``dir_id``: staged, in flight or committed."""
+        return (self._pending_parents.get(dir_id) or self._inflight_parents.get(dir_id)
+                or self._parent_of.get(dir_id))
 
     def _require_dir(self, dir_id: str) -> NodeVersion:
         if dir_id in self._dynamic:
