@@ -3,18 +3,19 @@
 A backup at ``s3://bucket/prefix`` mirrors the pond's own layout, so it reads like one::
 
     <prefix>/pond.json                      which pond this is (its Delta table id)
-    <prefix>/oplog/...                      Delta data files and _delta_log entries
-    <prefix>/objects/<hash[:2]>/<hash>      content objects
+    <prefix>/<the pond's files>             its Delta table (data files, log entries) and
+                                            content objects, at their paths in the pond
     <prefix>/manifests/<txn>.json           one per push: every file of that snapshot, with
                                             size and BLAKE3 hash
     <prefix>/summaries/<txn>.json           the manifest without its files, for list
     <prefix>/backup.lock                    while a push or forget runs (a lease)
 
-A pond's files never change once written (``_last_checkpoint`` aside, which the manifest
-carries inline), so a push lists the bucket once and uploads only what it lacks: data files
-and objects first, then the log entries, then the manifest. A backup therefore never names a
-file that is not there, and an interrupted push simply resumes. A push reads one snapshot,
-the Delta version current when it starts, and needs no writer lock.
+A pond's files never change once written (its checkpoint pointer aside, which the manifest
+carries inline: see :class:`~pondfs.tinyfs.persistence.Snapshot`), so a push lists the
+bucket once and uploads only what it lacks: data files and objects first, then the log
+entries, then the manifest. A backup therefore never names a file that is not there, and an
+interrupted push simply resumes. A push reads one snapshot, the Delta version current when
+it starts, and needs no writer lock.
 
 Restore points are the pushed transactions (``pond backup list``). A restore downloads one
 manifest's files into a temporary directory beside the target, verifying every size and
@@ -36,10 +37,8 @@ region and credentials come from boto3's usual chain (environment, profile,
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -51,7 +50,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 from .backup_manifests import (
     IDENTITY,
@@ -71,7 +69,7 @@ from .backup_manifests import (
 from .locations import is_s3_url
 from .progress import progress_bar
 from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
-from .tinyfs import content_hash, hasher, stream_hash
+from .tinyfs import Snapshot, SnapshotFile, content_hash, hasher, stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +77,6 @@ log = logging.getLogger(__name__)
 #: bucket's log has gaps only within the wave in flight.
 LOG_WAVE = 64
 
-_LOG_DIR = "oplog/_delta_log"
-_LOG_ENTRY_RE = re.compile(r"(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet)")
 _LOCK = "backup.lock"
 
 #: Multipart uploads idle for this long (seconds) are taken for a killed push's and aborted.
@@ -92,91 +88,15 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------- the pond side
 
 
-@dataclass(frozen=True)
-class _LocalFile:
-    path: str           # below the pond directory, '/'-separated
-    size: int
-    blake3: str | None  # known in advance for content objects (it is their name)
-
-
-@dataclass
-class _Snapshot:
-    """What a push backs up: one Delta version of a pond and every file it needs."""
-
-    root: Path
-    table_id: str
-    table_version: int
-    txn: int
-    txn_time_ns: int
-    data: list[_LocalFile]      # data files and content objects
-    log: list[_LocalFile]       # _delta_log entries up to table_version, in version order
-    last_checkpoint: str | None
-
-
-def _snapshot(root: Path) -> _Snapshot:
-    """Pin the newest Delta version of the pond at ``root`` and list the files it needs."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
+def _snapshot(root: Path) -> Snapshot:
+    """Pin the newest state of the pond at ``root`` and list the files it consists of."""
     from .oplog import open_pond
 
     store = open_pond(root)
     try:
-        version = store.table_version()
-        txn = store.last_txn()
-        objects = sorted(o for o in store.referenced_objects() if o)
-        table = DeltaTable(str(root / "oplog"), version=version)
+        return store.snapshot()
     finally:
         store.close()
-    actions = pa.table(table.get_add_actions(flatten=True))
-    data = [
-        _LocalFile(f"oplog/{unquote(path)}", size, None)
-        for path, size in zip(actions.column("path").to_pylist(),
-                              actions.column("size_bytes").to_pylist(), strict=True)
-    ]
-    for digest in objects:
-        path = f"objects/{digest[:2]}/{digest}"
-        try:
-            size = (root / path).stat().st_size
-        except FileNotFoundError:
-            raise BackupError(f"content object {digest} is referenced by the pond but missing "
-                              f"({root / path}): run pond check") from None
-        data.append(_LocalFile(path, size, digest))
-    log_entries = []
-    for entry in (root / _LOG_DIR).iterdir():
-        match = _LOG_ENTRY_RE.fullmatch(entry.name)
-        if match and int(match.group(1)) <= version:
-            log_entries.append((entry.name, _LocalFile(f"{_LOG_DIR}/{entry.name}",
-                                                       entry.stat().st_size, None)))
-    log_entries.sort()
-    return _Snapshot(
-        root=root, table_id=str(table.metadata().id), table_version=version, txn=txn,
-        txn_time_ns=_txn_time(root, version), data=data,
-        log=[f for _, f in log_entries], last_checkpoint=_last_checkpoint(root, version),
-    )
-
-
-def _txn_time(root: Path, version: int) -> int:
-    """When the newest pond transaction up to Delta ``version`` was committed (ns)."""
-    for v in range(version, -1, -1):
-        try:
-            lines = (root / _LOG_DIR / f"{v:020d}.json").read_text().splitlines()
-        except FileNotFoundError:
-            break
-        for line in lines:
-            info = json.loads(line).get("commitInfo") or {}
-            if "pond.timestamp_ns" in info:
-                return int(info["pond.timestamp_ns"])
-    return 0
-
-
-def _last_checkpoint(root: Path, version: int) -> str | None:
-    """The pond's ``_last_checkpoint`` hint, if it points no later than ``version``."""
-    try:
-        text = (root / _LOG_DIR / "_last_checkpoint").read_text()
-        return text if int(json.loads(text)["version"]) <= version else None
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _hash_file(path: Path) -> str:
@@ -241,7 +161,7 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
     return result
 
 
-def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: bool,
+def _push_snapshot(bucket: Bucket, snapshot: Snapshot, jobs: int, progress: bool,
                    still_locked: Callable[[], None]) -> PushResult:
     """Upload what ``bucket`` lacks of ``snapshot``, then its manifest, if the lock is still
     held then (a forget that took over a lost lock may have deleted what it names)."""
@@ -263,7 +183,7 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
     log_entries = [f for f in snapshot.log
                    if f.path not in known or remote.get(f.path) != f.size]
     if latest is not None and latest.txn == snapshot.txn and (
-            latest.table_version != snapshot.table_version or not (data or log_entries)):
+            latest.table_version != snapshot.version or not (data or log_entries)):
         # Backed up already. (After pond maintain the same transaction has other data
         # files: not worth a second copy. With the same files, a push repairs what is
         # missing from the bucket, e.g. after deleting a file verify found corrupt.)
@@ -271,7 +191,7 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
         return result
     total = sum(f.size for f in data + log_entries)
     with progress_bar("push", total, enabled=progress) as bar, ThreadPoolExecutor(jobs) as pool:
-        def upload(f: _LocalFile) -> str:
+        def upload(f: SnapshotFile) -> str:
             return _upload(bucket, snapshot.root, f, bar.update)
 
         for f, digest in zip(data, _parallel(pool, upload, data), strict=True):
@@ -282,12 +202,12 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
         if f.path not in hashes:
             hashes[f.path] = f.blake3 or _known_or_hashed(known, snapshot.root, f)
     manifest = Manifest(
-        table_id=snapshot.table_id, txn=snapshot.txn, table_version=snapshot.table_version,
+        table_id=snapshot.pond_id, txn=snapshot.txn, table_version=snapshot.version,
         txn_time_ns=snapshot.txn_time_ns,
         pushed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         host=socket.gethostname(),
         files=[FileEntry(f.path, f.size, hashes[f.path]) for f in snapshot.data + snapshot.log],
-        last_checkpoint=snapshot.last_checkpoint,
+        last_checkpoint=snapshot.hint,
         uploaded_files=len(data) + len(log_entries), uploaded_bytes=total,
     )
     still_locked()
@@ -298,24 +218,24 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
 
 
 def _check_push_target(bucket: Bucket, remote: dict[str, int],
-                       snapshot: _Snapshot) -> Manifest | None:
+                       snapshot: Snapshot) -> Manifest | None:
     """Make sure ``bucket`` backs up this very pond (writing its identity on the first
     push); the newest manifest there, if any."""
     if IDENTITY in remote:
         table_id = check_identity(bucket, remote)
-        if table_id != snapshot.table_id:
+        if table_id != snapshot.pond_id:
             raise BackupError(f"{bucket.location} holds the backup of another pond "
-                              f"(table {table_id}; this pond is table {snapshot.table_id})")
+                              f"(table {table_id}; this pond is table {snapshot.pond_id})")
     else:
         if remote:
             raise BackupError(f"{bucket.location} is not empty and holds no pond backup: "
                               "choose another prefix")
-        write_identity(bucket, snapshot.table_id)
+        write_identity(bucket, snapshot.pond_id)
     txns = manifest_txns(remote)
     return load_manifest(bucket, txns[-1]) if txns else None
 
 
-def _log_hashes(snapshot: _Snapshot, known: dict[str, FileEntry]) -> dict[str, str]:
+def _log_hashes(snapshot: Snapshot, known: dict[str, FileEntry]) -> dict[str, str]:
     """Hashes of the pond's log entries, which must equal those already backed up: a pond
     restored from an old backup and changed since has a history of its own."""
     hashes = {}
@@ -330,14 +250,14 @@ def _log_hashes(snapshot: _Snapshot, known: dict[str, FileEntry]) -> dict[str, s
     return hashes
 
 
-def _known_or_hashed(known: dict[str, FileEntry], root: Path, f: _LocalFile) -> str:
+def _known_or_hashed(known: dict[str, FileEntry], root: Path, f: SnapshotFile) -> str:
     backed_up = known.get(f.path)
     if backed_up is not None and backed_up.size == f.size:
         return backed_up.blake3
     return _hash_file(root / f.path)
 
 
-def _upload(bucket: Bucket, root: Path, f: _LocalFile, progress: Callable[[int], None]) -> str:
+def _upload(bucket: Bucket, root: Path, f: SnapshotFile, progress: Callable[[int], None]) -> str:
     """Upload one file; its hash (a content object must hash to its name)."""
     path = root / f.path
     try:
@@ -358,7 +278,7 @@ def _upload(bucket: Bucket, root: Path, f: _LocalFile, progress: Callable[[int],
     return digest
 
 
-def _check_local(f: _LocalFile, digest: str, size: int) -> None:
+def _check_local(f: SnapshotFile, digest: str, size: int) -> None:
     if f.blake3 is not None and digest != f.blake3:
         raise BackupError(f"content object {f.blake3} in the pond is corrupt (its bytes hash "
                           f"to {digest}): run pond check")
@@ -589,7 +509,10 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
     files), so an interrupted forget leaves only unreferenced files, which the next one
     removes. Files of interrupted pushes are unreferenced too. A forget holds the backup's
     lock, as a push does; ``dry_run`` takes no lock, deletes nothing, and says what would go.
+    Only the pond's files may be pruned: anything else below the prefix is left alone.
     """
+    from .oplog.layout import SNAPSHOT_PREFIXES
+
     if keep_last is None and keep_within is None:
         raise BackupError("say which restore points to keep: --keep-last N and/or "
                           "--keep-within DURATION", errno.EINVAL)
@@ -621,7 +544,7 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
             relative for relative in listing
             if relative.startswith(SUMMARIES) and relative not in kept_summaries)
         pruned = sorted(relative for relative in listing
-                        if relative.startswith(_PRUNABLE) and relative not in needed)
+                        if relative.startswith(SNAPSHOT_PREFIXES) and relative not in needed)
         deleted = points + pruned
         result = ForgetResult(location, kept, forgotten, deleted,
                               sum(listing[relative] for relative in deleted), dry_run)
@@ -632,10 +555,6 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
                 bucket.delete_many(pruned, bar.update)
     log.info("%s", result.describe())
     return result
-
-
-#: What forget may delete: the pond's files. Anything else below the prefix is left alone.
-_PRUNABLE = ("oplog/", "objects/")
 
 
 def _kept_points(txns: list[int], stored: dict[str, Stored], keep_last: int | None,
@@ -685,6 +604,8 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
             jobs: int = DEFAULT_JOBS, progress: bool = True) -> RestoreResult:
     """Make a new pond at ``target`` from the backup at ``url``, as of its newest restore
     point or of transaction ``at`` (which must be one: see ``list_backups``)."""
+    from .oplog.snapshot import finish_copy, prepare_copy
+
     started = time.monotonic()
     location = S3Location.parse(url)
     target = Path(target)
@@ -703,8 +624,7 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private; a pond directory is not
-        for sub in ("oplog/_delta_log", "objects", "cache"):
-            (work / sub).mkdir(parents=True, exist_ok=True)
+        prepare_copy(work)
         with progress_bar("restore", manifest.total_bytes, enabled=progress) as bar, \
                 ThreadPoolExecutor(jobs) as pool:
             found = _parallel(pool, lambda f: _download(bucket, f, work, bar.update),
@@ -712,8 +632,7 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
         problems = [p for p in found if p]
         if problems:
             raise _restore_failed(problems)
-        if manifest.last_checkpoint is not None:
-            (work / _LOG_DIR / "_last_checkpoint").write_text(manifest.last_checkpoint)
+        finish_copy(work, manifest.last_checkpoint)
         _check_restored(work, manifest)
         os.sync()  # the pond's files are on disk before its name appears
         os.rename(work, target)
@@ -766,20 +685,16 @@ def _download(bucket: Bucket, f: FileEntry, root: Path, progress: Callable[[int]
     path.parent.mkdir(parents=True, exist_ok=True)
     if f.size >= MULTIPART_THRESHOLD:
         bucket.get_file(f.path, path, progress)
-        problem = _mismatch(f, path.stat().st_size, _hash_file(path))
-    else:
-        digest = hasher()
-        size = 0
-        with open(path, "wb") as out:
-            for chunk in bucket.get_chunks(f.path):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-                progress(len(chunk))
-        problem = _mismatch(f, size, digest.hexdigest())
-    if f.path.startswith("objects/"):
-        os.chmod(path, 0o444)  # as the pond's own object store leaves them
-    return problem
+        return _mismatch(f, path.stat().st_size, _hash_file(path))
+    digest = hasher()
+    size = 0
+    with open(path, "wb") as out:
+        for chunk in bucket.get_chunks(f.path):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+            progress(len(chunk))
+    return _mismatch(f, size, digest.hexdigest())
 
 
 def _check_restored(root: Path, manifest: Manifest) -> None:
@@ -796,8 +711,8 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
             raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
                               f"the backup at {manifest.txn}")
         report = Checker(fs, verify_content=False).run()
-        missing = [digest for digest in fs.store.referenced_objects()
-                   if digest and not (root / "objects" / digest[:2] / digest).exists()]
+        missing = sorted({digest for digest in fs.store.referenced_objects() if digest}
+                         - set(fs.store.object_ids()))
     problems = report.problems + [f"content object {digest} is missing" for digest in missing]
     if problems:
         raise BackupError("restored pond fails its check, nothing restored: "

@@ -1,7 +1,7 @@
 """Where a pond lives: a host directory or an S3 URL.
 
 Kept free of heavy imports: ``mount.pondfs``'s parent process and the CLI's argument
-handling tell the two apart before anything loads pyarrow, boto3 or deltalake.
+handling tell the two apart before anything loads pyarrow, boto3 or Delta Lake.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Generic options that mount(8) and fstab pass (``rw``, ``defaults``, ``noauto``, 
 ``_netdev``, ``x-*`` ...) are accepted and ignored.
 
 Without ``-f`` the command returns once the mount answers, leaving a daemon that is a fresh
-process (not a fork: forking after deltalake has started its runtime panics). Errors are one
+process (not a fork: forking after Delta Lake has started its runtime panics). Errors are one
 line on stderr with exit status 1 (bad invocation) or 32 (the mount failed), as mount(8)
 expects of helpers. Unmounting (``umount``, ``fusermount3 -u``, SIGINT/SIGTERM to the daemon)
 commits everything written first.
@@ -305,7 +305,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
         elif message != "ok":
             print(f"mount.pondfs: {message}", file=sys.stderr)
 
-    # Imported here so that the parent of a background mount never loads deltalake.
+    # Imported here so that the parent of a background mount never loads the oplog.
     import pyfuse3
     import trio
 
@@ -323,9 +323,10 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
         except (MountError, FsError) as exc:
             report(str(exc))
             return EXIT_FAILURE
+        disk = fs.store.disk_dir()
         ops = PondOperations(fs, mountpoint=mountpoint, read_only=options.read_only,
                              commit_interval=options.commit_interval, spool_dir=options.spool,
-                             statfs_path=str(fs.store.root or fs.store.cache_dir))
+                             statfs_path=None if disk is None else str(disk))
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {f"fsname={pond}", "subtype=pondfs"}
         if options.read_only:
@@ -361,7 +362,9 @@ def _setup_logging(options: MountOptions) -> None:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if options.debug else logging.INFO)
     if not options.debug:
-        for noisy in ("pyfuse3", "deltalake"):
+        from .oplog import LIBRARY_LOGGERS
+
+        for noisy in ("pyfuse3", *LIBRARY_LOGGERS):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -374,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_mountpoint(mountpoint, options)
         if options.foreground or ready_fd is not None:
             code = run_daemon(pond, mountpoint, options, ready_fd)
-            # Skip interpreter teardown: after heavy deltalake use it has aborted, which
+            # Skip interpreter teardown: after heavy Delta Lake use it has aborted, which
             # would turn a clean unmount into a failure status.
             logging.shutdown()
             sys.stdout.flush()

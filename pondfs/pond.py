@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .kinds import KINDS
-from .oplog import OplogPersistence, create_pond, open_pond
+from .oplog import create_pond, open_pond
 from .oplog import maintain as maintain_oplog
-from .tinyfs import FS, DerivedCache, FsError
+from .tinyfs import FS, DerivedCache, FsError, Persistence
 
 
 def pond_location(explicit: str | None) -> str:
@@ -26,9 +26,9 @@ def pond_location(explicit: str | None) -> str:
     return location
 
 
-def _cache(store: OplogPersistence) -> DerivedCache:
+def _cache(store: Persistence) -> DerivedCache:
     """The pond's derived cache: ``<pond>/cache``, or a local one for a pond in S3."""
-    return DerivedCache(store.cache_dir)
+    return DerivedCache(store.cache_dir())
 
 
 def init(location: str) -> int:

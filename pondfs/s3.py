@@ -8,7 +8,7 @@ Endpoint, region and credentials come from boto3's usual chain: the environment
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` or
 ``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` for S3-compatible stores), then the profile
 (``AWS_PROFILE``, ``~/.aws/config`` and ``credentials``). :class:`AwsSettings` resolves that
-chain once and hands the same settings to deltalake and pyarrow, which do not read profiles.
+chain once and hands the same settings to Delta Lake and pyarrow, which do not read profiles.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class S3Location:
 @dataclass(frozen=True)
 class AwsSettings:
     """The endpoint, region and credentials boto3's chain finds, for clients that do not
-    read AWS profiles themselves (deltalake's object store, pyarrow's S3 filesystem)."""
+    read AWS profiles themselves (Delta Lake's object store, pyarrow's S3 filesystem)."""
 
     region: str
     access_key: str
@@ -112,8 +112,8 @@ class AwsSettings:
                    secret_key=frozen.secret_key, token=frozen.token, endpoint=endpoint or None)
 
     def delta_options(self) -> dict[str, str]:
-        """deltalake ``storage_options``. An ``http://`` endpoint the user configured is
-        allowed (deltalake refuses plain HTTP unless told, as ``AWS_ALLOW_HTTP``)."""
+        """Delta Lake ``storage_options``. An ``http://`` endpoint the user configured is
+        allowed (Delta Lake refuses plain HTTP unless told, as ``AWS_ALLOW_HTTP``)."""
         options = {"AWS_REGION": self.region, "AWS_ACCESS_KEY_ID": self.access_key,
                    "AWS_SECRET_ACCESS_KEY": self.secret_key}
         if self.token:

@@ -89,7 +89,7 @@ def _speaker(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    """Console entry point. Exits without interpreter teardown, which deltalake has been
+    """Console entry point. Exits without interpreter teardown, which Delta Lake has been
     seen to abort in, so a success is never reported as a crash."""
     code = run()
     try:

@@ -6,7 +6,7 @@ import logging
 
 import trio
 
-from ..tinyfs import Commit, FsError
+from ..tinyfs import FsError
 from .view import ServedView
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class GroupCommitter:
                 await view.thread(fs.store.sync)
             return None
         try:
-            await view.thread(_store, commit, durable)
+            await view.thread(commit.store, durable)
         except BaseException as exc:
             self._staged += staged
             if isinstance(exc, FsError):
@@ -126,10 +126,3 @@ class GroupCommitter:
                 await self.commit("group commit")
             except Exception:
                 log.exception("group commit failed; retrying in %s s", self.interval)
-
-
-def _store(commit: Commit, durable: bool) -> None:
-    store = commit.fs.store
-    if hasattr(store, "durable"):
-        store.durable = durable  # commits run one at a time (GroupCommitter._committing)
-    commit.store()

@@ -1,6 +1,6 @@
 """Content objects: immutable files named by the hash of their bytes.
 
-Content too large for an oplog row lives in ``<pond>/objects/<hash[:2]>/<hash>``, named by
+Content too large for an oplog row lives in ``<pond>/objects/`` (:mod:`.layout`), named by
 its BLAKE3 hash (:mod:`pondfs.tinyfs.hashing`). An object is written to a temporary file
 while it is hashed, then renamed to its name, so a name always holds complete content and a
 crash of the process leaves at most a temporary file. A durable store also fsyncs the object
@@ -34,6 +34,8 @@ from blake3 import blake3
 
 from pondfs.tinyfs import CHUNK_SIZE, HASH_RE, Chunk, CorruptContent, FsError, hasher
 
+from .layout import object_name
+
 log = logging.getLogger(__name__)
 
 # Random reads (FUSE asks for up to 128 KiB at a time) should not each fetch a whole chunk;
@@ -48,6 +50,9 @@ _PIECE = 16 * 1024 * 1024
 _OVERLAP_MIN = 64 * 1024
 
 _TEMP_PREFIX = ".tmp-"
+
+# Objects never change: their files are read-only.
+_OBJECT_MODE = 0o444
 
 
 def fsync_dir(path: Path) -> None:
@@ -69,7 +74,7 @@ class ObjectStore:
         """Where object ``digest`` lives (whether or not it exists)."""
         if not HASH_RE.fullmatch(digest):
             raise FsError(errno.EINVAL, f"not a content object name: {digest!r}")
-        return self.root / digest[:2] / digest
+        return self.root / object_name(digest)
 
     def put(self, chunks: Iterable[Chunk], *, durable: bool = True) -> tuple[str, int]:
         """Store the concatenation of ``chunks``; return its (digest, size).
@@ -139,7 +144,7 @@ class ObjectStore:
                 return digest, size
             new_dir = not target.parent.exists()
             target.parent.mkdir(exist_ok=True)
-            os.chmod(temp, 0o444)
+            os.chmod(temp, _OBJECT_MODE)
             os.rename(temp, target)
             if durable:
                 fsync_dir(target.parent)
@@ -239,10 +244,17 @@ class ObjectStore:
     def ids(self) -> Iterator[str]:
         """The names of every object present."""
         for sub in sorted(self.root.iterdir()):
-            if sub.is_dir() and len(sub.name) == 2:
+            if sub.is_dir():
                 for entry in sorted(sub.iterdir()):
-                    if HASH_RE.fullmatch(entry.name) and entry.name[:2] == sub.name:
+                    if HASH_RE.fullmatch(entry.name) and \
+                            object_name(entry.name) == f"{sub.name}/{entry.name}":
                         yield entry.name
+
+    def seal(self) -> None:
+        """Make every object present read-only, as storing one leaves it (for objects that
+        were copied in, by a restore)."""
+        for digest in self.ids():
+            os.chmod(self.path(digest), _OBJECT_MODE)
 
     def remove_unreferenced(
         self, referenced: Container[str], older_than_seconds: float

@@ -1,4 +1,4 @@
-"""Content objects of a pond that lives in S3: ``objects/<hash[:2]>/<hash>`` below its prefix.
+"""Content objects of a pond that lives in S3, below its prefix as :mod:`.layout` says.
 
 The bucket holds the objects; a local :class:`~pondfs.oplog.objects.ObjectStore` is their
 cache. Objects are immutable and named by their content hash, so a cached copy never goes stale:
@@ -21,11 +21,10 @@ from typing import BinaryIO
 from pondfs.s3 import Bucket
 from pondfs.tinyfs import HASH_RE, Chunk, CorruptContent
 
+from .layout import OBJECTS, object_path
 from .objects import ObjectStore
 
 log = logging.getLogger(__name__)
-
-_OBJECTS = "objects"
 
 
 class S3ObjectStore:
@@ -39,7 +38,7 @@ class S3ObjectStore:
     def key(self, digest: str) -> str:
         """The object's path below the pond's prefix (the name is checked first)."""
         self.cache.path(digest)
-        return f"{_OBJECTS}/{digest[:2]}/{digest}"
+        return object_path(digest)
 
     def put(self, chunks: Iterable[Chunk], *, durable: bool = True) -> tuple[str, int]:
         """Store the concatenation of ``chunks`` in the bucket; return its (hash, size).
@@ -96,9 +95,9 @@ class S3ObjectStore:
 
     def ids(self) -> Iterator[str]:
         """The names of every object in the bucket."""
-        for stored in self.bucket.entries(_OBJECTS):
+        for stored in self.bucket.entries(OBJECTS):
             name = stored.relative.rsplit("/", 1)[-1]
-            if stored.relative == f"{_OBJECTS}/{name[:2]}/{name}" and _is_name(name):
+            if stored.relative == object_path(name) and _is_name(name):
                 yield name
 
     def remove_unreferenced(
@@ -111,7 +110,7 @@ class S3ObjectStore:
         """
         cutoff = time.time() - older_than_seconds
         removed = []
-        for stored in list(self.bucket.entries(_OBJECTS)):
+        for stored in list(self.bucket.entries(OBJECTS)):
             name = stored.relative.rsplit("/", 1)[-1]
             if (not _is_name(name) or name in referenced
                     or stored.modified.timestamp() > cutoff):

@@ -1,9 +1,5 @@
-"""Where a pond's files live: a local directory or an S3 prefix, with the same layout::
-
-    oplog/     the Delta table of node versions
-    objects/   content objects, objects/<sha[:2]>/<sha>
-    lock       the single-writer lock
-    cache/     derived caches (a local pond only; see below)
+"""Where a pond's files live: a local directory or an S3 prefix, with the same layout
+(:mod:`.layout`).
 
 :func:`storage_for` turns what the user wrote (``--pond``, ``$POND``) into a
 :class:`PondStorage`, which answers the few questions that differ between the two: the Delta
@@ -31,16 +27,11 @@ import pyarrow.fs as pafs
 from pondfs.tinyfs import FsError
 
 from ..locations import is_s3_url
+from .layout import CACHE, DELTA_LOG, LOCK, OBJECTS, OPLOG
 from .lock import WriterLock, lock_holder
 from .objects import ObjectStore
 
 log = logging.getLogger(__name__)
-
-OPLOG = "oplog"
-OBJECTS = "objects"
-CACHE = "cache"
-LOCK = "lock"
-_DELTA_LOG = f"{OPLOG}/_delta_log"
 
 
 class PondLock(Protocol):
@@ -116,7 +107,7 @@ class LocalStorage(PondStorage):
     def check_new(self) -> None:
         root = self.local_dir
         assert root is not None
-        if (root / _DELTA_LOG).exists():
+        if (root / DELTA_LOG).exists():
             raise FsError(errno.EEXIST, f"{self.url}: a pond already exists")
         if root.exists() and not root.is_dir():
             raise FsError(errno.ENOTDIR, f"{self.url}: not a directory")
@@ -132,9 +123,9 @@ class LocalStorage(PondStorage):
         if not root.exists():
             raise FsError(errno.ENOENT, f"{self.url}: no such pond")
         if not root.is_dir():
-            raise FsError(errno.ENOTDIR, f"{self.url}: not a pond (no oplog/_delta_log)")
-        if not (root / _DELTA_LOG).is_dir():
-            raise FsError(errno.EINVAL, f"{self.url}: not a pond (no oplog/_delta_log)")
+            raise FsError(errno.ENOTDIR, f"{self.url}: not a pond (no {DELTA_LOG})")
+        if not (root / DELTA_LOG).is_dir():
+            raise FsError(errno.EINVAL, f"{self.url}: not a pond (no {DELTA_LOG})")
 
     def table_filesystem(self) -> pafs.FileSystem:
         return pafs.SubTreeFileSystem(self.table_uri, pafs.LocalFileSystem())
@@ -175,7 +166,7 @@ class S3Storage(PondStorage):
         self.storage_options = self.settings.delta_options()
 
     def check_new(self) -> None:
-        if self.bucket.holds_any(_DELTA_LOG):
+        if self.bucket.holds_any(DELTA_LOG):
             raise FsError(errno.EEXIST, f"{self.url}: a pond already exists")
         if self.bucket.holds_any():
             raise FsError(errno.ENOTEMPTY, f"{self.url}: not empty and not a pond: choose "
@@ -185,8 +176,8 @@ class S3Storage(PondStorage):
         """Nothing: S3 has no directories."""
 
     def check_pond(self) -> None:
-        if not self.bucket.holds_any(_DELTA_LOG):
-            what = "not a pond (no oplog/_delta_log)" if self.bucket.holds_any() else \
+        if not self.bucket.holds_any(DELTA_LOG):
+            what = f"not a pond (no {DELTA_LOG})" if self.bucket.holds_any() else \
                 "no such pond"
             raise FsError(errno.ENOENT, f"{self.url}: {what}")
 

@@ -1,11 +1,7 @@
 """Delta Lake persistence of a pond: :class:`OplogPersistence`.
 
-A pond (a local directory or an S3 prefix: see :mod:`.storage`) holds::
-
-    oplog/     the Delta table of node versions, partitioned by part_id
-    objects/   content objects, objects/<sha[:2]>/<sha>
-    cache/     derived caches (owned by other layers; a local pond only)
-    lock       the single-writer lock
+A pond (a local directory or an S3 prefix: see :mod:`.storage`) holds the Delta table of
+node versions, content objects, derived caches and the single-writer lock (:mod:`.layout`).
 
 One pond transaction is one Delta commit. It holds the transaction's node versions and one
 transaction row (number, command, user, time, rows: see :mod:`.schema`) that ``pond log``
@@ -53,11 +49,13 @@ from pondfs.tinyfs import (
     FsError,
     NodeVersion,
     Persistence,
+    Snapshot,
     StoredContent,
     TxnInfo,
     content_hash,
 )
 
+from .layout import LAST_CHECKPOINT, LOG_DIR, checkpoint_name, log_entry_name
 from .objects import fsync_dir
 from .schema import (
     CONTENT_COLUMN,
@@ -72,6 +70,7 @@ from .schema import (
     txn_infos,
     txn_row,
 )
+from .snapshot import list_snapshot
 from .storage import PondLock, PondStorage, storage_for
 
 log = logging.getLogger(__name__)
@@ -178,8 +177,7 @@ class OplogPersistence(Persistence):
         #: The Delta table's id: one pond's identity wherever it is read from.
         self.table_id: str = str(self._table.metadata().id)  # a UUID (typed int upstream)
         self.objects = storage.object_store(self.table_id)
-        #: Where derived content of this pond is cached.
-        self.cache_dir = storage.cache_dir(self.table_id)
+        self._cache_dir = storage.cache_dir(self.table_id)
         self._commits_on_table = 0
         self._excess_after_compaction = 0
         self._index: _FileIndex | None = None
@@ -462,6 +460,21 @@ class OplogPersistence(Persistence):
             table = self._reader.read(files, [HASH_COLUMN], pc.field("inline") == pa.scalar(False))
         return set(table.column(HASH_COLUMN).to_pylist())
 
+    def snapshot(self) -> Snapshot:
+        """The files of the pinned snapshot: its data files, log entries and the objects
+        its rows name (:func:`.snapshot.list_snapshot`). A local pond only."""
+        if self.root is None:
+            raise FsError(errno.ENOTSUP, f"{self.storage.url}: a pond in S3 is not copied "
+                          "file by file")
+        with self._mutex:
+            txn = self.last_txn()
+            newest = self.transactions(txn)[:1]
+            return list_snapshot(
+                self.root, pond_id=self.table_id, version=self._table.version(), txn=txn,
+                txn_time_ns=newest[0].timestamp_ns if newest else 0,
+                data_files=self._files().sizes(), objects=self.referenced_objects(),
+            )
+
     # -- content -------------------------------------------------------------------------
 
     def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
@@ -509,6 +522,16 @@ class OplogPersistence(Persistence):
 
     def object_ids(self) -> Iterator[str]:
         return self.objects.ids()
+
+    # -- local places --------------------------------------------------------------------
+
+    def cache_dir(self) -> Path:
+        """``<pond>/cache``, or for a pond in S3 a local one (see :mod:`.storage`)."""
+        return self._cache_dir
+
+    def disk_dir(self) -> Path:
+        """The pond's directory, or for a pond in S3 its local cache."""
+        return self.root or self._cache_dir
 
     # -- maintenance ---------------------------------------------------------------------
 
@@ -577,17 +600,17 @@ class OplogPersistence(Persistence):
             self._unsynced_objects.clear()
             return
         table_dir = Path(self.table_uri)
-        log_dir = table_dir / "_delta_log"
+        log_dir = table_dir / LOG_DIR
         dirs = {table_dir, log_dir}
         self.objects.sync(self._unsynced_objects)  # before any log entry naming them
         self._unsynced_objects.clear()
         cleaned_up = False
         for version in sorted(self._unsynced):
-            checkpoint = log_dir / f"{version:020d}.checkpoint.parquet"
+            checkpoint = log_dir / checkpoint_name(version)
             if checkpoint.exists():
                 _fsync_file(checkpoint)
-                _fsync_file(log_dir / "_last_checkpoint", missing_ok=True)
-            entry = log_dir / f"{version:020d}.json"
+                _fsync_file(log_dir / LAST_CHECKPOINT, missing_ok=True)
+            entry = log_dir / log_entry_name(version)
             try:
                 lines = entry.read_text().splitlines()
             except FileNotFoundError:
@@ -673,6 +696,14 @@ class _FileIndex:
 
     def __len__(self) -> int:
         return self._actions.num_rows
+
+    def sizes(self) -> list[tuple[str, int]]:
+        """(path below the table, size in bytes) of every data file."""
+        if not self._actions.num_rows:
+            return []
+        return [(unquote(path), size) for path, size in zip(
+            self._actions.column("path").to_pylist(),
+            self._actions.column("size_bytes").to_pylist(), strict=True)]
 
     def in_partition(self, part_id: str, as_of: int) -> list[_DataFile]:
         """The files of ``part_id`` that may hold rows with ``txn <= as_of``."""

@@ -19,7 +19,7 @@ from .glob import GlobError, GlobPattern, substitute
 from .hashing import HASH_RE, content_hash, hasher, stream_hash
 from .memory import MemoryPersistence
 from .paths import join_path, split_path, validate_name
-from .persistence import Persistence
+from .persistence import Persistence, Snapshot, SnapshotFile
 from .records import (
     BLOCK_DEVICE,
     CHAR_DEVICE,
@@ -51,8 +51,8 @@ __all__ = [
     "SPECIAL_KINDS", "SYMLINK", "TABLE",
     "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
     "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
-    "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked", "Stat",
-    "StoredContent", "TxnInfo",
+    "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
+    "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
     "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
     "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]

@@ -72,10 +72,13 @@ class Commit:
     def txn(self) -> int:
         return self.info.txn
 
-    def store(self) -> None:
-        """Phase two: the persistence commit."""
+    def store(self, durable: bool = False) -> None:
+        """Phase two: the persistence commit; ``durable`` then syncs the store, so the
+        transaction survives a power loss before this returns."""
         try:
             self.fs.store.commit(self.rows, self.info)
+            if durable:
+                self.fs.store.sync()
         except BaseException:
             self.fs._failed_in_flight(self)
             raise

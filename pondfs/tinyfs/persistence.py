@@ -1,8 +1,10 @@
-"""The small interface through which tinyfs keeps its nodes.
+"""The small interface through which tinyfs, and every layer above it, keeps a pond.
 
 Two implementations: :class:`pondfs.tinyfs.memory.MemoryPersistence` (for fast tests) and
-:class:`pondfs.oplog.OplogPersistence` (a Delta Lake table on disk or S3). tinyfs never learns
-which one it has.
+:class:`pondfs.oplog.OplogPersistence` (a Delta Lake table on disk or S3). Callers never
+learn which one they have, nor how it lays out its files: what they need of a store (durable
+commits, the objects its rows name, where its caches go, the files of a snapshot to back up)
+is a method here.
 
 Rows are append-only: reading "as of" transaction T is filtering ``txn <= T``. A commit makes
 all of a transaction's rows visible at once, or none of them.
@@ -10,13 +12,48 @@ all of a transaction's rows visible at once, or none of them.
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
+from .errors import FsError
 from .records import CHUNK_SIZE, Chunk, NodeVersion, StoredContent, TxnInfo
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    """One file of a pond snapshot: its path below the pond's directory ('/'-separated),
+    its size, and its BLAKE3 hash when that is known without reading it (a content
+    object's is its name)."""
+
+    path: str
+    size: int
+    blake3: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files one committed state of a pond consists of, to copy it file by file.
+
+    None of these files changes once written, so a copy taken while the pond goes on
+    committing is whole. ``data`` may be copied in any order; ``log`` makes them part of the
+    pond and goes after them, in its order. ``hint`` is the content of the one file that is
+    rewritten (a pointer that speeds up opening), carried as text.
+    """
+
+    root: Path      # the pond's directory: each file is at root / path
+    pond_id: str    # the same for every copy of this pond
+    version: int    # the store's own number for this state (it changes under maintenance)
+    txn: int
+    txn_time_ns: int
+    data: list[SnapshotFile]
+    log: list[SnapshotFile]
+    hint: str | None
 
 
 class Persistence(ABC):
@@ -88,7 +125,10 @@ class Persistence(ABC):
 
     @abstractmethod
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
-        """Append ``versions`` (all with ``txn == info.txn``) as one atomic transaction."""
+        """Append ``versions`` (all with ``txn == info.txn``) as one atomic transaction. It
+        survives a power loss once :meth:`sync` has returned (a durable commit is the two:
+        :meth:`pondfs.tinyfs.fs.Commit.store`), or at once in a store opened to make every
+        commit durable."""
 
     @abstractmethod
     def transactions(self, as_of: int) -> list[TxnInfo]:
@@ -110,13 +150,37 @@ class Persistence(ABC):
         return None
 
     def sync(self) -> None:
-        """Make every commit so far durable (stores whose commits are durable, or that
-        cannot be, need not override this)."""
+        """Make every commit so far durable, and the content objects they name, each before
+        any later one (stores whose commits are durable, or that cannot be, need not
+        override this)."""
         return None
 
     def object_ids(self) -> Iterator[str]:
         """Every content object present (for ``check``); empty when there is no object store."""
         return iter(())
+
+    def referenced_objects(self) -> set[str]:
+        """The content objects named by any version of any node, up to the newest
+        transaction (stores that can read the names alone override this)."""
+        return {v.blake3 for v in self.scan(self.last_txn()) if not v.inline}
+
+    def snapshot(self) -> Snapshot:
+        """The files that make up this store's state, up to its newest transaction, for
+        copying it (``pond backup push``). FsError (ENOTSUP) for a store that keeps no files
+        of its own on the local disk."""
+        raise FsError(errno.ENOTSUP, "this pond keeps no files of its own on the local disk "
+                      "to copy")
+
+    def cache_dir(self) -> Path | None:
+        """The local directory where content derived from this pond is cached, or None to
+        keep it in memory."""
+        return None
+
+    def disk_dir(self) -> Path | None:
+        """A local directory on the filesystem that takes this store's bytes (a local pond's
+        own directory, or a remote pond's local cache), whose free space bounds what can be
+        written; None for a store in memory."""
+        return None
 
     def close(self) -> None:
         """Release whatever the store holds open."""
