@@ -75,7 +75,7 @@ class GroupCommitter:
 
         Only numbering the staged versions holds the view's lock: the store commit runs
         while the mount goes on serving and staging changes for the next commit (the
-        two-phase commit of :class:`pondfs.tinyfs.fs.Commit`). Commits run one at a time,
+        two-phase commit of :class:`pondfs.tinyfs.Commit`). Commits run one at a time,
         and once begun a commit is seen through even if its caller is cancelled.
         """
         async with self._committing:

@@ -10,13 +10,15 @@ dynamic-node protocol, paths and globs, content hashes, table formats, and the c
 
 from .cache import DerivedCache
 from .check import Checker
+from .commit import Commit
 from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import CorruptContent, FsError, PondLocked
 from .formats import read_csv, read_parquet
-from .fs import FS, Commit, Stat, join_path, read_all, split_path, validate_name
+from .fs import FS, Stat, read_all
 from .glob import GlobError, GlobPattern, substitute
 from .hashing import HASH_RE, content_hash, hasher, stream_hash
 from .memory import MemoryPersistence
+from .paths import join_path, split_path, validate_name
 from .persistence import Persistence, Snapshot, SnapshotFile
 from .records import (
     BLOCK_DEVICE,
