@@ -89,7 +89,7 @@ from .fuse.inodes import InodeTable
 from .fuse.kernel import KernelCaches
 from .fuse.spool import Spool
 from .fuse.view import ServedView
-from .tinyfs import DIRECTORY, FS, SERIES, FsError, Stat
+from .tinyfs import DIRECTORY, FS, NAME_MAX, SERIES, FsError, Stat
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,6 @@ MAX_FILE_SIZE = 16 * 1024**3
 BLOCK_SIZE = 128 * 1024
 #: Longest symlink target (PATH_MAX).
 PATH_MAX = 4096
-NAME_MAX = 255
 #: Entries whose attributes a readdir computes per trip to a worker thread.
 READDIR_BATCH = 128
 

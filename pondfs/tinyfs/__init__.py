@@ -18,7 +18,7 @@ from .fs import FS, Stat, read_all
 from .glob import GlobError, GlobPattern, substitute
 from .hashing import HASH_RE, content_hash, hasher, stream_hash
 from .memory import MemoryPersistence
-from .paths import join_path, split_path, validate_name
+from .paths import NAME_MAX, join_path, split_path, validate_name
 from .persistence import Persistence, Snapshot, SnapshotFile
 from .records import (
     BLOCK_DEVICE,
@@ -47,8 +47,8 @@ from .records import (
 
 __all__ = [
     "BLOCK_DEVICE", "CHAR_DEVICE", "CHUNK_SIZE", "DATA", "DEVICE_KINDS", "DIRECTORY",
-    "DYNAMIC", "FIFO", "FILE", "FS", "HASH_RE", "INLINE_LIMIT", "ROOT_ID", "SERIES", "SOCKET",
-    "SPECIAL_KINDS", "SYMLINK", "TABLE",
+    "DYNAMIC", "FIFO", "FILE", "FS", "HASH_RE", "INLINE_LIMIT", "NAME_MAX", "ROOT_ID", "SERIES",
+    "SOCKET", "SPECIAL_KINDS", "SYMLINK", "TABLE",
     "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
     "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
     "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
