@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
+from fuse_helpers import Mount, make_pond
 from s3_server import S3Server
 
 from pondfs.tinyfs import FS, MemoryPersistence, Persistence
@@ -74,3 +76,25 @@ def url(aws) -> str:
     bucket = f"pond-{uuid.uuid4().hex[:12]}"
     aws.client().create_bucket(Bucket=bucket)
     return f"s3://{bucket}/field/noyo"
+
+
+# ---------------------------------------------------------------- FUSE mounts (test_fuse*)
+
+
+@pytest.fixture
+def pond_path(tmp_path: Path) -> Path:
+    """A new pond (just its root directory) under the test's tmp_path."""
+    return make_pond(tmp_path / "pond")
+
+
+@pytest.fixture
+def mount(tmp_path: Path, pond_path: Path):
+    """A read-write mount of a new pond; after the test: unmounted, the daemon exited 0 and
+    logged no warning or error."""
+    m = Mount(pond_path, tmp_path / "mnt").start()
+    try:
+        yield m
+    finally:
+        status = m.stop()
+    assert status == 0, m.log()
+    assert m.problems() == []
