@@ -26,6 +26,8 @@ import errno
 import os
 import random
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1149,7 +1151,7 @@ def plain_tree(root: Path) -> dict[str, object]:
 # ---------------------------------------------------------------- the random test
 
 SEEDS = (1, 2, 3)
-STEPS = 1200
+STEPS = 1000
 #: Seconds a failing run may spend looking for a shorter sequence with the same mismatch.
 SHRINK_SECONDS = 60.0
 
@@ -1255,3 +1257,130 @@ def test_every_refusal_can_be_undone_on_the_host() -> None:
     """The differential test undoes a refused step on the host; each REFUSED case needs its
     UNDO (a case the lead moves into REFUSED must have one)."""
     assert set(REFUSED) <= set(UNDO)
+
+
+# ---------------------------------------------------------------- shell tools
+
+#: Shell steps run in the tree's root on both sides, each a NOT_YET-style case name and a
+#: bash script. $SRC is a source tree outside both (make_shell_sources), $PY the Python.
+SHELL_STEPS: tuple[tuple[str, str], ...] = (
+    (">", "printf 'hello world\\n' > f && printf 'bye\\n' > f"),
+    (">>", "seq 1000 > g && seq 10 >> g && : > empty && echo x >> empty"),
+    ("noclobber", "set -o noclobber; echo x > f || true; echo forced >| f"),
+    ("cp over a longer file", "cp \"$SRC/ten\" g"),
+    ("cp over a shorter file", "cp \"$SRC/ten\" h && cp \"$SRC/big\" h && cp \"$SRC/ten\" h"),
+    ("cp -p", "cp -p \"$SRC/big\" kept && cp -p \"$SRC/ten\" kept"),
+    ("mv over a file", "printf 'moved\\n' > m1 && mv m1 f && mv g g2 && cp g2 g"),
+    ("mv a directory into another", "mkdir -p d1/x e1 && echo in > d1/x/y && mv d1 e1/"
+                                    " && mv e1/d1/x . && rmdir e1/d1"),
+    ("sed -i", "sed -i 's/1/one/' g && sed -i -e '$a\\' -e 'last' g"),
+    ("perl -pi", "perl -pi -e 's/one/1/g' g"),
+    ("install", "install -m 0640 \"$SRC/ten\" inst && install -m 0755 \"$SRC/big\" inst"
+                " && install -d -m 0750 instdir"),
+    ("tee", "echo teed | tee t && echo again | tee -a t && echo over | tee t"),
+    ("truncate -s", "truncate -s 100k tr && truncate -s 10 tr && truncate -s +5 tr"
+                    " && truncate -s 200000 tr && truncate -s 70000 tr && truncate -s -1 tr"),
+    ("patch", "cp \"$SRC/orig.txt\" p.txt && patch -s p.txt < \"$SRC/change.diff\""
+              " && patch -s -b -R p.txt < \"$SRC/change.diff\""),
+    ("tar x over an existing tree", "mkdir -p tree/sub && echo old > tree/a"
+                                    " && seq 100000 > tree/sub/b && tar xf \"$SRC/tree.tar\""),
+    ("tar xp --overwrite", "tar xpf \"$SRC/tree.tar\" --overwrite"),
+    ("cp -a over an existing tree", "cp -a \"$SRC/tree\" copy && cp -a \"$SRC/tree2/.\" copy"),
+    ("cp -a of xattrs", "$PY -c \"import os; os.setxattr('g', 'user.k', b'v')\""
+                        " && cp -a g gx"),
+    ("rsync -a", "rsync -a \"$SRC/tree/\" r/ && rsync -a \"$SRC/tree2/\" r/"),
+    ("rsync -a --delete", "rsync -a --delete \"$SRC/tree/\" r/"),
+    ("rsync -aX", "rsync -aX gx g r/"),
+    ("cp --preserve=all", "cp -r --preserve=all r rp && cp -r --preserve=all r/. rp"),
+    ("mv -T onto an empty directory", "mkdir -p empty1 empty2/x && mv -T empty2 empty1"),
+    ("rsync --inplace", "rsync -a \"$SRC/tree/\" r2/ && seq 50 > r2/a"
+                        " && rsync -a --inplace --no-whole-file \"$SRC/tree/\" r2/"),
+    ("ln -s", "ln -s g link && cat link > via && ln -sfn ten link"),
+    ("dd conv=notrunc", "dd if=/dev/zero of=dd bs=1k count=10 status=none"
+                        " && dd if=\"$SRC/ten\" of=dd bs=1 seek=3000 conv=notrunc status=none"),
+    ("dd seek past the end", "dd if=\"$SRC/ten\" of=dd2 bs=1k seek=100 status=none"),
+    ("cat >", "cat g g > gg && cat gg > g3"),
+    ("sort -o", "sort -o g g && sort -r g -o g"),
+    ("gzip/gunzip", "gzip -k g3 && rm g3 && gunzip g3.gz && gzip -f gg && gunzip -f gg.gz"),
+    ("chmod -R", "chmod -R go-w tree && chmod 4755 inst && chmod g+s instdir"),
+    ("touch -d, touch -r", "touch -d '2020-01-02 03:04:05' old && touch -r old g"),
+    ("umask", "umask 077 && echo s > um && mkdir umd"),
+    ("python open modes", "$PY -c \"open('w', 'wb').write(b'1' * 10); "
+                          "f = open('w', 'r+b'); f.seek(5); f.write(b'x'); f.close(); "
+                          "open('w', 'ab').write(b'end'); open('w2', 'xb').write(b'new')\""),
+    ("split and join", "split -b 1000 \"$SRC/big\" part. && cat part.* > joined"),
+    ("cp --sparse=always", "cp --sparse=always \"$SRC/sparse\" sp"),
+    ("rm -rf", "rm -rf copy part.* && mkdir copy"),
+)
+
+
+def make_shell_sources(root: Path) -> Path:
+    """$SRC of the shell steps: small and large files, a sparse one, a patch, two trees
+    and a tarball of one, with old fixed times (so preserved times are recognisable)."""
+    rng = random.Random(5)
+    root.mkdir()
+    (root / "ten").write_bytes(b"".join(b"%d\n" % i for i in range(1, 11)))
+    (root / "big").write_bytes(rng.randbytes(200_000))
+    with open(root / "sparse", "wb") as f:
+        f.seek(500_000)
+        f.write(b"end")
+    (root / "orig.txt").write_text("".join(f"line {i}\n" for i in range(50)))
+    changed = (root / "orig.txt").read_text().replace("line 7\n", "line seven\n")
+    (root / "changed.txt").write_text(changed)
+    diff = subprocess.run(["diff", "-u", "orig.txt", "changed.txt"], cwd=root,
+                          capture_output=True, text=True).stdout
+    (root / "change.diff").write_text(diff)
+    for name, seed in (("tree", 1), ("tree2", 2)):
+        sub = root / name / "sub"
+        sub.mkdir(parents=True)
+        (root / name / "a").write_text(f"{name} a\n")
+        (sub / "b").write_bytes(random.Random(seed).randbytes(70_000 * seed))
+        (sub / "link").symlink_to("../a")
+        os.chmod(sub / "b", 0o640)
+    subprocess.run(["tar", "cf", str(root / "tree.tar"), "tree"], cwd=root, check=True)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), ns=(OLD_NS, OLD_NS), follow_symlinks=False)
+    return root
+
+
+#: The times of the shell steps' sources: older than anything the steps write.
+OLD_NS = 1_500_000_000_123_456_789
+
+
+def shell_step(root: Path, script: str, env: dict[str, str]) -> tuple[int, str]:
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout
+
+
+def set_times(root: Path, since_ns: int) -> dict[str, int]:
+    """mtime of every name under ``root`` whose mtime was set, not stamped: older than
+    ``since_ns`` (copied from a source, or given to touch)."""
+    return {rel: mtime for rel, (mtime, _) in tree_times(root).items() if mtime < since_ns}
+
+
+def test_shell_tools_match_the_host(mount: Mount, pond_path: Path, tmp_path: Path) -> None:
+    """SHELL_STEPS on a host directory and on the mount: the same exit status and output,
+    then the same tree (bytes, modes, sizes, symlinks, xattrs, link counts) and the same
+    mtimes where a tool set them, after every step; in the pond, and after a remount."""
+    env = {**os.environ, "SRC": str(make_shell_sources(tmp_path / "src")),
+           "PY": sys.executable, "LC_ALL": "C"}
+    host = tmp_path / "host"
+    host.mkdir()
+    mounted = mount.path("sh")
+    mounted.mkdir()
+    since = time.time_ns() - 1_000_000_000
+    for case, script in SHELL_STEPS:
+        if case in NOT_YET:
+            continue
+        expected = shell_step(host, script, env)
+        assert shell_step(mounted, script, env) == expected, case
+        assert tree(mounted) == tree(host), case
+        assert set_times(mounted, since) == set_times(host, since), case
+    expected_tree = tree(host)
+    mount.stop()
+    assert pond_tree(pond_path, "/sh") == plain_tree(host)
+    check(pond_path)
+    mount.start()
+    assert tree(mounted) == expected_tree
