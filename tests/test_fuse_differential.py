@@ -123,6 +123,10 @@ NOT_YET: dict[str, str] = {
                  "it can go back",
     "utime of a symlink itself now": "the same as 'utime now'",
     **{f"fallocate {name}": "EOPNOTSUPP (no fallocate handler)" for name in FALLOCATE_MODES},
+    "non-UTF-8 name": "accepted, then every commit fails (UnicodeEncodeError): fsync EIO, "
+                      "unmount exits 1, all changes since are lost",
+    "open O_TMPFILE": "EOPNOTSUPP (host: an unnamed file)",
+    "chown -1 -1": "ctime stays (host: it moves)",
     "posix_fallocate": "glibc emulates it (no fallocate): EBADF on O_WRONLY and O_APPEND "
                        "descriptors, mtime and ctime stay",
 }
@@ -167,14 +171,16 @@ class Side:
 OPERATIONS: dict[str, tuple[Callable[..., object], Callable[..., str]]] = {}
 
 OPEN_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_EXCL", "O_TRUNC", "O_APPEND", "O_SYNC",
-              "O_DSYNC", "O_NOATIME", "O_DIRECTORY", "O_NOFOLLOW", "O_NONBLOCK")
+              "O_DSYNC", "O_NOATIME", "O_DIRECTORY", "O_NOFOLLOW", "O_NONBLOCK", "O_TMPFILE")
 
 
 def open_flags(flags: int) -> str:
-    """``flags`` as ``os.O_...`` names (O_DSYNC is part of O_SYNC's bits: shown once)."""
+    """``flags`` as ``os.O_...`` names (O_DSYNC is part of O_SYNC's bits, O_DIRECTORY of
+    O_TMPFILE's: shown once)."""
     names = [name for name in OPEN_FLAGS if flags & getattr(os, name) == getattr(os, name)]
-    if "O_SYNC" in names:
-        names.remove("O_DSYNC")
+    for name, part in (("O_SYNC", "O_DSYNC"), ("O_TMPFILE", "O_DIRECTORY")):
+        if name in names:
+            names.remove(part)
     return " | ".join(f"os.{name}" for name in names) or "os.O_RDONLY"
 
 
@@ -324,6 +330,12 @@ def op_chmod(side: Side, path: str, mode: int) -> None:
     os.chmod(side.path(path), mode)
 
 
+@operation(lambda path, uid, gid, follow:
+           f"os.chown({path!r}, {uid}, {gid}, follow_symlinks={follow})")
+def op_chown(side: Side, path: str, uid: int, gid: int, follow: bool) -> None:
+    os.chown(side.path(path), uid, gid, follow_symlinks=follow)
+
+
 @operation(lambda path, ns, follow: f"os.utime({path!r}, ns={ns}, follow_symlinks={follow})"
            if ns is not None else f"os.utime({path!r}, follow_symlinks={follow})")
 def op_utime(side: Side, path: str, ns: tuple[int, int] | None, follow: bool) -> None:
@@ -404,7 +416,8 @@ def reproducer(ops: list[Op]) -> str:
                   "        raise OSError(ctypes.get_errno(), 'fallocate')"]
     if "renameat2" in kinds:
         lines += ["def renameat2(old, new, flags):",
-                  "    if libc.renameat2(-100, old.encode(), -100, new.encode(), flags) < 0:",
+                  "    if libc.renameat2(-100, os.fsencode(old), -100, os.fsencode(new),"
+                  " flags) < 0:",
                   "        raise OSError(ctypes.get_errno(), 'renameat2')"]
     return "\n".join(lines + [op.python() for op in ops])
 
@@ -412,8 +425,11 @@ def reproducer(ops: list[Op]) -> str:
 # ---------------------------------------------------------------- comparing the two sides
 
 NAMES = ("a", "b", "c")
-#: The names the operations use: the tree's root, three names in it and three in each.
-POOL = (".", *NAMES, *(f"{d}/{n}" for d in NAMES for n in NAMES))
+#: A name that is not UTF-8 (Latin-1 "café", as os gives it: a lone surrogate).
+LATIN1_NAME = os.fsdecode(b"caf\xe9")
+#: The names the operations use: the tree's root, three names in it and three in each, and
+#: the Latin-1 one.
+POOL = (".", *NAMES, *(f"{d}/{n}" for d in NAMES for n in NAMES), LATIN1_NAME)
 
 
 
@@ -430,7 +446,7 @@ def observe(side: Side) -> tuple[dict[str, object], dict[str, tuple[int, int, in
     def describe(key: str, s: os.stat_result) -> None:
         same_as = files.setdefault(s.st_ino, len(files))
         size = None if stat.S_ISDIR(s.st_mode) else s.st_size
-        seen[key] = (oct(s.st_mode), size, s.st_nlink, f"file #{same_as}")
+        seen[key] = (oct(s.st_mode), size, s.st_nlink, s.st_uid, s.st_gid, f"file #{same_as}")
         times[key] = (s.st_ino, s.st_mtime_ns, s.st_ctime_ns)
 
     for rel in POOL:
@@ -701,7 +717,10 @@ WRITE_SIZES = (0, 1, 7, 100, 4096, 5000, 70_000, 150_000)
 READ_SIZES = (0, 1, 100, 4096, 100_000, 1_000_000)
 #: Offsets stay below this, so files stay small (but cross the 64 KiB inline limit).
 OFFSET_LIMIT = 300_000
+#: The chance that an open is O_TMPFILE (of a directory, writable: the kernel's rules).
+TMPFILE_CHANCE = 0.02
 XATTR_NAMES = ("user.a", "user.b", "user.c")
+OWNERS = (0, 1000, 65534, -1)
 MAX_OPEN = 8
 TIMES = (1_000_000_000_123_456_789, 1_600_000_000_000_000_000, 4_000_000_000_999_999_999)
 
@@ -711,7 +730,7 @@ WEIGHTS = {
     "seek_data_hole": 2, "ftruncate": 3, "truncate": 3, "fsync": 0.2, "fchmod": 1,
     "posix_fallocate": 1.5, "fallocate": 3, "copy_file_range": 3, "rename": 6,
     "renameat2": 1.5, "unlink": 4, "mkdir": 4, "rmdir": 2, "symlink": 3, "readlink": 1,
-    "link": 0.5, "mknod": 0.5, "chmod": 2, "utime": 2, "setxattr": 2.5, "getxattr": 1,
+    "link": 0.5, "mknod": 0.5, "chmod": 2, "chown": 1, "utime": 2, "setxattr": 2.5, "getxattr": 1,
     "listxattr": 1, "removexattr": 1, "read_file": 2, "too_big": 0.3,
 }
 
@@ -740,6 +759,9 @@ class Generator:
         self.changed_by: set[int] = set()
         #: Slots whose open may create their file (O_CREAT of a name that does not exist).
         self.creating: set[int] = set()
+        #: The names drawn (the root aside).
+        self.pool = [rel for rel in POOL[1:]
+                     if rel != LATIN1_NAME or "non-UTF-8 name" not in NOT_YET]
 
     def draw(self, step: int) -> Op:
         kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
@@ -819,9 +841,10 @@ class Generator:
         whose mode is ``want``ed)."""
         existing = [rel for rel, mode in self._modes().items()
                     if rel != "." and (want is None or want(mode))]
+        existing = [rel for rel in existing if rel in self.pool]
         if existing and self.rng.random() < chance:
             return self.rng.choice(existing)
-        return self.rng.choice(POOL[1:])
+        return self.rng.choice(self.pool)
 
     def _slot(self, want: Callable[[int], bool] | None = None) -> int | None:
         """An open slot (with ``want``ed flags, most of the time), or None."""
@@ -853,6 +876,9 @@ class Generator:
         for name, chance in OPTIONAL_FLAGS:
             if rng.random() < chance:
                 flags |= getattr(os, name)
+        if rng.random() < TMPFILE_CHANCE:  # an unnamed file in a directory
+            flags = rng.choice((os.O_WRONLY, os.O_RDWR)) | os.O_TMPFILE
+            path = self._path(stat.S_ISDIR, chance=0.9)
         slot = self.next_slot
         self.next_slot += 1
         try:
@@ -1056,7 +1082,7 @@ class Generator:
     def _symlink(self, step: int) -> Op:
         path = self._path(chance=0.2)
         up = "../" * path.count("/")
-        target = self.rng.choice((up + self.rng.choice(POOL[1:]), "nowhere/x",
+        target = self.rng.choice((up + self.rng.choice(self.pool), "nowhere/x",
                                   path.rsplit("/", 1)[-1], "."))
         return Op("symlink", (target, path), ("symlink",))
 
@@ -1076,6 +1102,13 @@ class Generator:
         path = self._path()
         return Op("chmod", (path, self.rng.choice(CHMOD_MODES)),
                   ("chmod", *self._unsaved_case(self._inode(path))))
+
+    def _chown(self, step: int) -> Op:
+        path, follow = self._path(), self._follow()
+        uid, gid = self.rng.choice(OWNERS), self.rng.choice(OWNERS)
+        return Op("chown", (path, uid, gid, follow),
+                  ("chown", *self._unsaved_case(self._inode(path, follow)),
+                   *(("chown -1 -1",) if uid == gid == -1 else ())))
 
     def _utime(self, step: int) -> Op:
         follow = self.rng.random() < 0.7
