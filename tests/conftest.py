@@ -88,10 +88,10 @@ def pond_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def mount(tmp_path: Path, pond_path: Path):
-    """A read-write mount of a new pond; after the test: unmounted, the daemon exited 0 and
-    logged no warning or error."""
-    m = Mount(pond_path, tmp_path / "mnt").start()
+def mount(request: pytest.FixtureRequest, tmp_path: Path, pond_path: Path):
+    """A read-write mount of a new pond (with the mount options an indirect parameter
+    gives); after the test: unmounted, the daemon exited 0 and logged no warning or error."""
+    m = Mount(pond_path, tmp_path / "mnt", options=getattr(request, "param", "")).start()
     try:
         yield m
     finally:
