@@ -101,13 +101,19 @@ REFUSED: dict[str, int] = {
 
 #: Known divergences from the host, not fixed yet: case -> what differs (reproducers in
 #: /work/notes/divergences.md); delete an entry when its fix lands. The generator never makes
-#: these cases (nor the shell test its steps), except two it cannot avoid: closes and fsyncs
-#: ("times at ...": the step runs, only that file's times are not compared) and the kernel
-#: forgetting inodes ("inode number ...": only the host says whether a name is the same
-#: file).
+#: these cases (nor the shell test its steps), except those whose divergence is only in one
+#: file's times (a step's :class:`Timing`: the step runs, that file's times are not
+#: compared), and the kernel forgetting inodes, which no step causes ("inode number ...":
+#: then only the host says whether a name is still the same file).
 NOT_YET: dict[str, str] = {
     "unlink of an open file": "the file's ctime stays (host: it moves, st_nlink changed)",
     "rename over an open file": "the replaced file's ctime stays (host: it moves)",
+    "unlink of an open file after a metadata change": "fstat shows the mode, owner and "
+                                                      "times of the last getattr",
+    "rename over an open file after a metadata change": "the same as 'unlink of an open "
+                                                        "file after a metadata change'",
+    "ftruncate of an unlinked open file": "ENOENT (after cutting the file)",
+    "fchmod of an unlinked open file": "ENOENT",
     "rename over an open directory": "fstat of the open directory: ENOENT (host: st_nlink 0)",
     "rmdir of an open directory": "fstat of the open directory: ENOENT (host: st_nlink 0)",
     "times at close of a changed file": "mtime and ctime move to the time of the close "
@@ -377,13 +383,35 @@ def op_read_file(side: Side, path: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """A case whose divergence is only in the times of one file: the file open in a slot
+    (``target`` an int) or the one a path names (followed or not)."""
+
+    case: str
+    target: int | str
+    follow: bool = False
+
+    def inode(self, side: Side) -> int | None:
+        """The host inode the case is about, looked up before the step runs."""
+        try:
+            if isinstance(self.target, int):
+                return os.fstat(side.fds[self.target]).st_ino
+            return (os.stat if self.follow else os.lstat)(side.path(self.target)).st_ino
+        except (OSError, KeyError):
+            return None
+
+
+@dataclass(frozen=True)
 class Op:
-    """One step: an operation, its arguments, and the cases it is an instance of (the first
-    names it; any of them may be in REFUSED or NOT_YET)."""
+    """One step: an operation, its arguments, the cases it is an instance of (the first
+    names it; any of them may be in REFUSED or NOT_YET), and the cases whose divergence is
+    only in one file's times (a NOT_YET one leaves that file's times out of the step's
+    comparison instead of keeping the step from being made)."""
 
     kind: str
     args: tuple
     cases: tuple[str, ...]
+    timing: tuple[Timing, ...] = ()
 
     @property
     def case(self) -> str:
@@ -586,7 +614,12 @@ SETTLE_SECONDS = 3.0
 
 
 class Mismatch(AssertionError):
-    """The mount did not do what the host did."""
+    """The mount did not do what the host did; ``about`` says in which step's case, what,
+    and for which keys (what shrinking keeps)."""
+
+    def __init__(self, message: str, about: str):
+        super().__init__(message)
+        self.about = about
 
 
 class Differential:
@@ -657,22 +690,23 @@ class Differential:
         self._expect("how mtime and ctime moved", expected, got)
 
     def _untimed(self, op: Op) -> list[str]:
-        """The keys whose times are not compared in this step: those of the file a NOT_YET
-        "times ..." case of ``op`` is about (the file open in its first argument's slot),
-        and of files still :attr:`settling` after such a step."""
+        """The keys whose times are not compared in this step: those of the files NOT_YET
+        :class:`Timing` cases of ``op`` are about, and of files still :attr:`settling` after
+        a close or fsync with such a case."""
         now = time.monotonic()
         self.settling = {inode: end for inode, end in self.settling.items() if end > now}
-        if any(case.startswith("times ") and case in NOT_YET for case in op.cases):
-            self.settling[os.fstat(self.host.fds[op.args[0]]).st_ino] = now + SETTLE_SECONDS
+        inodes = {t.inode(self.host) for t in op.timing if t.case in NOT_YET}
+        if op.kind in ("close", "fsync"):
+            self.settling.update((inode, now + SETTLE_SECONDS) for inode in inodes if inode)
         return [key for key, (known, _, _) in self.host_times.items()
-                if known in self.settling]
+                if known in inodes or known in self.settling]
 
     def _compare_results(self, op: Op, host: tuple[str, object],
                          mounted: tuple[str, object]) -> None:
         if op.kind == "lseek" and op.args[2] in (os.SEEK_DATA, os.SEEK_HOLE):
             content = content_of(self.host.fds[op.args[0]])
             if not seek_answer_is_valid(content, op.args[1], op.args[2], mounted):
-                raise Mismatch(self._report("result", host, mounted))
+                raise self._mismatch("result", host, mounted)
             # Both valid: go on from the same offset.
             offset = os.lseek(self.host.fds[op.args[0]], 0, os.SEEK_CUR)
             os.lseek(self.mount.fds[op.args[0]], offset, os.SEEK_SET)
@@ -681,16 +715,18 @@ class Differential:
 
     def _expect(self, what: str, host: object, mounted: object) -> None:
         if host != mounted:
-            raise Mismatch(self._report(what, host, mounted))
+            raise self._mismatch(what, host, mounted)
 
-    def _report(self, what: str, host: object, mounted: object) -> str:
+    def _mismatch(self, what: str, host: object, mounted: object) -> Mismatch:
+        keys: list[str] = []
         if isinstance(host, dict) and isinstance(mounted, dict):
             keys = sorted(k for k in host.keys() | mounted.keys()
                           if host.get(k) != mounted.get(k))
             host = {k: host.get(k) for k in keys}
             mounted = {k: mounted.get(k) for k in keys}
-        return (f"{self.done[-1].case}: {what} differs\n  host:  {_short(host)}\n"
-                f"  mount: {_short(mounted)}")
+        first = f"{self.done[-1].case}: {what} differs"
+        return Mismatch(f"{first}\n  host:  {_short(host)}\n  mount: {_short(mounted)}",
+                        f"{first} for {keys}")
 
     def close_all(self) -> None:
         self.host.close_all()
@@ -737,6 +773,11 @@ WEIGHTS = {
 }
 
 
+#: Steps that change a file's mode, owner or times -> whether they follow a symlink (from
+#: their arguments); the first argument is the path, or the slot.
+RESTAMPING: dict[str, Callable[[tuple], bool]] = {
+    "chmod": lambda args: True, "fchmod": lambda args: True,
+    "chown": lambda args: args[3], "utime": lambda args: args[2]}
 #: Steps that change the file open in a slot -> the index of that slot in their arguments.
 CHANGES_BY_DESCRIPTOR = {"write": 0, "pwrite": 0, "ftruncate": 0, "posix_fallocate": 0,
                          "fallocate": 0, "copy_file_range": 1}
@@ -759,6 +800,8 @@ class Generator:
         #: changed them, the last close, or an fsync); slots that changed their file.
         self.changed: set[int] = set()
         self.changed_by: set[int] = set()
+        #: Host inodes open in some slot whose metadata (mode, owner, times) changed since.
+        self.restamped: set[int] = set()
         #: Slots whose open may create their file (O_CREAT of a name that does not exist).
         self.creating: set[int] = set()
         #: The names drawn (the root aside).
@@ -773,8 +816,7 @@ class Generator:
         while True:
             kind = self.rng.choices(kinds, weights)[0]
             op = getattr(self, "_" + kind)(step)
-            if op is not None and not any(case in NOT_YET and not case.startswith("times ")
-                                          for case in op.cases):
+            if op is not None and not any(case in NOT_YET for case in op.cases):
                 self._note_changes(op)
                 return op
 
@@ -793,9 +835,17 @@ class Generator:
 
     def ran(self, op: Op, succeeded: bool) -> None:
         """Note what ``op``, just run, changed that the mount has not saved yet (roughly: a
-        file changed through a descriptor, or truncated, created or cut by O_TRUNC)."""
+        file changed through a descriptor, or truncated, created or cut by O_TRUNC), and
+        the open files whose metadata it changed."""
         if not succeeded:
             return
+        open_inodes = {os.fstat(fd).st_ino for fd in self.host.fds.values()}
+        self.restamped &= open_inodes
+        if op.kind in RESTAMPING:
+            target = op.args[0]
+            inode = Timing("", target, RESTAMPING[op.kind](op.args)).inode(self.host)
+            if inode in open_inodes:
+                self.restamped.add(inode)
         if op.kind == "truncate":
             inode = self._inode(op.args[0])
             if inode is not None:
@@ -811,9 +861,12 @@ class Generator:
             self.changed.add(os.fstat(self.host.fds[slot]).st_ino)
             self.changed_by.add(slot)
 
-    def _unsaved_case(self, inode: int | None) -> tuple[str, ...]:
+    def _unsaved(self, target: int | str, follow: bool = False) -> tuple[Timing, ...]:
+        """A change of the metadata of ``target`` (a slot or a path) while it has writes
+        the mount has not saved."""
+        inode = Timing("", target, follow).inode(self.host)
         if inode in self.changed:
-            return ("metadata change of a file with unsaved writes",)
+            return (Timing("metadata change of a file with unsaved writes", target, follow),)
         return ()
 
     def _inode(self, path: str, follow: bool = True) -> int | None:
@@ -822,9 +875,9 @@ class Generator:
         except OSError:
             return None
 
-    def _saving_case(self, slot: int, kind: str) -> tuple[str, ...]:
+    def _saving(self, slot: int, kind: str) -> tuple[Timing, ...]:
         if os.fstat(self.host.fds[slot]).st_ino in self.changed:
-            return (f"times at {kind} of a changed file",)
+            return (Timing(f"times at {kind} of a changed file", slot),)
         return ()
 
     # -------------------------------------------------------- what is there
@@ -902,7 +955,7 @@ class Generator:
 
     def close(self, slot: int) -> Op:
         """The step that closes ``slot``."""
-        op = Op("close", (slot,), ("close", *self._saving_case(slot, "close")))
+        op = Op("close", (slot,), ("close",), self._saving(slot, "close"))
         self._note_changes(op)
         return op
 
@@ -971,7 +1024,8 @@ class Generator:
         slot = self._slot(self._writable)
         if slot is None:
             return None
-        return Op("ftruncate", (slot, self._new_size(self._size(slot))), ("ftruncate",))
+        return Op("ftruncate", (slot, self._new_size(self._size(slot))),
+                  ("ftruncate", *self._unlinked(slot, "ftruncate")))
 
     def _truncate(self, step: int) -> Op:
         path = self._path(stat.S_ISREG)
@@ -985,14 +1039,14 @@ class Generator:
         slot = self._slot()
         if slot is None:
             return None
-        return Op("fsync", (slot,), ("fsync", *self._saving_case(slot, "fsync")))
+        return Op("fsync", (slot,), ("fsync",), self._saving(slot, "fsync"))
 
     def _fchmod(self, step: int) -> Op | None:
         slot = self._slot()
         if slot is None:
             return None
         return Op("fchmod", (slot, self.rng.choice(CHMOD_MODES)),
-                  ("fchmod", *self._unsaved_case(os.fstat(self.host.fds[slot]).st_ino)))
+                  ("fchmod", *self._unlinked(slot, "fchmod")), self._unsaved(slot))
 
     def _range(self, slot: int) -> tuple[int, int]:
         return self._offset(self._size(slot)), self.rng.randrange(1, 100_000)
@@ -1036,8 +1090,9 @@ class Generator:
         src = self._path()
         dst = src if self.rng.random() < 0.05 else self._path(chance=0.5)
         return Op("rename", (src, dst), ("rename", *self._rename_cases(src, dst),
-                                         *self._open_case(dst, "rename over"),
-                                         *self._unsaved_case(self._inode(src, False))))
+                                         *self._open_directory(dst, "rename over"),
+                                         *self._restamped(dst, "rename over")),
+                  (*self._open_file(dst, "rename over"), *self._unsaved(src)))
 
     def _rename_cases(self, src: str, dst: str) -> tuple[str, ...]:
         """Which kind over which: 'rename directory over file' and the like."""
@@ -1057,22 +1112,47 @@ class Generator:
         same = self._inode(src, follow=False)
         if same is not None and same == self._inode(dst, follow=False):
             case += " of a file with itself"  # the kernel does nothing, asks no filesystem
-        return Op("renameat2", (src, dst, flags),
-                  (case, *self._unsaved_case(self._inode(src, False))))
+        return Op("renameat2", (src, dst, flags), (case,), self._unsaved(src))
 
     def _unlink(self, step: int) -> Op:
         path = self._path(lambda m: not stat.S_ISDIR(m))
-        return Op("unlink", (path,), ("unlink", *self._open_case(path, "unlink of")))
+        return Op("unlink", (path,), ("unlink", *self._restamped(path, "unlink of")),
+                  self._open_file(path, "unlink of"))
 
-    def _open_case(self, path: str, kind: str) -> tuple[str, ...]:
-        """(f"{kind} an open file",) when ``path`` names a file open in some slot ("an open
-        directory" for a directory)."""
+    def _unlinked(self, slot: int, kind: str) -> tuple[str, ...]:
+        """f"{kind} of an unlinked open file" when no name is left for the file in ``slot``."""
+        s = os.fstat(self.host.fds[slot])
+        if s.st_nlink == 0 and not stat.S_ISDIR(s.st_mode):
+            return (f"{kind} of an unlinked open file",)
+        return ()
+
+    def _open_mode(self, path: str) -> int | None:
+        """The mode of what ``path`` names (not followed) if some slot has it open."""
         inode = self._inode(path, follow=False)
         for fd in self.host.fds.values():
             s = os.fstat(fd)
             if s.st_ino == inode:
-                return (f"{kind} an open {'directory' if stat.S_ISDIR(s.st_mode) else 'file'}",)
+                return s.st_mode
+        return None
+
+    def _open_file(self, path: str, kind: str) -> tuple[Timing, ...]:
+        """f"{kind} an open file" when ``path`` names a file (not a directory) open in some
+        slot: the mount differs in its times only."""
+        mode = self._open_mode(path)
+        if mode is None or stat.S_ISDIR(mode):
+            return ()
+        return (Timing(f"{kind} an open file", path),)
+
+    def _restamped(self, path: str, kind: str) -> tuple[str, ...]:
+        """f"{kind} an open file after a metadata change" when ``path`` names such a file."""
+        if self._inode(path, follow=False) in self.restamped:
+            return (f"{kind} an open file after a metadata change",)
         return ()
+
+    def _open_directory(self, path: str, kind: str) -> tuple[str, ...]:
+        """f"{kind} an open directory" when ``path`` names a directory open in some slot."""
+        mode = self._open_mode(path)
+        return (f"{kind} an open directory",) if mode and stat.S_ISDIR(mode) else ()
 
     def _mkdir(self, step: int) -> Op:
         return Op("mkdir", (self._path(chance=0.2), self.rng.choice(DIR_MODES),
@@ -1080,7 +1160,7 @@ class Generator:
 
     def _rmdir(self, step: int) -> Op:
         path = self._path(stat.S_ISDIR)
-        return Op("rmdir", (path,), ("rmdir", *self._open_case(path, "rmdir of")))
+        return Op("rmdir", (path,), ("rmdir", *self._open_directory(path, "rmdir of")))
 
     def _symlink(self, step: int) -> Op:
         path = self._path(chance=0.2)
@@ -1103,15 +1183,15 @@ class Generator:
 
     def _chmod(self, step: int) -> Op:
         path = self._path()
-        return Op("chmod", (path, self.rng.choice(CHMOD_MODES)),
-                  ("chmod", *self._unsaved_case(self._inode(path))))
+        return Op("chmod", (path, self.rng.choice(CHMOD_MODES)), ("chmod",),
+                  self._unsaved(path, follow=True))
 
     def _chown(self, step: int) -> Op:
         path, follow = self._path(), self._follow()
         uid, gid = self.rng.choice(OWNERS), self.rng.choice(OWNERS)
         return Op("chown", (path, uid, gid, follow),
-                  ("chown", *self._unsaved_case(self._inode(path, follow)),
-                   *(("chown -1 -1",) if uid == gid == -1 else ())))
+                  ("chown", *(("chown -1 -1",) if uid == gid == -1 else ())),
+                  self._unsaved(path, follow))
 
     def _utime(self, step: int) -> Op:
         follow = self.rng.random() < 0.7
@@ -1134,8 +1214,8 @@ class Generator:
         except OSError:
             same = False
         return Op("setxattr", (path, name, size, step, flags, follow),
-                  ("setxattr", *self._unsaved_case(self._inode(path, follow)),
-                   *(("setxattr to the value it has",) if same else ())))
+                  ("setxattr", *(("setxattr to the value it has",) if same else ())),
+                  self._unsaved(path, follow))
 
     def _getxattr(self, step: int) -> Op:
         return Op("getxattr", (self._path(), self.rng.choice(XATTR_NAMES), self._follow()),
@@ -1147,7 +1227,7 @@ class Generator:
     def _removexattr(self, step: int) -> Op:
         path, follow = self._path(), self._follow()
         return Op("removexattr", (path, self.rng.choice(XATTR_NAMES), follow),
-                  ("removexattr", *self._unsaved_case(self._inode(path, follow))))
+                  ("removexattr",), self._unsaved(path, follow))
 
     def _read_file(self, step: int) -> Op:
         return Op("read_file", (self._path(stat.S_ISREG),), ("read_file",))
@@ -1230,16 +1310,12 @@ STEPS = 1000
 SHRINK_SECONDS = 60.0
 
 
-def _signature(exc: Mismatch) -> str:
-    return str(exc).splitlines()[0]
-
-
 def shrink(ops: list[Op], failure: Mismatch, host_base: Path, mount_base: Path) -> list[Op]:
     """A shorter list of steps ending in the same mismatch (the last step kept, chunks of the
     others dropped while it still fails), found within SHRINK_SECONDS, each try in fresh
     directories."""
     deadline = time.monotonic() + SHRINK_SECONDS
-    target = _signature(failure)
+    target = failure.about
     tries = iter(range(10**9))
 
     def still_fails(candidate: list[Op]) -> bool:
@@ -1254,7 +1330,7 @@ def shrink(ops: list[Op], failure: Mismatch, host_base: Path, mount_base: Path) 
             differential.look()
             differential.step(candidate[-1])
         except Mismatch as exc:
-            return _signature(exc) == target
+            return exc.about == target
         except (KeyError, OSError):  # a step needs a descriptor whose open was dropped
             return False
         finally:
