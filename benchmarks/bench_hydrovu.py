@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_hydrovu.py              # the four shared devices
     .venv/bin/python benchmarks/bench_hydrovu.py --data pondfs/demo --rounds 3
 
-A fake HydroVu (``python -m pondfs.collectors.fake_hydrovu``, its own process, as a real
+A fake HydroVu (``python -m pondfs.testing.fake_hydrovu``, its own process, as a real
 service would be) serves the device archives. Each round, in this process:
 
 * **plain**: a requests loop that gets a token and fetches every data page of every location
@@ -32,6 +32,7 @@ from pathlib import Path
 import requests
 
 from pondfs import collectors, pond, resources
+from pondfs.kinds import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path("/work/shared/data/hydrovu")
@@ -41,7 +42,7 @@ TARGET = 1.5
 
 def start_server(data: Path) -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "pondfs.collectors.fake_hydrovu", "--data", str(data),
+        [sys.executable, "-m", "pondfs.testing.fake_hydrovu", "--data", str(data),
          "--client-id", "bench", "--client-secret", "bench-secret"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert server.stdout is not None
@@ -88,7 +89,7 @@ def collect(base_url: str, scratch: Path) -> tuple[float, int, int]:
         f"  base_url: {base_url}\n  client_id: ${{env:BENCH_ID}}\n"
         "  client_secret: ${env:BENCH_SECRET}\n")
     with pond.open_fs(str(location), write=True) as fs:
-        loaded = resources.load([str(config)], fs.factories.validate, fs.factories.names())
+        loaded = resources.load([str(config)], KINDS)
         resources.apply(fs, loaded)
         fs.commit("apply")
     started = time.perf_counter()

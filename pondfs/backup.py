@@ -26,13 +26,15 @@ Push and forget hold the backup's lock, one at a time. A push first aborts multi
 a killed push left (idle for longer than a safety age: livelier ones may be a live push's).
 Forget deletes old manifests and then every pond file no remaining manifest names.
 
-Endpoint, region and credentials come from boto3's usual chain (environment, profile,
+The identity, manifests and summaries are read and written by :mod:`pondfs.backup_manifests`.
+What S3 refuses is an :class:`~pondfs.s3.S3Error`; anything else that keeps a backup from
+being made, read or restored is a :class:`~pondfs.backup_manifests.BackupError`. Endpoint,
+region and credentials come from boto3's usual chain (environment, profile,
 ``AWS_ENDPOINT_URL``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import logging
@@ -40,7 +42,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -48,15 +49,29 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from tqdm import tqdm
-
+from .backup_manifests import (
+    IDENTITY,
+    SUMMARIES,
+    BackupError,
+    FileEntry,
+    Manifest,
+    RestorePoint,
+    check_identity,
+    load_manifest,
+    manifest_name,
+    manifest_txns,
+    restore_point_listing,
+    summary_name,
+    write_identity,
+)
 from .locations import is_s3_url
+from .progress import progress_bar
 from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
-from .tinyfs.hashing import content_hash, hasher, stream_hash
+from .tinyfs import content_hash, hasher, stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -64,124 +79,14 @@ log = logging.getLogger(__name__)
 #: bucket's log has gaps only within the wave in flight.
 LOG_WAVE = 64
 
-_CHUNK = 1024 * 1024
-_IDENTITY = "pond.json"
-_MANIFESTS = "manifests/"
-_SUMMARIES = "summaries/"
-_MANIFEST_RE = re.compile(r"(\d{12})\.json")
 _LOG_DIR = "oplog/_delta_log"
 _LOG_ENTRY_RE = re.compile(r"(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet)")
-_FORMAT = "pondfs-backup"
 _LOCK = "backup.lock"
 
 #: Multipart uploads idle for this long (seconds) are taken for a killed push's and aborted.
 ABORT_UPLOADS_AFTER = 3600.0
 
 T = TypeVar("T")
-
-
-#: Backup errors are S3 errors: one type whose one-line message names the bucket, file or
-#: object.
-BackupError = S3Error
-
-
-# ---------------------------------------------------------------------- manifests
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a pond snapshot: its path below the pond directory, size and hash."""
-
-    path: str
-    size: int
-    blake3: str
-
-
-@dataclass
-class Manifest:
-    """What one push backed up: a whole pond snapshot as of transaction ``txn``."""
-
-    table_id: str
-    txn: int
-    table_version: int
-    txn_time_ns: int
-    pushed_at: str
-    host: str
-    files: list[FileEntry]
-    last_checkpoint: str | None = None
-    uploaded_files: int = 0
-    uploaded_bytes: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{_MANIFESTS}{self.txn:012d}.json"
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def to_json(self) -> bytes:
-        body = {
-            "format": _FORMAT + "-manifest", "version": 1,
-            "table_id": self.table_id, "txn": self.txn, "table_version": self.table_version,
-            "txn_time_ns": self.txn_time_ns, "pushed_at": self.pushed_at, "host": self.host,
-            "last_checkpoint": self.last_checkpoint,
-            "uploaded_files": self.uploaded_files, "uploaded_bytes": self.uploaded_bytes,
-            "files": [{"path": f.path, "size": f.size, "blake3": f.blake3} for f in self.files],
-        }
-        return json.dumps(body, indent=0).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, name: str) -> Manifest:
-        try:
-            body = _document(data, "manifest")
-            files = [FileEntry(_safe_path(f["path"]), int(f["size"]), str(f["blake3"]))
-                     for f in body["files"]]
-            return cls(
-                table_id=body["table_id"], txn=int(body["txn"]),
-                table_version=int(body["table_version"]),
-                txn_time_ns=int(body["txn_time_ns"]), pushed_at=body["pushed_at"],
-                host=body.get("host", ""), files=files,
-                last_checkpoint=body.get("last_checkpoint"),
-                uploaded_files=int(body.get("uploaded_files", 0)),
-                uploaded_bytes=int(body.get("uploaded_bytes", 0)),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BackupError(f"manifest {name} is unreadable: {exc}") from None
-
-
-def _safe_path(path: str) -> str:
-    """``path`` if it stays below the pond directory (manifests come from a bucket)."""
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        raise ValueError(f"bad path {path!r}")
-    return str(pure)
-
-
-def _manifest_txns(listing: dict[str, int]) -> list[int]:
-    """The transactions that have a manifest, oldest first."""
-    txns = []
-    for relative in listing:
-        if relative.startswith(_MANIFESTS):
-            match = _MANIFEST_RE.fullmatch(relative[len(_MANIFESTS):])
-            if match:
-                txns.append(int(match.group(1)))
-    return sorted(txns)
-
-
-def _load_manifest(bucket: Bucket, txn: int) -> Manifest:
-    name = f"{_MANIFESTS}{txn:012d}.json"
-    return Manifest.from_json(bucket.get_bytes(name), name)
-
-
-def _check_identity(bucket: Bucket, listing: dict[str, int]) -> str:
-    """The table id the backup at ``bucket`` is of, or BackupError when it holds none."""
-    if _IDENTITY not in listing:
-        raise BackupError(f"{bucket.location} holds no pond backup", errno.ENOENT)
-    try:
-        return json.loads(bucket.get_bytes(_IDENTITY))["table_id"]
-    except (ValueError, KeyError, TypeError):
-        raise BackupError(f"{bucket.location}/{_IDENTITY} is unreadable") from None
 
 
 # ---------------------------------------------------------------------- the pond side
@@ -245,7 +150,7 @@ def _snapshot(root: Path) -> _Snapshot:
                                                        entry.stat().st_size, None)))
     log_entries.sort()
     return _Snapshot(
-        root=root, table_id=table.metadata().id, table_version=version, txn=txn,
+        root=root, table_id=str(table.metadata().id), table_version=version, txn=txn,
         txn_time_ns=_txn_time(root, version), data=data,
         log=[f for _, f in log_entries], last_checkpoint=_last_checkpoint(root, version),
     )
@@ -365,7 +270,7 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
         result.up_to_date = True
         return result
     total = sum(f.size for f in data + log_entries)
-    with _bar(total, "push", progress) as bar, ThreadPoolExecutor(jobs) as pool:
+    with progress_bar("push", total, enabled=progress) as bar, ThreadPoolExecutor(jobs) as pool:
         def upload(f: _LocalFile) -> str:
             return _upload(bucket, snapshot.root, f, bar.update)
 
@@ -387,7 +292,7 @@ def _push_snapshot(bucket: Bucket, snapshot: _Snapshot, jobs: int, progress: boo
     )
     still_locked()
     bucket.put_bytes(manifest.name, manifest.to_json())
-    bucket.put_bytes(_summary_name(manifest.txn), RestorePoint.of(manifest).to_json())
+    bucket.put_bytes(summary_name(manifest.txn), RestorePoint.of(manifest).to_json())
     result.uploaded_files, result.uploaded_bytes = manifest.uploaded_files, total
     return result
 
@@ -396,8 +301,8 @@ def _check_push_target(bucket: Bucket, remote: dict[str, int],
                        snapshot: _Snapshot) -> Manifest | None:
     """Make sure ``bucket`` backs up this very pond (writing its identity on the first
     push); the newest manifest there, if any."""
-    if _IDENTITY in remote:
-        table_id = _check_identity(bucket, remote)
+    if IDENTITY in remote:
+        table_id = check_identity(bucket, remote)
         if table_id != snapshot.table_id:
             raise BackupError(f"{bucket.location} holds the backup of another pond "
                               f"(table {table_id}; this pond is table {snapshot.table_id})")
@@ -405,10 +310,9 @@ def _check_push_target(bucket: Bucket, remote: dict[str, int],
         if remote:
             raise BackupError(f"{bucket.location} is not empty and holds no pond backup: "
                               "choose another prefix")
-        identity = {"format": _FORMAT, "version": 1, "table_id": snapshot.table_id}
-        bucket.put_bytes(_IDENTITY, json.dumps(identity).encode())
-    txns = _manifest_txns(remote)
-    return _load_manifest(bucket, txns[-1]) if txns else None
+        write_identity(bucket, snapshot.table_id)
+    txns = manifest_txns(remote)
+    return load_manifest(bucket, txns[-1]) if txns else None
 
 
 def _log_hashes(snapshot: _Snapshot, known: dict[str, FileEntry]) -> dict[str, str]:
@@ -492,7 +396,7 @@ def _backup_lock(bucket: Bucket, holder: str) -> Iterator[Callable[[], None]]:
     after ``POND_LOCK_LEASE`` seconds (default 60). Yields a check that raises once the
     lease has been lost (call it before writing what others rely on)."""
     from .oplog.lease import S3Lease
-    from .tinyfs.errors import PondLocked
+    from .tinyfs import PondLocked
 
     with ExitStack() as stack:
         lease = S3Lease(bucket, _LOCK, holder)
@@ -521,91 +425,24 @@ def abort_interrupted_uploads(bucket: Bucket, idle_for: float) -> int:
 # ---------------------------------------------------------------------- list
 
 
-@dataclass(frozen=True)
-class RestorePoint:
-    """One restore point as ``pond backup list`` shows it: its manifest without the files,
-    with their count and total size.
-
-    A manifest names every file of its snapshot (~180 bytes each: 1.8 MB for 10,000 files),
-    so each push also writes this summary, ``summaries/<txn>.json`` (a few hundred bytes),
-    and listing downloads only those. A restore point without one (pushed by an older
-    pondfs, or whose summary is unreadable) is read from its manifest instead."""
-
-    txn: int
-    txn_time_ns: int
-    pushed_at: str
-    host: str
-    files: int
-    bytes: int
-    uploaded_files: int
-    uploaded_bytes: int
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> RestorePoint:
-        """The summary of ``manifest``."""
-        return cls(manifest.txn, manifest.txn_time_ns, manifest.pushed_at, manifest.host,
-                   len(manifest.files), manifest.total_bytes, manifest.uploaded_files,
-                   manifest.uploaded_bytes)
-
-    def to_json(self) -> bytes:
-        """The summary object's bytes."""
-        return json.dumps({"format": _FORMAT + "-summary", "version": 1,
-                           **dataclasses.asdict(self)}).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, name: str) -> RestorePoint:
-        """The summary in ``data`` (the object ``name``), or BackupError."""
-        try:
-            body = _document(data, "summary")
-            return cls(int(body["txn"]), int(body["txn_time_ns"]), str(body["pushed_at"]),
-                       str(body["host"]), int(body["files"]), int(body["bytes"]),
-                       int(body["uploaded_files"]), int(body["uploaded_bytes"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BackupError(f"{name} is unreadable: {exc}") from None
-
-
-def _document(data: bytes, kind: str) -> dict[str, Any]:
-    """The JSON object in ``data`` if it is a pondfs backup ``kind`` (manifest, summary);
-    ValueError otherwise (a JSON list or number included)."""
-    body = json.loads(data)
-    if not isinstance(body, dict) or body.get("format") != f"{_FORMAT}-{kind}":
-        raise ValueError(f"not a pondfs backup {kind}")
-    return body
-
-
-def _summary_name(txn: int) -> str:
-    return f"{_SUMMARIES}{txn:012d}.json"
-
-
-def _restore_point_listing(bucket: Bucket) -> dict[str, int]:
-    """Sizes of the backup's manifests, summaries and ``pond.json``, by relative path: what
-    listing its restore points needs, without listing the pond's files (10,000 keys are
-    10 LIST requests)."""
-    listing = {entry.relative: entry.size
-               for under in (_MANIFESTS, _SUMMARIES) for entry in bucket.entries(under)}
-    identity = bucket.head(_IDENTITY)
-    if identity is not None:
-        listing[_IDENTITY] = identity.size
-    return listing
-
 
 def list_backups(url: str) -> list[RestorePoint]:
     """The restore points at ``url``, oldest first."""
     bucket = Bucket(S3Location.parse(url))
-    listing = _restore_point_listing(bucket)
-    _check_identity(bucket, listing)
+    listing = restore_point_listing(bucket)
+    check_identity(bucket, listing)
 
     def point(txn: int) -> RestorePoint:
-        name = _summary_name(txn)
+        name = summary_name(txn)
         if name in listing:
             try:
                 return RestorePoint.from_json(bucket.get_bytes(name), name)
-            except BackupError as exc:
+            except (BackupError, S3Error) as exc:
                 log.warning("%s; reading its manifest instead", exc)
-        return RestorePoint.of(_load_manifest(bucket, txn))
+        return RestorePoint.of(load_manifest(bucket, txn))
 
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(point, _manifest_txns(listing)))
+        return list(pool.map(point, manifest_txns(listing)))
 
 
 # ---------------------------------------------------------------------- verify
@@ -623,9 +460,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Nothing is wrong."""
         return not self.problems
 
     def describe(self) -> str:
+        """One line: what was verified, and ok or how many problems."""
         state = "ok" if self.ok else f"{len(self.problems)} problem(s)"
         return (f"backup verify {self.location}: {self.manifests} restore point(s), "
                 f"{self.files} files, {human_bytes(self.bytes)}: {state}")
@@ -639,12 +478,12 @@ def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
     location = S3Location.parse(url)
     bucket = Bucket(location, jobs)
     listing = bucket.listing()
-    table_id = _check_identity(bucket, listing)
+    table_id = check_identity(bucket, listing)
     report = VerifyReport(location)
-    txns = _manifest_txns(listing)
+    txns = manifest_txns(listing)
     if at is not None:
         txns = [_choose(location, txns, at)]
-    manifests = [_load_manifest(bucket, txn) for txn in txns]
+    manifests = [load_manifest(bucket, txn) for txn in txns]
     report.manifests = len(manifests)
     if not manifests:
         report.problems.append("no restore points: nothing was ever pushed completely")
@@ -670,7 +509,7 @@ def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
         else:
             present.append(f)
     if not quick:
-        with _bar(sum(f.size for f in present), "verify", progress) as bar, \
+        with progress_bar("verify", sum(f.size for f in present), enabled=progress) as bar, \
                 ThreadPoolExecutor(jobs) as pool:
             found = _parallel(pool, lambda f: _remote_problem(bucket, f, bar.update), present)
         report.problems.extend(p for p in found if p)
@@ -682,13 +521,13 @@ def verify(url: str, *, jobs: int = DEFAULT_JOBS, quick: bool = False,
 def _summary_problem(bucket: Bucket, listing: dict[str, int], manifest: Manifest) -> list[str]:
     """What is wrong with the summary of ``manifest`` that ``pond backup list`` shows, if it
     has one (none: nothing wrong, list reads the manifest)."""
-    name = _summary_name(manifest.txn)
+    name = summary_name(manifest.txn)
     if name not in listing:
         return []
     try:
         if RestorePoint.from_json(bucket.get_bytes(name), name) == RestorePoint.of(manifest):
             return []
-    except BackupError as exc:
+    except (BackupError, S3Error) as exc:
         return [str(exc)]
     return [f"{name}: disagrees with {manifest.name} (push again to rewrite it, or delete it)"]
 
@@ -762,14 +601,14 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
                           errno.EINVAL)
     location = S3Location.parse(url)
     bucket = Bucket(location, jobs)
-    _check_identity(bucket, _restore_point_listing(bucket))  # no lock taken where none is
+    check_identity(bucket, restore_point_listing(bucket))  # no lock taken where none is
     with ExitStack() as stack:
         still_locked = (None if dry_run
                         else stack.enter_context(_backup_lock(bucket, "pond backup forget")))
         stored = {entry.relative: entry for entry in bucket.entries()}
         listing = {relative: entry.size for relative, entry in stored.items()}
-        _check_identity(bucket, listing)
-        txns = _manifest_txns(listing)
+        check_identity(bucket, listing)
+        txns = manifest_txns(listing)
         if not txns:
             raise BackupError(f"{location} has no restore point: nothing to forget",
                               errno.ENOENT)
@@ -777,10 +616,10 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
         with ThreadPoolExecutor(8) as pool:
             needed = set().union(*pool.map(lambda txn: _needed_files(bucket, txn), kept))
         forgotten = [txn for txn in txns if txn not in kept]
-        kept_summaries = {_summary_name(txn) for txn in kept}
-        points = [f"{_MANIFESTS}{txn:012d}.json" for txn in forgotten] + sorted(
+        kept_summaries = {summary_name(txn) for txn in kept}
+        points = [manifest_name(txn) for txn in forgotten] + sorted(
             relative for relative in listing
-            if relative.startswith(_SUMMARIES) and relative not in kept_summaries)
+            if relative.startswith(SUMMARIES) and relative not in kept_summaries)
         pruned = sorted(relative for relative in listing
                         if relative.startswith(_PRUNABLE) and relative not in needed)
         deleted = points + pruned
@@ -789,7 +628,7 @@ def forget(url: str, *, keep_last: int | None = None, keep_within: float | None 
         if still_locked is not None:
             still_locked()
             bucket.delete_many(points)
-            with _bar(len(pruned), "prune", progress, unit="file") as bar:
+            with progress_bar("prune", len(pruned), "file", enabled=progress) as bar:
                 bucket.delete_many(pruned, bar.update)
     log.info("%s", result.describe())
     return result
@@ -807,7 +646,7 @@ def _kept_points(txns: list[int], stored: dict[str, Stored], keep_last: int | No
     kept = set(txns[-keep_last:]) if keep_last is not None else set()
     if keep_within is not None:
         def written(txn: int) -> datetime:
-            return stored[f"{_MANIFESTS}{txn:012d}.json"].modified
+            return stored[manifest_name(txn)].modified
 
         newest = written(txns[-1])
         kept.update(t for t in txns if (newest - written(t)).total_seconds() <= keep_within)
@@ -816,22 +655,8 @@ def _kept_points(txns: list[int], stored: dict[str, Stored], keep_last: int | No
 
 def _needed_files(bucket: Bucket, txn: int) -> set[str]:
     """Every file restore point ``txn`` needs: its manifest and the files it names."""
-    manifest = _load_manifest(bucket, txn)
+    manifest = load_manifest(bucket, txn)
     return {manifest.name} | {f.path for f in manifest.files}
-
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``90``, ``30m``, ``1h`` or ``1d12h`` (units s, m, h, d,
-    w; a bare number is seconds); BackupError for anything else."""
-    parts = _DURATION_RE.findall(text)
-    if not text or "".join(number + unit for number, unit in parts) != text:
-        raise BackupError(f"not a duration: {text!r} (examples: 90, 30m, 1h, 7d, 1d12h)",
-                          errno.EINVAL)
-    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
 # ---------------------------------------------------------------------- restore
@@ -849,6 +674,7 @@ class RestoreResult:
     seconds: float
 
     def describe(self) -> str:
+        """One line: what was restored where, and how fast."""
         rate = self.bytes / self.seconds if self.seconds else 0.0
         return (f"restored transaction {self.txn} from {self.location} into {self.target}: "
                 f"{self.files} files, {human_bytes(self.bytes)} in {self.seconds:.1f} s "
@@ -866,8 +692,8 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
         raise BackupError(f"{target} already exists: restore makes a new pond", errno.EEXIST)
     bucket = Bucket(location, jobs)
     listing = bucket.listing()
-    _check_identity(bucket, listing)
-    manifest = _load_manifest(bucket, _choose(location, _manifest_txns(listing), at))
+    check_identity(bucket, listing)
+    manifest = load_manifest(bucket, _choose(location, manifest_txns(listing), at))
     problems = [p for p in (_listed_problem(listing, f) for f in manifest.files) if p]
     if problems:
         raise _restore_failed(problems)
@@ -879,7 +705,7 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
         os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private; a pond directory is not
         for sub in ("oplog/_delta_log", "objects", "cache"):
             (work / sub).mkdir(parents=True, exist_ok=True)
-        with _bar(manifest.total_bytes, "restore", progress) as bar, \
+        with progress_bar("restore", manifest.total_bytes, enabled=progress) as bar, \
                 ThreadPoolExecutor(jobs) as pool:
             found = _parallel(pool, lambda f: _download(bucket, f, work, bar.update),
                               manifest.files)
@@ -961,9 +787,11 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
     it names is there, and ``pond check`` (without rehashing what was just verified)
     finds nothing."""
     from . import pond
-    from .tinyfs.check import Checker
+    from .oplog import OplogPersistence
+    from .tinyfs import Checker
 
     with pond.open_fs(str(root)) as fs:
+        assert isinstance(fs.store, OplogPersistence)  # a pond on disk
         if fs.store.last_txn() != manifest.txn:
             raise BackupError(f"restored pond ends at transaction {fs.store.last_txn()}, "
                               f"the backup at {manifest.txn}")
@@ -977,14 +805,6 @@ def _check_restored(root: Path, manifest: Manifest) -> None:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _bar(total: int, desc: str, enabled: bool, unit: str = "B") -> tqdm:
-    """A progress bar of bytes (or of ``unit``) and rate on stderr, shown only when stderr
-    is a terminal."""
-    return tqdm(total=total, unit=unit, unit_scale=True,
-                unit_divisor=1024 if unit == "B" else 1000, desc=desc,
-                file=sys.stderr, disable=not (enabled and sys.stderr.isatty()), leave=False)
 
 
 def human_bytes(n: float) -> str:

@@ -4,17 +4,18 @@ What this module owns, and the promises it keeps:
 
 - **Inode numbers** are allocated per mount from node ids (the root is ``ROOT_INODE``) and
   dropped when the kernel forgets them (lookup counts are honoured), so they are stable for
-  as long as the kernel knows a node.
-- **Writes** go to a spool per open inode, shared by all of its handles: memory while the
-  file is small, an anonymous temporary file beyond ``INLINE_LIMIT``. The spool is filled
-  from the current content only when a write or a truncate needs the old bytes; a new or
-  truncated file starts empty. On ``close`` (flush/release) a changed spool becomes a new
-  version of the node, and a background task commits all staged changes as one pond
-  transaction once no change has come for ``commit_interval`` seconds, but at least every
-  ``MAX_DELAY_INTERVALS`` intervals while changes keep coming, and as soon as
-  ``COMMIT_AFTER_CHANGES`` are pending (group commit: ``cp -r`` of 10,000 files is a handful
-  of commits). ``fsync`` returns once its data is committed (durably); unmounting commits
-  everything first (see :func:`serve`).
+  as long as the kernel knows a node (:class:`pondfs.fuse.inodes.InodeTable`).
+- **Writes** go to a spool per open inode, shared by all of its handles
+  (:mod:`pondfs.fuse.files`, :class:`pondfs.fuse.spool.Spool`). The spool is filled from
+  the current content only when a write or a truncate needs the old bytes; a new or
+  truncated file starts empty. On ``close`` (flush/release) of a handle that changed it, a
+  spool becomes a new version of the node, and the group committer
+  (:class:`pondfs.fuse.committer.GroupCommitter`) commits staged changes as few pond
+  transactions. ``fsync`` returns once its data is committed (durably); unmounting commits
+  everything first (see :func:`serve`). A file created here is held out of commits until
+  its first close or fsync, so a crash leaves every file absent or as of its last close or
+  fsync. ``O_TRUNC`` arrives in ``open`` (atomic O_TRUNC); ``O_APPEND`` writes go to the
+  end.
 - **Reads** use a reader made once per open; the kernel keeps a file's pages across opens
   (``keep_cache``) while its content is unchanged; entries and attributes are cached by the
   kernel for ``ENTRY_TIMEOUT``/``ATTR_TIMEOUT`` seconds. A content object whose size is
@@ -24,27 +25,30 @@ What this module owns, and the promises it keeps:
   core the 2-core machines this runs on do not have spare. An object of the wrong size is
   read through the verifying reader (EIO at its end); ``pond cat`` verifies every read and
   ``pond check`` every object.
-- **Following the pond**: a read-only mount without ``at=`` checks the pond for newer
-  transactions (other writers: ``pond`` commands, collectors) every ``FOLLOW_INTERVAL``
-  seconds, switches to a view of the newest one, and has the kernel forget the entries,
-  attributes and pages of the nodes that changed (see :meth:`PondOperations.follow_pond`).
-  A poll, not a check on lookup or getattr: the kernel answers those from its caches for
-  minutes without asking, and a check that finds nothing costs a few ms.
-- **Concurrency**: one trio event loop serves FUSE. Calls into the FS that touch shared
-  state are serialized by ``_busy`` (a trio lock); a call runs directly on the event loop
-  when tinyfs can answer it from memory (:meth:`FS.loaded`) and in a worker thread when it
-  may read persistence, commit, or hash content, so a slow call never stalls the mount.
-  A commit holds ``_busy`` only to number the staged versions and to fold them in after:
-  the store commit itself (tens of ms, more when fsync'ed) runs while the mount serves.
+- **Following the pond**: a read-only mount without ``at=`` shows other writers' new
+  transactions (:class:`pondfs.fuse.follower.PondFollower`).
+- **Concurrency**: one trio event loop serves FUSE. Calls into the view are serialized by
+  :class:`pondfs.fuse.view.ServedView`: on the event loop when tinyfs can answer from
+  memory, in a worker thread when a call may read persistence, commit, or hash content, so
+  a slow call never stalls the mount. A commit holds the view only to number the staged
+  versions and to fold them in after: the store commit itself runs while the mount serves.
 - **Errors**: every handler answers ``FsError`` with its errno and any other exception with
   ``EIO`` after logging it (an escaping exception would end the FUSE main loop).
+- **Hard links and special files**: ``link`` gives a node another name (one inode, its
+  ``st_nlink`` counting the names); ``mknod`` makes FIFOs, sockets and device nodes (with
+  ``st_rdev``), which the kernel implements on the inode the mount answers with (a FIFO's
+  pipe, a bound socket): the pond keeps only their names, modes and device numbers.
+  Unlinking one of several names leaves an open file of that node as it is; only its last
+  name removes it (:meth:`PondOperations._removed`).
 
-Deliberate limits (documented for users in the README): hard links answer ``EPERM``;
-``mknod`` of devices, FIFOs and sockets answers ``EPERM``; ``RENAME_EXCHANGE`` answers
-``EINVAL``; files are stored densely, so sizes above ``MAX_FILE_SIZE`` answer ``EFBIG``;
-series files are read-only through the mount (``EACCES`` on open for writing); the
-read-only attributes ``user.pond.node_id``, ``user.pond.version`` and ``user.pond.txn`` can
-be read by name but are not listed (so copies do not carry them).
+Deliberate limits (documented for users in the README): ``fallocate`` is not served
+(pyfuse3 has no handler: the kernel answers ``EOPNOTSUPP``) and ``lseek`` is the kernel's
+(no holes: files are stored densely); hard links to directories and computed nodes answer
+``EPERM``; ``RENAME_EXCHANGE`` answers ``EINVAL``; files are stored densely, so sizes above
+``MAX_FILE_SIZE`` answer ``EFBIG``; series files are read-only through the mount
+(``EACCES`` on open for writing); the read-only attributes ``user.pond.node_id``,
+``user.pond.version`` and ``user.pond.txn`` can be read by name but are not listed (so
+copies do not carry them).
 """
 
 from __future__ import annotations
@@ -55,21 +59,37 @@ import logging
 import os
 import signal
 import stat as st
-import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from functools import partial, wraps
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 import pyfuse3
 import trio
+from pyfuse3 import (
+    EntryAttributes,
+    FileHandleT,
+    FileInfo,
+    FileNameT,
+    FlagT,
+    InodeT,
+    ModeT,
+    ReaddirToken,
+    RequestContext,
+    SetattrFields,
+    StatvfsData,
+    XAttrNameT,
+)
 
-from .tinyfs import DIRECTORY, FS, ROOT_ID, SERIES, FsError, Stat
-from .tinyfs.fs import Commit
-from .tinyfs.records import INLINE_LIMIT
+from .fuse.committer import COMMIT_INTERVAL, GroupCommitter
+from .fuse.files import DirHandle, Handle, OpenFile, holding, local_fd
+from .fuse.follower import PondFollower
+from .fuse.inodes import InodeTable
+from .fuse.kernel import KernelCaches
+from .fuse.spool import Spool
+from .fuse.view import ServedView
+from .tinyfs import DIRECTORY, FS, SERIES, FsError, Stat
 
 log = logging.getLogger(__name__)
 
@@ -86,33 +106,23 @@ BLOCK_SIZE = 128 * 1024
 #: Longest symlink target (PATH_MAX).
 PATH_MAX = 4096
 NAME_MAX = 255
-#: Group commit: after this many quiet seconds, or this many intervals after the first
-#: staged change, or once this many changes are staged, whichever comes first.
-COMMIT_INTERVAL = 0.5
-MAX_DELAY_INTERVALS = 10
-COMMIT_AFTER_CHANGES = 5000
 #: Entries whose attributes a readdir computes per trip to a worker thread.
 READDIR_BATCH = 128
-#: Worker threads doing blocking work (commits, content, persistence reads).
-WORKER_THREADS = 4
-#: Bytes copied at a time between spools and the store.
-COPY_CHUNK = 1024 * 1024
-#: Seconds between checks for new transactions by a read-only mount that follows the pond.
-FOLLOW_INTERVAL = 1.0
 
 POND_XATTRS = ("user.pond.node_id", "user.pond.version", "user.pond.txn")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def _handler(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _handler(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn every failure of a FUSE handler into a FUSEError (tinyfs errors keep their errno,
     anything unexpected is logged and answered EIO), so the main loop never dies."""
 
     @wraps(method)
-    async def wrapper(*args: Any) -> T:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await method(*args)
+            return await method(*args, **kwargs)
         except pyfuse3.FUSEError:
             raise
         except FsError as exc:
@@ -128,129 +138,20 @@ def _handler(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]
     return wrapper
 
 
-class InodeTable:
-    """The inode numbers of one mount, allocated from node ids on first sight.
-
-    A number is kept while the kernel holds lookups on it (or the mount has the node open)
-    and dropped when both are gone; numbers are never reused within a mount.
-    """
-
-    def __init__(self) -> None:
-        self._inode_of: dict[str, int] = {ROOT_ID: pyfuse3.ROOT_INODE}
-        self._node_of: dict[int, str] = {pyfuse3.ROOT_INODE: ROOT_ID}
-        self._lookups: dict[int, int] = {}
-        self._next = pyfuse3.ROOT_INODE + 1
-
-    def inode(self, node_id: str) -> int:
-        """The inode number of ``node_id``, allocated if it has none."""
-        inode = self._inode_of.get(node_id)
-        if inode is None:
-            inode = self._next
-            self._next += 1
-            self._inode_of[node_id] = inode
-            self._node_of[inode] = node_id
-        return inode
-
-    def node(self, inode: int) -> str:
-        """The node id behind ``inode``; ESTALE if the mount no longer knows it."""
-        try:
-            return self._node_of[inode]
-        except KeyError:
-            raise pyfuse3.FUSEError(errno.ESTALE) from None
-
-    def looked_up(self, inode: int) -> None:
-        """The kernel took one more reference on ``inode``."""
-        self._lookups[inode] = self._lookups.get(inode, 0) + 1
-
-    def forget(self, inode: int, count: int, in_use: bool) -> None:
-        """The kernel dropped ``count`` references; drop the number when none are left and
-        the mount is not using the inode (``in_use``)."""
-        left = self._lookups.get(inode, 0) - count
-        if left > 0:
-            self._lookups[inode] = left
-            return
-        self._lookups.pop(inode, None)
-        if inode != pyfuse3.ROOT_INODE and not in_use:
-            self.drop(inode)
-
-    def drop(self, inode: int) -> None:
-        """Forget ``inode`` unless the kernel still holds it."""
-        if inode in self._lookups or inode == pyfuse3.ROOT_INODE:
-            return
-        node_id = self._node_of.pop(inode, None)
-        if node_id is not None:
-            self._inode_of.pop(node_id, None)
-
-    def inode_of(self, node_id: str) -> int | None:
-        """The inode number of ``node_id`` if it has one."""
-        return self._inode_of.get(node_id)
-
-    def knows(self, inode: int) -> bool:
-        """Whether ``inode`` names a node in this mount."""
-        return inode in self._node_of
-
-    def __len__(self) -> int:
-        return len(self._node_of)
-
-
-@dataclass(eq=False)
-class OpenFile:
-    """What the mount keeps for an inode while any handle has it open.
-
-    ``spool`` (when present) holds the file's whole current content, including writes not
-    yet handed to tinyfs; ``dirty`` says it differs from tinyfs' version. ``lock`` is held
-    while the spool is made, changed or written back: a write-back stores one consistent
-    state, and write-backs (a release runs after ``close`` returns) land in order.
-    """
-
-    inode: int
-    node_id: str
-    refs: int = 0
-    spool: Spool | None = None
-    size: int = 0
-    dirty: bool = False
-    mtime_ns: int = 0
-    removed: bool = False
-    last_stat: Stat | None = None
-    lock: trio.Lock = field(default_factory=trio.Lock)
-
-
-@dataclass(eq=False)
-class Handle:
-    """One open of a file: its inode's state and the reader made when it was opened."""
-
-    file: OpenFile
-    writable: bool
-    reader: BinaryIO | None = None
-    #: The descriptor of the local file behind ``reader`` when its bytes are the content
-    #: (a content object, a cached series): reads are then one pread on the event loop.
-    fd: int | None = None
-    #: The transaction of the view ``reader`` was opened in.
-    as_of: int = 0
-    #: Whether this open changes the file (it writes, truncated it or created it): its
-    #: close is what a commit may then keep.
-    changes: bool = False
-    read_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass(eq=False)
-class DirHandle:
-    """One open of a directory: the names it lists, read once per listing."""
-
-    node_id: str
-    entries: list[tuple[str, str]] | None = None
-
-
 class PondOperations(pyfuse3.Operations):
     """pyfuse3 handlers serving ``fs``; ``read_only`` refuses every change with EROFS.
 
     ``mountpoint`` names the mount in commit messages; ``spool_dir`` holds the spools;
-    ``statfs_path`` is the host directory whose free space ``statfs`` reports.
+    ``statfs_path`` is the host directory whose free space ``statfs`` reports. The tasks
+    :func:`serve` runs beside the handlers are ``committer`` (read-write mounts) and
+    ``follower`` (read-only mounts of the newest transaction).
     """
 
     supports_dot_lookup = False
     enable_writeback_cache = False
     enable_acl = False
+    #: How a readdir entry goes to the kernel (a test without one collects them instead).
+    readdir_reply = staticmethod(pyfuse3.readdir_reply)
 
     def __init__(
         self,
@@ -263,18 +164,13 @@ class PondOperations(pyfuse3.Operations):
         statfs_path: str | None = None,
     ):
         super().__init__()
-        self.fs = fs
-        self.mountpoint = mountpoint
+        self.view = ServedView(fs)
         self.read_only = read_only or fs.read_only
-        self.commit_interval = commit_interval
         self.spool_dir = spool_dir
         self.statfs_path = statfs_path
         self.inodes = InodeTable()
-        self.commits = 0
-        self.commit_error: FsError | None = None
-        self._busy = trio.Lock()
-        self._committing = trio.Lock()
-        self._limiter = trio.CapacityLimiter(WORKER_THREADS)
+        self.kernel = KernelCaches()
+        self.committer = GroupCommitter(self.view, mountpoint, commit_interval)
         self._files: dict[int, OpenFile] = {}
         self._handles: dict[int, Handle | DirHandle] = {}
         self._next_fh = 1
@@ -282,57 +178,26 @@ class PondOperations(pyfuse3.Operations):
         self._symlinks: dict[str, bytes] = {}
         #: The parent of each directory the kernel has seen (for readdir's "..").
         self._parent_dirs: dict[str, str] = {}
-        #: Files created here and not closed or synced since: commits leave them out, so a
-        #: crash never leaves a state nobody closed (a new file is absent, or as closed).
-        self._unclosed: set[str] = set()
-        self._staged = 0
-        self._first_change = self._last_change = 0.0
-        self._commit_soon = trio.Event()
-        #: Whether the kernel is connected (invalidations make sense).
-        self.serving = False
+        #: Removed directories the kernel still holds (open, or a process' cwd): what
+        #: getattr answers for them (no names left), as a local filesystem does.
+        self._gone_dirs: dict[int, Stat] = {}
         #: A read-only mount of the newest transaction shows newer ones as they come.
-        self.following = self.read_only and not fs.read_only
+        self.follower = (PondFollower(self.view, self.inodes, self.kernel, self._parent_dirs)
+                         if self.read_only and not fs.read_only else None)
 
-    # ------------------------------------------------------------------ calling the FS
-
-    async def _call(self, fn: Callable[..., T], *args: Any, inline: bool = False) -> T:
-        """``fn(*args)`` serialized with every other FS call: on the event loop when
-        ``inline`` (it needs no persistence read), else in a worker thread."""
-        if inline and not self._busy.locked():
-            return fn(*args)  # atomic: no await between the check and the call
-        async with self._busy:
-            if inline:
-                return fn(*args)
-            return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
-
-    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread, not serialized (it must not touch FS state)."""
-        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
-
-    def _loaded(self, *node_ids: str) -> bool:
-        return all(self.fs.loaded(n) for n in node_ids)
-
-    async def _stat(self, node_id: str) -> Stat:
-        return await self._call(self.fs.stat, node_id, inline=self._loaded(node_id))
+    @property
+    def fs(self) -> FS:
+        """The view served now (a follower moves it on)."""
+        return self.view.fs
 
     def _check_writable(self) -> None:
         if self.read_only:
             raise pyfuse3.FUSEError(errno.EROFS)
 
-    def _staged_change(self, count: int = 1) -> None:
-        """Count changes staged for the next group commit; ask for it early when many."""
-        now = trio.current_time()
-        if self._staged == 0:
-            self._first_change = now
-        self._last_change = now
-        self._staged += count
-        if self._staged >= COMMIT_AFTER_CHANGES:
-            self._commit_soon.set()
-
     # ------------------------------------------------------------------ attributes
 
-    def _attributes(self, inode: int, s: Stat) -> pyfuse3.EntryAttributes:
-        attr = pyfuse3.EntryAttributes()
+    def _attributes(self, inode: int, s: Stat) -> EntryAttributes:
+        attr = EntryAttributes()
         attr.st_ino = inode
         attr.generation = 0
         # A pinned view (at=) never changes, so even computed nodes may be cached.
@@ -343,7 +208,7 @@ class PondOperations(pyfuse3.Operations):
         attr.st_nlink = s.nlink
         attr.st_uid = s.uid
         attr.st_gid = s.gid
-        attr.st_rdev = 0
+        attr.st_rdev = s.rdev
         attr.st_size = s.size
         attr.st_blksize = BLOCK_SIZE
         attr.st_blocks = (s.size + 511) // 512
@@ -354,45 +219,47 @@ class PondOperations(pyfuse3.Operations):
         if of is not None and of.spool is not None:
             attr.st_size = of.size
             attr.st_blocks = (of.size + 511) // 512
-            if of.dirty:
-                attr.st_mtime_ns = attr.st_ctime_ns = of.mtime_ns
+            if of.dirty:  # changed since it was stored: the time of the last change
+                attr.st_mtime_ns = of.mtime_ns
+                attr.st_ctime_ns = max(s.ctime_ns, of.mtime_ns)
         return attr
 
-    async def _entry(self, node_id: str) -> pyfuse3.EntryAttributes:
+    async def _entry(self, node_id: str) -> EntryAttributes:
         """Attributes of ``node_id`` for a reply that gives the kernel a reference."""
-        s = await self._stat(node_id)
+        s = await self.view.stat(node_id)
         inode = self.inodes.inode(node_id)
         self.inodes.looked_up(inode)
         return self._attributes(inode, s)
 
     @_handler
-    async def lookup(self, parent_inode: int, name: bytes, ctx=None) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext
+                     ) -> EntryAttributes:
         dir_id = self.inodes.node(parent_inode)
         if len(name) > NAME_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         if name == b".":
             return await self._entry(dir_id)
         if name == b"..":
-            parent = self._parent_dirs.get(dir_id) or await self._call(self.fs.parent, dir_id)
+            parent = self._parent_dirs.get(dir_id) or await self.view.call(self.fs.parent, dir_id)
             if parent is None:
                 raise pyfuse3.FUSEError(errno.ENOENT)  # never listed: not reachable here
             return await self._entry(parent)
         fs = self.fs
         text = os.fsdecode(name)
-        if not self._busy.locked() and fs.loaded(dir_id):
+        if not self.view.busy() and fs.loaded(dir_id):
             # The common case, with no await: a name in a directory already in memory.
             child = fs.lookup(dir_id, text)
             s = fs.stat(child) if child is not None and fs.loaded(child) else None
         else:
-            child = await self._call(fs.lookup, dir_id, text, inline=fs.loaded(dir_id))
+            child = await self.view.call(fs.lookup, dir_id, text, inline=fs.loaded(dir_id))
             s = None
         if child is None:
-            negative = pyfuse3.EntryAttributes()
+            negative = EntryAttributes()
             negative.st_ino = 0
             negative.entry_timeout = ENTRY_TIMEOUT
             return negative
         if s is None:
-            s = await self._stat(child)
+            s = await self.view.stat(child)
         inode = self.inodes.inode(child)
         self.inodes.looked_up(inode)
         attr = self._attributes(inode, s)
@@ -401,31 +268,35 @@ class PondOperations(pyfuse3.Operations):
         return attr
 
     @_handler
-    async def forget(self, inode_list) -> None:
+    async def forget(self, inode_list: Sequence[tuple[InodeT, int]]) -> None:
         for inode, count in inode_list:
             self.inodes.forget(inode, count, inode in self._files)
             if not self.inodes.knows(inode):
                 self._page_cache.pop(inode, None)
+                self._gone_dirs.pop(inode, None)
 
     @_handler
-    async def getattr(self, inode: int, ctx=None) -> pyfuse3.EntryAttributes:
+    async def getattr(self, inode: InodeT, ctx: RequestContext) -> EntryAttributes:
         node_id = self.inodes.node(inode)
         of = self._files.get(inode)
         try:
-            if not self._busy.locked() and self.fs.loaded(node_id):
+            if not self.view.busy() and self.fs.loaded(node_id):
                 s = self.fs.stat(node_id)  # no await in the common case
             else:
-                s = await self._stat(node_id)
+                s = await self.view.stat(node_id)
         except FsError as exc:
+            if exc.errno == errno.ENOENT and inode in self._gone_dirs:
+                return self._attributes(inode, self._gone_dirs[inode])
             if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
                 raise
-            s = replace(of.last_stat, nlink=0)  # removed while open
+            s = replace(of.last_stat, nlink=0, ctime_ns=of.removed_ns)  # removed while open
         if of is not None:
             of.last_stat = s
         return self._attributes(inode, s)
 
     @_handler
-    async def setattr(self, inode: int, attr, fields, fh, ctx) -> pyfuse3.EntryAttributes:
+    async def setattr(self, inode: InodeT, attr: EntryAttributes, fields: SetattrFields,
+                      fh: FileHandleT | None, ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         node_id = self.inodes.node(inode)
         if fields.update_size:
@@ -438,39 +309,40 @@ class PondOperations(pyfuse3.Operations):
         if fields.update_gid:
             changes["gid"] = attr.st_gid
         if fields.update_atime:
-            changes["atime_ns"] = attr.st_atime_ns
+            changes["atime_ns"] = _precise(attr.st_atime_ns)
         if fields.update_mtime:
-            changes["mtime_ns"] = attr.st_mtime_ns
+            changes["mtime_ns"] = _precise(attr.st_mtime_ns)
             of = self._files.get(inode)
             if of is not None and of.dirty:
-                # The explicit time must win over the one a later write-back would stamp.
-                await self._write_back(of)
+                of.mtime_ns = changes["mtime_ns"]  # what its write-back at close will keep
         if changes:
-            await self._call(partial(self.fs.setattr, node_id, **changes))
-            self._staged_change()
-        return self._attributes(inode, await self._stat(node_id))
+            await self.view.call(partial(self.fs.setattr, node_id, **changes))
+            self.committer.staged()
+        return self._attributes(inode, await self.view.stat(node_id))
 
     # ------------------------------------------------------------------ directories
 
     @_handler
-    async def opendir(self, inode: int, ctx) -> int:
+    async def opendir(self, inode: InodeT, ctx: RequestContext) -> FileHandleT:
         return self._new_handle(DirHandle(self.inodes.node(inode)))
 
     @_handler
-    async def readdir(self, fh: int, start_id: int, token) -> None:
+    async def readdir(self, fh: FileHandleT, start_id: int, token: ReaddirToken) -> None:
         handle = self._handles[fh]
         assert isinstance(handle, DirHandle)
         dir_id = handle.node_id
+        if self.inodes.inode_of(dir_id) in self._gone_dirs:
+            return  # removed while open: no entries at all, not even "." and ".."
         if start_id == 0 or handle.entries is None:
-            listing = await self._call(self.fs.listdir, dir_id, inline=self._loaded(dir_id))
+            listing = await self.view.call(self.fs.listdir, dir_id, inline=self.view.loaded(dir_id))
             parent = self._parent_dirs.get(dir_id, dir_id)
             handle.entries = [(".", dir_id), ("..", parent), *sorted(listing.items())]
         entries = handle.entries
         index = start_id
         while index < len(entries):
             batch = entries[index:index + READDIR_BATCH]
-            stats = await self._call(self._stat_many, [c for _, c in batch],
-                                     inline=self._loaded(*(c for _, c in batch)))
+            stats = await self.view.call(self._stat_many, [c for _, c in batch],
+                                         inline=self.view.loaded(*(c for _, c in batch)))
             for name, child in batch:
                 index += 1
                 s = stats.get(child)
@@ -483,7 +355,7 @@ class PondOperations(pyfuse3.Operations):
                     inode = self.inodes.inode(child)
                     if s.kind == DIRECTORY:
                         self._parent_dirs[child] = dir_id
-                if not pyfuse3.readdir_reply(token, os.fsencode(name),
+                if not self.readdir_reply(token, os.fsencode(name),
                                              self._attributes(inode, s), index):
                     return
                 if name not in (".", ".."):
@@ -500,12 +372,12 @@ class PondOperations(pyfuse3.Operations):
         return stats
 
     @_handler
-    async def releasedir(self, fh: int) -> None:
+    async def releasedir(self, fh: FileHandleT) -> None:
         self._handles.pop(fh, None)
 
     @_handler
-    async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self.commit("fsync", durable=True)
+    async def fsyncdir(self, fh: FileHandleT, datasync: bool) -> None:
+        await self.committer.commit("fsync", durable=True)
 
     def _owner(self, parent: Stat, ctx) -> tuple[int, int]:
         """uid and gid of a new node: a set-group-ID directory passes its group on."""
@@ -518,78 +390,92 @@ class PondOperations(pyfuse3.Operations):
         return os.fsdecode(name)
 
     @_handler
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx
-                    ) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent_inode: InodeT, name: FileNameT, mode: ModeT,
+                    ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
-        parent = await self._stat(dir_id)
+        parent = await self.view.stat(dir_id)
         uid, gid = self._owner(parent, ctx)
         if parent.mode & st.S_ISGID:
             mode |= st.S_ISGID
-        node_id = await self._call(self.fs.mkdir, dir_id, self._check_name(name), mode, uid,
-                                   gid, inline=self._loaded(dir_id))
+        node_id = await self.view.call(self.fs.mkdir, dir_id, self._check_name(name), mode, uid,
+                                       gid, inline=self.view.loaded(dir_id))
         self._parent_dirs[node_id] = dir_id
-        self._staged_change()
+        self.committer.staged()
         return await self._entry(node_id)
 
     @_handler
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx
-                      ) -> pyfuse3.EntryAttributes:
+    async def symlink(self, parent_inode: InodeT, name: FileNameT, target: FileNameT,
+                      ctx: RequestContext) -> EntryAttributes:
         self._check_writable()
         if len(target) > PATH_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         dir_id = self.inodes.node(parent_inode)
-        uid, gid = self._owner(await self._stat(dir_id), ctx)
-        node_id = await self._call(self.fs.symlink, dir_id, self._check_name(name),
-                                   os.fsdecode(target), uid, gid, inline=self._loaded(dir_id))
+        uid, gid = self._owner(await self.view.stat(dir_id), ctx)
+        node_id = await self.view.call(self.fs.symlink, dir_id, self._check_name(name),
+                                       os.fsdecode(target), uid, gid,
+                                       inline=self.view.loaded(dir_id))
         self._symlinks[node_id] = target
-        self._staged_change()
+        self.committer.staged()
         return await self._entry(node_id)
 
     @_handler
-    async def readlink(self, inode: int, ctx) -> bytes:
+    async def readlink(self, inode: InodeT, ctx: RequestContext) -> FileNameT:
         node_id = self.inodes.node(inode)
         target = self._symlinks.get(node_id)  # a symlink's target never changes
         if target is None:
-            target = os.fsencode(await self._call(self.fs.readlink, node_id))
+            target = os.fsencode(await self.view.call(self.fs.readlink, node_id))
             self._symlinks[node_id] = target
         return target
 
     @_handler
-    async def unlink(self, parent_inode: int, name: bytes, ctx) -> None:
+    async def unlink(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext) -> None:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
-        child = await self._call(self.fs.lookup, dir_id, text, inline=self._loaded(dir_id))
-        await self._call(self.fs.unlink, dir_id, text, inline=self._loaded(dir_id))
-        self._removed(child)
-        self._staged_change()
+        child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
+        # Dropping one of several names is a new version of the node, which may read its
+        # inline content back from the store: not on the event loop.
+        inline = self.view.loaded(dir_id) and (child is None or (
+            self.view.loaded(child) and self.fs.names(child) < 2))
+        if not await self.view.call(self.fs.unlink, dir_id, text, inline=inline):
+            self._removed(child)  # its last name: the node is gone
+        self.committer.staged()
 
     @_handler
-    async def rmdir(self, parent_inode: int, name: bytes, ctx) -> None:
+    async def rmdir(self, parent_inode: InodeT, name: FileNameT, ctx: RequestContext) -> None:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
-        child = await self._call(self.fs.lookup, dir_id, text, inline=self._loaded(dir_id))
-        inline = self._loaded(dir_id) and (child is None or self._loaded(child))
-        await self._call(self.fs.rmdir, dir_id, text, inline=inline)
-        self._removed(child)
-        self._staged_change()
+        child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
+        inline = self.view.loaded(dir_id) and (child is None or self.view.loaded(child))
+        before = None if child is None else await self.view.stat(child)
+        await self.view.call(self.fs.rmdir, dir_id, text, inline=inline)
+        self._removed(child, before)
+        self.committer.staged()
 
-    def _removed(self, node_id: str | None) -> None:
-        """A node left the tree; an open inode of it keeps working on its spool."""
+    def _removed(self, node_id: str | None, directory: Stat | None = None) -> None:
+        """A node left the tree (``directory``: its attributes, if it was one); an open
+        inode of it keeps working on its spool, a directory the kernel holds stays empty."""
         if node_id is None:
             return
         self._symlinks.pop(node_id, None)
         self._parent_dirs.pop(node_id, None)
         inode = self.inodes.inode_of(node_id)
-        of = self._files.get(inode) if inode is not None else None
+        if inode is None:
+            return
+        now = time.time_ns()  # its link count changed: so did its ctime
+        if directory is not None and directory.kind == DIRECTORY:
+            self._gone_dirs[inode] = replace(directory, nlink=0, size=0, ctime_ns=now)
+        of = self._files.get(inode)
         if of is not None:
             of.removed = True
+            of.removed_ns = now
 
     @_handler
-    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
-                     name_new: bytes, flags: int, ctx) -> None:
+    async def rename(self, parent_inode_old: InodeT, name_old: FileNameT,
+                     parent_inode_new: InodeT, name_new: FileNameT, flags: FlagT,
+                     ctx: RequestContext) -> None:
         self._check_writable()
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise pyfuse3.FUSEError(errno.EINVAL)
@@ -598,31 +484,47 @@ class PondOperations(pyfuse3.Operations):
         src_name = self._check_name(name_old)
         dst_name = self._check_name(name_new)
 
-        def move() -> tuple[str | None, str | None]:
+        def move() -> tuple[str | None, str | None, Stat | None]:
             replaced = self.fs.lookup(dst_dir, dst_name)
             moved = self.fs.lookup(src_dir, src_name)
+            before = None if replaced in (None, moved) else self.fs.stat(replaced)
             self.fs.rename(src_dir, src_name, dst_dir, dst_name,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE))
-            return moved, replaced if replaced != moved else None
+            gone = replaced != moved and replaced is not None and not self.fs.names(replaced)
+            return moved, replaced if gone else None, before
 
-        moved, replaced = await self._call(move)
+        moved, replaced, before = await self.view.call(move)
         if moved in self._parent_dirs:
             self._parent_dirs[moved] = dst_dir
-        self._removed(replaced)
-        self._staged_change()
+        self._removed(replaced, before)
+        self.committer.staged()
 
     @_handler
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx):
-        raise pyfuse3.FUSEError(errno.EPERM)  # the data model has one name per node
+    async def link(self, inode: InodeT, new_parent_inode: InodeT, new_name: FileNameT,
+                   ctx: RequestContext) -> EntryAttributes:
+        self._check_writable()
+        node_id = self.inodes.node(inode)
+        dir_id = self.inodes.node(new_parent_inode)
+        # In a thread: the node's new version may read its inline content back.
+        await self.view.call(self.fs.link, node_id, dir_id, self._check_name(new_name))
+        self.committer.staged()
+        return await self._entry(node_id)
 
     @_handler
-    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx
-                    ) -> pyfuse3.EntryAttributes:
-        if not st.S_ISREG(mode):
-            raise pyfuse3.FUSEError(errno.EPERM)  # no devices, FIFOs or sockets in a pond
-        info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
-        await self.release(info.fh)
-        return attr
+    async def mknod(self, parent_inode: InodeT, name: FileNameT, mode: ModeT, rdev: int,
+                    ctx: RequestContext) -> EntryAttributes:
+        if st.S_ISREG(mode):
+            info, attr = await self.create(parent_inode, name, mode, os.O_WRONLY, ctx)
+            await self.release(info.fh)
+            return attr
+        self._check_writable()
+        dir_id = self.inodes.node(parent_inode)
+        uid, gid = self._owner(await self.view.stat(dir_id), ctx)
+        # FIFOs, sockets and devices: the kernel implements them on the inode we answer.
+        node_id = await self.view.call(self.fs.mknod, dir_id, self._check_name(name), mode,
+                                       rdev, uid, gid, inline=self.view.loaded(dir_id))
+        self.committer.staged()
+        return await self._entry(node_id)
 
     # ------------------------------------------------------------------ files: open, close
 
@@ -649,29 +551,30 @@ class PondOperations(pyfuse3.Operations):
         return Spool(self.spool_dir)
 
     @_handler
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int, ctx):
+    async def create(self, parent_inode: InodeT, name: FileNameT, mode: ModeT, flags: FlagT,
+                     ctx: RequestContext) -> tuple[FileInfo, EntryAttributes]:
         self._check_writable()
         dir_id = self.inodes.node(parent_inode)
-        uid, gid = self._owner(await self._stat(dir_id), ctx)
-        node_id = await self._call(self.fs.create, dir_id, self._check_name(name), "data",
-                                   mode, uid, gid, inline=self._loaded(dir_id))
-        self._staged_change()
-        s = await self._stat(node_id)
+        uid, gid = self._owner(await self.view.stat(dir_id), ctx)
+        node_id = await self.view.call(self.fs.create, dir_id, self._check_name(name), "data",
+                                       mode, uid, gid, inline=self.view.loaded(dir_id))
+        self.committer.staged()
+        s = await self.view.stat(node_id)
         inode = self.inodes.inode(node_id)
         self.inodes.looked_up(inode)
         attr = self._attributes(inode, s)
-        self._unclosed.add(node_id)
+        self.committer.hold(node_id)
         of = self._open_file(inode, node_id)
         of.last_stat = s
         of.spool = self._new_spool()
         of.mtime_ns = attr.st_mtime_ns
         self._page_cache[attr.st_ino] = ("", 0)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        handle = Handle(of, writable, changes=True)
-        return pyfuse3.FileInfo(fh=self._new_handle(handle)), attr
+        handle = Handle(of, writable, changes=True, append=bool(flags & os.O_APPEND))
+        return FileInfo(fh=self._new_handle(handle)), attr
 
     @_handler
-    async def open(self, inode: int, flags: int, ctx) -> pyfuse3.FileInfo:
+    async def open(self, inode: InodeT, flags: FlagT, ctx: RequestContext) -> FileInfo:
         node_id = self.inodes.node(inode)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         # The kernel passes O_TRUNC here (atomic O_TRUNC) and sends no truncate of its own;
@@ -692,13 +595,13 @@ class PondOperations(pyfuse3.Operations):
             # handle is released, possibly while this open waits for the thread.
             return s, key, fs.open_read(node_id), fs.as_of
 
-        s, key, reader, as_of = await self._call(opened)
+        s, key, reader, as_of = await self.view.call(opened)
         of = self._open_file(inode, node_id)
         of.last_stat = s
         if truncate:
             # Staged at close like any write: until then the stored version stays whole.
             try:
-                async with _holding(of.lock):
+                async with holding(of.lock):
                     await self._fill(of, upto=0)
                     assert of.spool is not None
                     of.spool.truncate(0)
@@ -711,12 +614,12 @@ class PondOperations(pyfuse3.Operations):
             key = ("", 0)
         keep = self._page_cache.get(inode) == key
         self._page_cache[inode] = key
-        handle = Handle(of, writable, reader, _local_fd(reader, s.size), as_of,
-                        changes=writable or truncate)
-        return pyfuse3.FileInfo(fh=self._new_handle(handle), keep_cache=keep)
+        handle = Handle(of, writable, reader, local_fd(reader, s.size), as_of,
+                        changes=writable or truncate, append=bool(flags & os.O_APPEND))
+        return FileInfo(fh=self._new_handle(handle), keep_cache=keep)
 
     @_handler
-    async def flush(self, fh: int) -> None:
+    async def flush(self, fh: FileHandleT) -> None:
         handle = self._file_handle(fh)
         if handle.changes:
             await self._closed(handle.file)
@@ -725,12 +628,10 @@ class PondOperations(pyfuse3.Operations):
         """A close or fsync: the file's content as of now is what the next commit keeps."""
         if of.dirty:
             await self._write_back(of)
-        if of.node_id in self._unclosed:
-            self._unclosed.discard(of.node_id)
-            self._staged_change()
+        self.committer.release(of.node_id)
 
     @_handler
-    async def release(self, fh: int) -> None:
+    async def release(self, fh: FileHandleT) -> None:
         handle = self._handles.pop(fh)
         assert isinstance(handle, Handle)
         of = handle.file
@@ -757,14 +658,14 @@ class PondOperations(pyfuse3.Operations):
         self.inodes.drop(of.inode)
 
     @_handler
-    async def fsync(self, fh: int, datasync: bool) -> None:
+    async def fsync(self, fh: FileHandleT, datasync: bool) -> None:
         await self._closed(self._file_handle(fh).file)
-        await self.commit("fsync", durable=True)
+        await self.committer.commit("fsync", durable=True)
 
     # ------------------------------------------------------------------ files: content
 
     @_handler
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: FileHandleT, off: int, size: int) -> bytes:
         handle = self._file_handle(fh)
         of = handle.file
         if of.spool is not None:
@@ -777,11 +678,11 @@ class PondOperations(pyfuse3.Operations):
         elif isinstance(reader, io.BytesIO):
             data = reader.getbuffer()[off:off + size].tobytes()
         else:
-            data = await self._thread(self._read_at, handle, off, size)
-        if len(data) < size and self.following and handle.as_of != self.fs.as_of:
+            data = await self.view.thread(self._read_at, handle, off, size)
+        if len(data) < size and self.follower and handle.as_of != self.fs.as_of:
             # The end of a version older than the mount's view (a following mount moved on
             # while this handle was open): the kernel would take it for the file's size.
-            self._invalidate_attributes(of.inode)
+            self.kernel.forget_attributes(of.inode)
         return data
 
     @staticmethod
@@ -792,17 +693,18 @@ class PondOperations(pyfuse3.Operations):
             return handle.reader.read(size)
 
     @_handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    async def write(self, fh: FileHandleT, off: int, buf: bytes) -> int:
         handle = self._file_handle(fh)
         if not handle.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
-        end = off + len(buf)
-        if end > MAX_FILE_SIZE:
-            raise pyfuse3.FUSEError(errno.EFBIG)
         of = handle.file
-        async with _holding(of.lock):
+        async with holding(of.lock):
             await self._fill(of)
             assert of.spool is not None
+            if handle.append:
+                off = of.size  # the kernel's offset is its idea of the size: the same here
+            if off + len(buf) > MAX_FILE_SIZE:
+                raise pyfuse3.FUSEError(errno.EFBIG)
             written = of.spool.pwrite(buf, off)  # past the end leaves a hole of zeros
             of.size = max(of.size, off + written)
             self._changed(of)
@@ -824,11 +726,11 @@ class PondOperations(pyfuse3.Operations):
                 return s.size, None
             return s.size, self.fs.open_read(of.node_id)
 
-        size, reader = await self._call(current)
+        size, reader = await self.view.call(current)
         keep = size if upto is None else min(size, upto)
         spool = self._new_spool()
         if reader is not None:
-            await self._thread(spool.fill, reader, keep)
+            await self.view.thread(spool.fill, reader, keep)
         of.size = keep
         of.spool = spool
 
@@ -837,7 +739,7 @@ class PondOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EFBIG)
         of = self._open_file(inode, node_id)
         try:
-            async with _holding(of.lock):
+            async with holding(of.lock):
                 await self._fill(of, upto=size)
                 assert of.spool is not None
                 of.spool.truncate(size)
@@ -853,48 +755,39 @@ class PondOperations(pyfuse3.Operations):
         next group commit), unless an earlier write-back already did. Content in memory is
         stored on the event loop; a spool file is copied by the kernel in a thread. The
         spool does not change meanwhile."""
-        async with _holding(of.lock):
+        async with holding(of.lock):
             if not of.dirty:
                 return
             assert of.spool is not None
             fd = of.spool.rewound_fd()
             try:
                 if fd is None:
-                    await self._call(self.fs.write_content, of.node_id, of.spool.chunks(of.size),
-                                     inline=self._loaded(of.node_id))
+                    await self.view.call(partial(self.fs.write_content, changed_ns=of.mtime_ns),
+                                         of.node_id, of.spool.chunks(of.size),
+                                         inline=self.view.loaded(of.node_id))
                 else:
-                    await self._thread(self.fs.write_file, of.node_id, fd)
+                    await self.view.thread(partial(self.fs.write_file, changed_ns=of.mtime_ns),
+                                           of.node_id, fd)
             except FsError as exc:
                 if exc.errno == errno.ENOENT and of.removed:
                     of.dirty = False  # written after its removal: nothing to keep
                     return
                 raise
             of.dirty = False
-        self._staged_change()
+        self.committer.staged()
         if self.fs.loaded(of.node_id):
             v = self.fs.get(of.node_id)
             self._page_cache[of.inode] = (v.blake3, v.size)
-        self._invalidate_attributes(of.inode)
-
-    def _invalidate_attributes(self, inode: int) -> None:
-        """The mount changed the node behind the kernel's cached attributes (its stored
-        times): have the kernel ask again. Safe inside a handler: no writeback cache."""
-        if not self.serving:
-            return
-        try:
-            pyfuse3.invalidate_inode(inode, attr_only=True)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOSYS, errno.EBADF):
-                log.warning("could not invalidate inode %d: %s", inode, exc)
+        self.kernel.forget_attributes(of.inode)
 
     # ------------------------------------------------------------------ extended attributes
 
     @_handler
-    async def getxattr(self, inode: int, name: bytes, ctx) -> bytes:
+    async def getxattr(self, inode: InodeT, name: XAttrNameT, ctx: RequestContext) -> bytes:
         node_id = self.inodes.node(inode)
         text = os.fsdecode(name)
         if text in POND_XATTRS:
-            s = await self._stat(node_id)
+            s = await self.view.stat(node_id)
             value = {"user.pond.node_id": node_id, "user.pond.version": str(s.version),
                      "user.pond.txn": str(s.txn)}[text]
             return value.encode()
@@ -902,12 +795,13 @@ class PondOperations(pyfuse3.Operations):
             # Not ENODATA: "unsupported" lets tools stop asking (ls -l caches it per
             # device instead of asking twice per file for ACLs and SELinux labels).
             raise pyfuse3.FUSEError(errno.ENOTSUP)
-        return await self._call(self.fs.getxattr, node_id, text, inline=self._loaded(node_id))
+        return await self.view.call(self.fs.getxattr, node_id, text,
+                                    inline=self.view.loaded(node_id))
 
     @_handler
-    async def listxattr(self, inode: int, ctx) -> list[bytes]:
+    async def listxattr(self, inode: InodeT, ctx: RequestContext) -> Sequence[XAttrNameT]:
         node_id = self.inodes.node(inode)
-        names = await self._call(self.fs.listxattr, node_id, inline=self._loaded(node_id))
+        names = await self.view.call(self.fs.listxattr, node_id, inline=self.view.loaded(node_id))
         return [os.fsencode(n) for n in names]
 
     def _settable(self, name: bytes) -> str:
@@ -920,22 +814,24 @@ class PondOperations(pyfuse3.Operations):
         return text
 
     @_handler
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx) -> None:
+    async def setxattr(self, inode: InodeT, name: XAttrNameT, value: bytes,
+                       ctx: RequestContext) -> None:
         text = self._settable(name)
-        await self._call(self.fs.setxattr, self.inodes.node(inode), text, value)
-        self._staged_change()
+        await self.view.call(self.fs.setxattr, self.inodes.node(inode), text, value)
+        self.committer.staged()
 
     @_handler
-    async def removexattr(self, inode: int, name: bytes, ctx) -> None:
+    async def removexattr(self, inode: InodeT, name: XAttrNameT, ctx: RequestContext
+                          ) -> None:
         text = self._settable(name)
-        await self._call(self.fs.removexattr, self.inodes.node(inode), text)
-        self._staged_change()
+        await self.view.call(self.fs.removexattr, self.inodes.node(inode), text)
+        self.committer.staged()
 
     # ------------------------------------------------------------------ the filesystem
 
     @_handler
-    async def statfs(self, ctx) -> pyfuse3.StatvfsData:
-        data = pyfuse3.StatvfsData()
+    async def statfs(self, ctx: RequestContext) -> StatvfsData:
+        data = StatvfsData()
         host = os.statvfs(self.statfs_path) if self.statfs_path else None
         data.f_bsize = BLOCK_SIZE
         data.f_frsize = host.f_frsize if host else 4096
@@ -949,124 +845,8 @@ class PondOperations(pyfuse3.Operations):
         return data
 
     @_handler
-    async def access(self, inode: int, mode: int, ctx) -> bool:
+    async def access(self, inode: InodeT, mode: ModeT, ctx: RequestContext) -> bool:
         return True  # the kernel checks permissions (default_permissions)
-
-    # ------------------------------------------------------------------ group commit
-
-    async def commit(self, why: str, *, durable: bool = False) -> int | None:
-        """Commit everything staged as one pond transaction; its number, or None when there
-        was nothing. ``durable`` makes the store fsync what the commit wrote, and what
-        earlier commits wrote (fsync and unmount ask for it; group commits do not: an
-        fsync'ed commit costs ~100 ms more), even when there is nothing new to commit.
-        A failure is raised (and kept, so the next commit retries it).
-
-        Only numbering the staged versions holds ``_busy``: the store commit runs while the
-        mount goes on serving and staging changes for the next commit (the two-phase commit
-        of :class:`pondfs.tinyfs.fs.Commit`). Commits run one at a time, and once begun a
-        commit is seen through even if its caller is cancelled.
-        """
-        async with self._committing:
-            with trio.CancelScope(shield=True):
-                return await self._commit(f"mount {self.mountpoint}: {why}".strip(), durable)
-
-    async def _commit(self, command: str, durable: bool) -> int | None:
-        store = self.fs.store
-        commit = None
-        async with self._busy:
-            if self.fs.dirty:
-                staged, self._staged = self._staged, 0
-                commit = await trio.to_thread.run_sync(
-                    partial(self.fs.begin_commit, command, hold=frozenset(self._unclosed)),
-                    limiter=self._limiter)
-        if commit is None:
-            if durable:
-                await self._thread(store.sync)
-            return None
-        try:
-            await self._thread(self._store_commit, commit, durable)
-        except BaseException as exc:
-            self._staged += staged
-            if isinstance(exc, FsError):
-                self.commit_error = exc
-            raise
-        async with self._busy:
-            txn = commit.finish()  # folds rows into memory: no persistence, no await
-        self.commit_error = None
-        self.commits += 1
-        log.debug("committed transaction %s (%d changes, %s)", txn, staged, command)
-        return txn
-
-    def _store_commit(self, commit: Commit, durable: bool) -> None:
-        store = self.fs.store
-        if hasattr(store, "durable"):
-            store.durable = durable  # commits run one at a time (_committing)
-        commit.store()
-
-    async def group_commits(self) -> None:
-        """Commit staged changes when they have been quiet for ``commit_interval`` seconds,
-        are ``MAX_DELAY_INTERVALS`` intervals old, or are many; runs until cancelled."""
-        while True:
-            with trio.move_on_after(self.commit_interval / 2):
-                await self._commit_soon.wait()
-            self._commit_soon = trio.Event()
-            now = trio.current_time()
-            quiet = now - self._last_change >= self.commit_interval
-            old = now - self._first_change >= self.commit_interval * MAX_DELAY_INTERVALS
-            if not (quiet or old or self._staged >= COMMIT_AFTER_CHANGES):
-                continue
-            try:
-                await self.commit("group commit")
-            except Exception:
-                log.exception("group commit failed; retrying in %s s", self.commit_interval)
-
-    # ------------------------------------------------------------------ following the pond
-
-    async def follow_pond(self) -> None:
-        """Show new transactions of other writers, checking every ``FOLLOW_INTERVAL``
-        seconds; runs until cancelled. A failed check is logged and tried again."""
-        while True:
-            await trio.sleep(FOLLOW_INTERVAL)
-            try:
-                await self.follow()
-            except Exception:
-                log.exception("could not follow the pond past transaction %d", self.fs.as_of)
-
-    async def follow(self) -> int | None:
-        """Switch to a view of the newest transaction if there is a newer one, and have the
-        kernel forget what changed; the new transaction number, or None.
-
-        Handles already open keep reading the version they opened; inode numbers stay (they
-        belong to node ids, not views).
-        """
-        old = self.fs
-        store = old.store
-        newest = await self._thread(_newest_txn, store)
-        if newest <= old.as_of:
-            return None
-        new = await self._thread(partial(FS, store, cache=old.cache, factories=old.factories))
-        changed = await self._thread(store.changes, old.as_of, new.as_of)
-        # Directories the kernel knows whose entries changed: which names it must forget.
-        gone: list[tuple[int, str]] = []
-        for dir_id in {v.node_id for v in changed if v.kind == DIRECTORY}:
-            inode = self.inodes.inode_of(dir_id)
-            if inode is None:
-                continue
-            before = await self._thread(_listing_or_empty, old, dir_id)
-            after = await self._thread(_listing_or_empty, new, dir_id)
-            gone += [(inode, name) for name in before.keys() | after.keys()
-                     if before.get(name) != after.get(name)]
-        # Calls from here on use the new view; the kernel is told after, so an answer
-        # from the old view given meanwhile is forgotten too.
-        self.fs = new
-        inodes = {inode for v in changed if (inode := self.inodes.inode_of(v.node_id))}
-        for node_id in {v.node_id for v in changed}:
-            self._parent_dirs.pop(node_id, None)
-        log.info("following the pond: transaction %d -> %d (%d nodes changed, %d known here)",
-                 old.as_of, new.as_of, len({v.node_id for v in changed}), len(inodes))
-        if self.serving:
-            await trio.to_thread.run_sync(_invalidate, inodes, gone)
-        return new.as_of
 
     async def write_back_all(self) -> None:
         """Hand every changed spool to tinyfs (before the final commit of an unmount, which
@@ -1076,150 +856,7 @@ class PondOperations(pyfuse3.Operations):
                 await self._closed(of)
             except Exception:
                 log.exception("could not save %s at unmount", of.node_id)
-        self._unclosed.clear()
-
-
-@asynccontextmanager
-async def _holding(lock: trio.Lock) -> AsyncIterator[None]:
-    """``lock`` held for the block, taken without a pass through the scheduler when it is
-    free (``async with lock`` costs two; a 1 GiB write is 8,192 requests)."""
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _newest_txn(store) -> int:
-    store.refresh()
-    return store.last_txn()
-
-
-def _listing_or_empty(fs: FS, dir_id: str) -> dict[str, str]:
-    try:
-        return fs.listdir(dir_id)
-    except FsError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return {}  # created or removed between the two views
-        raise
-
-
-def _invalidate(inodes: set[int], entries: list[tuple[int, str]]) -> None:
-    """Have the kernel forget ``inodes``' attributes and pages and the names ``entries``
-    (parent inode, name). In a worker thread: an entry's invalidation waits for requests
-    on its directory, which the event loop must stay free to answer."""
-    for inode in inodes:
-        try:
-            pyfuse3.invalidate_inode(inode)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOSYS, errno.EBADF):
-                log.warning("could not invalidate inode %d: %s", inode, exc)
-    for parent, name in entries:
-        try:
-            pyfuse3.invalidate_entry(parent, os.fsencode(name))
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOSYS, errno.EBADF):
-                log.warning("could not invalidate %s in inode %d: %s", name, parent, exc)
-
-
-def _local_fd(reader: BinaryIO, size: int) -> int | None:
-    """The descriptor of the plain local file under ``reader`` when it holds exactly the
-    ``size`` content bytes (not for in-memory or transforming readers)."""
-    if not isinstance(reader, io.BufferedReader):
-        return None
-    try:
-        fd = reader.fileno()
-    except (OSError, ValueError):
-        return None
-    try:
-        info = os.fstat(fd)
-    except OSError:
-        return None
-    return fd if st.S_ISREG(info.st_mode) and info.st_size == size else None
-
-
-class Spool:
-    """The bytes of a file open for writing: in memory up to ``INLINE_LIMIT`` (no file to
-    create and delete for the many small files of a ``cp -r``), then in an anonymous
-    temporary file under ``directory``, where holes stay sparse."""
-
-    def __init__(self, directory: str | None):
-        self._directory = directory
-        self._memory: bytearray | None = bytearray()
-        self._file: BinaryIO | None = None
-
-    def _fd(self, size_needed: int) -> int | None:
-        """The file descriptor once the bytes live in a file (moving them there when
-        ``size_needed`` outgrows memory), else None."""
-        if self._file is None and size_needed >= INLINE_LIMIT:
-            self._file = tempfile.TemporaryFile(dir=self._directory, prefix="pondfs-spool-",
-                                                buffering=0)
-            assert self._memory is not None
-            os.pwrite(self._file.fileno(), self._memory, 0)
-            self._memory = None
-        return None if self._file is None else self._file.fileno()
-
-    def pread(self, size: int, offset: int) -> bytes:
-        if self._memory is not None:
-            return bytes(self._memory[offset:offset + size])
-        assert self._file is not None
-        return os.pread(self._file.fileno(), size, offset)
-
-    def pwrite(self, data: bytes, offset: int) -> int:
-        fd = self._fd(offset + len(data))
-        if fd is not None:
-            return os.pwrite(fd, data, offset)
-        memory = self._memory
-        assert memory is not None
-        if offset > len(memory):
-            memory.extend(bytes(offset - len(memory)))
-        memory[offset:offset + len(data)] = data
-        return len(data)
-
-    def truncate(self, size: int) -> None:
-        fd = self._fd(size)
-        if fd is not None:
-            os.ftruncate(fd, size)
-            return
-        memory = self._memory
-        assert memory is not None
-        del memory[size:]
-        memory.extend(bytes(size - len(memory)))
-
-    def fill(self, reader: BinaryIO, size: int) -> None:
-        """Copy the first ``size`` bytes of ``reader`` in (closing it); holes past its end."""
-        offset = 0
-        with reader:
-            reader.seek(0)
-            while offset < size:
-                chunk = reader.read(min(COPY_CHUNK, size - offset))
-                if not chunk:
-                    break
-                offset += self.pwrite(chunk, offset)
-        self.truncate(size)
-
-    def chunks(self, size: int) -> Iterator[bytes]:
-        """The first ``size`` bytes of a spool in memory, as one chunk."""
-        assert self._memory is not None
-        yield bytes(self._memory[:size])
-
-    def rewound_fd(self) -> int | None:
-        """The descriptor of the spool file, at offset 0 (a copy reads all of it), or None
-        while the bytes are in memory. The file holds exactly the content (truncated, or
-        extended with holes, to its size)."""
-        if self._file is None:
-            return None
-        fd = self._file.fileno()
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._memory = None
+        self.committer.release_all()
 
 
 async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) -> bool:
@@ -1229,11 +866,12 @@ async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) 
     (it may make requests to the mount)."""
     signalled = False
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(ops.group_commits)
+        if not ops.read_only:
+            nursery.start_soon(ops.committer.run)
         if serving is not None:
             nursery.start_soon(partial(trio.to_thread.run_sync, serving, abandon_on_cancel=True))
-        if ops.following:
-            nursery.start_soon(ops.follow_pond)
+        if ops.follower is not None:
+            nursery.start_soon(ops.follower.run)
 
         async def stop_on_signals() -> None:
             nonlocal signalled
@@ -1245,14 +883,30 @@ async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) 
                     return
 
         nursery.start_soon(stop_on_signals)
-        ops.serving = True
+        ops.kernel.connected = True
         try:
             await pyfuse3.main()
         finally:
-            ops.serving = False
+            ops.kernel.connected = False
             nursery.cancel_scope.cancel()
     if not ops.read_only:
         ops.fs.store.finishing()  # writers started right after umount wait for the commit
-    await ops.write_back_all()
-    await ops.commit("unmount", durable=True)
+        await ops.write_back_all()
+        await ops.committer.commit("unmount", durable=True)
     return signalled
+
+
+def _precise(time_ns: int) -> int:
+    """``time_ns`` as the mount stamps it: the kernel sends "now" (``touch``, ``utime(None)``)
+    as its coarse clock, up to a tick behind the fine clock the mount stamps changes with,
+    so a time within the last tick of the coarse clock is taken for "now" and read again
+    finely (else a file touched after a write would go back in time)."""
+    coarse = time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+    if 0 <= coarse - time_ns <= _COARSE_TICK_NS:
+        return max(time.time_ns(), time_ns)
+    return time_ns
+
+
+#: Linux's clock id of the kernel's coarse clock (the time module has no name for it).
+_CLOCK_REALTIME_COARSE = 5
+_COARSE_TICK_NS = int(time.clock_getres(_CLOCK_REALTIME_COARSE) * 1e9)

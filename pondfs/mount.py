@@ -214,10 +214,19 @@ def set_readahead(mountpoint: str, kib: int) -> None:
     the read-ahead to at most 128 KiB. A warning, not an error, when not possible (not root)."""
     try:
         info = os.stat(mountpoint)
+        if os.major(info.st_dev) != 0:
+            # Not a FUSE device (which is anonymous, major 0): the mount is gone and this is
+            # the host directory under it, whose disk's read-ahead is not ours to change.
+            log.debug("%s was unmounted before its read-ahead was set", mountpoint)
+            return
         setting = f"/sys/class/bdi/{os.major(info.st_dev)}:{os.minor(info.st_dev)}/read_ahead_kb"
         with open(setting, "w") as out:
             out.write(f"{kib}\n")
     except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not os.path.ismount(mountpoint):
+            # Unmounted between the stat and the write (a short-lived mount): nothing to set.
+            log.debug("%s was unmounted before its read-ahead was set", mountpoint)
+            return
         log.warning("could not set the read-ahead of %s to %d KiB: %s", mountpoint, kib, exc)
 
 
@@ -339,7 +348,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
                                                    options.readahead_kb))
         finally:
             pyfuse3.close(unmount=unmount)
-        log.info("unmounted %s: %d commits", mountpoint, ops.commits)
+        log.info("unmounted %s: %d commits", mountpoint, ops.committer.commits)
     return 0
 
 

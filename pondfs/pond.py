@@ -11,10 +11,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import collectors, dynamic
+from .kinds import KINDS
 from .oplog import OplogPersistence, create_pond, open_pond
 from .oplog import maintain as maintain_oplog
-from .tinyfs import FS, DerivedCache, FactoryRegistry, FsError
+from .tinyfs import FS, DerivedCache, FsError
 
 
 def pond_location(explicit: str | None) -> str:
@@ -24,14 +24,6 @@ def pond_location(explicit: str | None) -> str:
         raise FsError(errno.EINVAL, "no pond given: use --pond PATH (or s3://bucket/prefix) "
                       "or set POND")
     return location
-
-
-def factories() -> FactoryRegistry:
-    """The registry of every dynamic-node factory pondfs ships (collectors included)."""
-    registry = FactoryRegistry()
-    collectors.register(registry)
-    dynamic.register(registry)
-    return registry
 
 
 def _cache(store: OplogPersistence) -> DerivedCache:
@@ -44,7 +36,7 @@ def init(location: str) -> int:
     store = create_pond(location)
     try:
         with store.writer_lock("pond init"):
-            fs = FS(store, cache=_cache(store), factories=factories())
+            fs = FS(store, cache=_cache(store), factories=KINDS)
             fs.init_root(uid=os.getuid(), gid=os.getgid())
             txn = fs.commit("init")
             assert txn is not None
@@ -66,11 +58,11 @@ def open_fs(location: str, *, write: bool = False, at: int | None = None,
     store = open_pond(location, durable=durable)
     try:
         if not write:
-            yield FS(store, at=at, cache=_cache(store), factories=factories())
+            yield FS(store, at=at, cache=_cache(store), factories=KINDS)
             return
         with store.writer_lock(holder or " ".join(sys.argv)):
             store.refresh()
-            fs = FS(store, cache=_cache(store), factories=factories())
+            fs = FS(store, cache=_cache(store), factories=KINDS)
             try:
                 yield fs
             finally:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from .tinyfs import FILE, FS, SERIES, TABLE, FsError, NodeVersion, formats
+from .tinyfs import FILE, FS, SERIES, TABLE, FsError, NodeVersion, read_parquet
 
 if TYPE_CHECKING:
     import datafusion
@@ -26,7 +26,8 @@ _PATH_REF = re.compile(r"""(?i)\b(FROM|JOIN)\s+(['"])(/[^'"]*)\2""")
 _OPLOG_SCHEMA = pa.schema([
     ("part_id", pa.string()), ("node_id", pa.string()), ("version", pa.int64()),
     ("txn", pa.int64()), ("kind", pa.string()), ("format", pa.string()),
-    ("mode", pa.int64()), ("uid", pa.int64()), ("gid", pa.int64()),
+    ("mode", pa.int64()), ("uid", pa.int64()), ("gid", pa.int64()), ("nlink", pa.int64()),
+    ("rdev", pa.int64()),
     ("mtime_ns", pa.int64()), ("size", pa.int64()), ("blake3", pa.string()),
     ("inline", pa.bool_()), ("min_time", pa.int64()), ("max_time", pa.int64()),
     ("entries", pa.int64()), ("snapshot", pa.bool_()), ("deleted", pa.bool_()),
@@ -50,13 +51,13 @@ def file_table(fs: FS, node_id: str, path: str) -> pa.Table:
     table, a reduced series)."""
     if fs.dynamic_node(node_id) is not None and fs.kind(node_id) == FILE:
         with fs.open_read(node_id) as f:
-            return formats.read_parquet(f.read(), path)
+            return read_parquet(f.read(), path)
     v: NodeVersion = fs.get(node_id)
     if v.format == SERIES:
         return fs.read_series(node_id)
     if v.format == TABLE:
         with fs.open_read(node_id) as f:
-            return formats.read_parquet(f.read(), path)
+            return read_parquet(f.read(), path)
     raise FsError(errno.EINVAL, f"{path}: a {v.format or v.kind} file cannot be queried "
                   "(only table and series files)")
 

@@ -3,7 +3,7 @@
 A resource file holds one or more YAML documents in the DuckPond style::
 
     apiVersion: pondfs/v1
-    kind: HydroVu                 # a factory or collector registered in pondfs.pond.factories()
+    kind: HydroVu                 # a kind registered in pondfs.kinds (computed or executable)
     name: hydrovu                 # letters, digits, '.', '_', '-'
     desc: Noyo Harbor sondes      # optional
     path: /etc/hydrovu            # optional: where the node lives; default /etc/<name>
@@ -22,27 +22,27 @@ Secrets are never written into a spec: a spec holds references such as
 ``${env:HYDROVU_CLIENT_ID}``, which stay references in the pond and are resolved from the
 environment only when the resource runs (:func:`resolve_env`).
 
-Kinds validate their spec with :class:`Fields` and report problems as :class:`SpecError`;
-:func:`spec_validator` turns such a check into a :class:`~pondfs.tinyfs.FactoryRegistry`
-validator.
+Kinds (:mod:`pondfs.kinds`) validate their spec with :class:`Fields` and report problems as
+:class:`SpecError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
-import io
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
-from .tinyfs import DIRECTORY, DYNAMIC, FS, DynamicFile, FsError
-from .tinyfs.fs import join_path, split_path
+from .tinyfs import DIRECTORY, DYNAMIC, FS, ROOT_ID, FsError, join_path, split_path
 
 if TYPE_CHECKING:
     import yaml
+
+    from .kinds import Kinds
 
 # yaml is imported by the functions that use it: a tenth of a second of start-up that a
 # pond command touching no resource should not pay.
@@ -136,9 +136,10 @@ def _type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def env_reference(fields: Fields, key: str, default: str | None = None) -> str:
-    """A field that must be a ``${env:NAME}`` reference, so its secret value is never stored."""
-    value = fields.get(key, str, default)
+def env_reference(fields: Fields, key: str) -> str:
+    """A field that must be a ``${env:NAME}`` reference, so its secret value is never stored;
+    a SpecError if it is missing."""
+    value = fields.get(key, str)
     if not _ENV_REFERENCE.fullmatch(value):
         raise SpecError(fields.field(key), "must be a reference like ${env:NAME} to an "
                         "environment variable (secrets are never stored in the pond)")
@@ -178,46 +179,12 @@ def parse_spec(config: bytes, what: str = "spec") -> dict:
     return spec
 
 
-def spec_validator(check: Callable[[dict], object]) -> Callable[[bytes], None]:
-    """A factory-registry validator that parses the YAML spec and runs ``check`` on it."""
-
-    def validate(config: bytes) -> None:
-        try:
-            check(parse_spec(config))
-        except SpecError as exc:
-            raise FsError(errno.EINVAL, str(exc)) from None
-
-    return validate
-
-
-class ConfigFile(DynamicFile):
-    """A resource node that reads as its own configuration (collectors): read-only YAML."""
-
-    def __init__(self, config: bytes, mtime_ns: int):
-        self.config = config
-        self._mtime_ns = mtime_ns
-
-    def mtime_ns(self) -> int:
-        return self._mtime_ns
-
-    def size(self) -> int:
-        return len(self.config)
-
-    def open(self) -> BinaryIO:
-        return io.BytesIO(self.config)
-
-
-def config_file(fs: FS, config: bytes, node_id: str) -> ConfigFile:
-    """The factory of kinds whose node shows its configuration."""
-    return ConfigFile(config, fs.get(node_id).mtime_ns)
-
-
 # ---------------------------------------------------------------------- documents
 
 
 @dataclass(frozen=True)
 class Resource:
-    """One validated resource document."""
+    """One validated resource document; ``settings`` is its spec as its kind parsed it."""
 
     kind: str
     name: str
@@ -225,6 +192,7 @@ class Resource:
     desc: str
     spec: dict
     source: str  # "<file>: document <n>", for messages
+    settings: Any = dataclasses.field(compare=False, repr=False)
 
     @property
     def config(self) -> bytes:
@@ -238,13 +206,10 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
-def load(paths: Iterable[str], kinds: Callable[[str, bytes], None], known: list[str]
-         ) -> list[Resource]:
-    """Read and check every document of every file in ``paths``.
-
-    ``kinds(kind, config)`` validates a spec (a FactoryRegistry's ``validate``); ``known`` is
-    the list of kind names. The first problem raises FsError(EINVAL) naming the file, the
-    document, the field and the reason.
+def load(paths: Iterable[str], kinds: Kinds) -> list[Resource]:
+    """Read and check every document of every file in ``paths``, each spec by its kind in
+    ``kinds``. The first problem raises FsError(EINVAL) naming the file, the document, the
+    field and the reason.
     """
     import yaml
 
@@ -263,7 +228,7 @@ def load(paths: Iterable[str], kinds: Callable[[str, bytes], None], known: list[
             if document is None:
                 continue  # an empty document, e.g. after a trailing '---'
             source = f"{path}: document {index}"
-            resource = _check_document(document, source, kinds, known)
+            resource = _check_document(document, source, kinds)
             if resource.path in seen:
                 raise FsError(errno.EINVAL, f"{source}: path: {resource.path} is also the "
                               f"path of {seen[resource.path]}")
@@ -272,16 +237,16 @@ def load(paths: Iterable[str], kinds: Callable[[str, bytes], None], known: list[
     return resources
 
 
-def _check_document(document: Any, source: str, kinds: Callable[[str, bytes], None],
-                    known: list[str]) -> Resource:
+def _check_document(document: Any, source: str, kinds: Kinds) -> Resource:
     try:
         fields = Fields(document, "")
         version = fields.get("apiVersion", str)
         if version != API_VERSION:
             raise SpecError(".apiVersion", f"must be {API_VERSION}, not {version!r}")
         kind = fields.get("kind", str)
-        if kind not in known:
-            raise SpecError(".kind", f"unknown kind {kind!r} (known: {', '.join(known)})")
+        if kind not in kinds.names():
+            raise SpecError(".kind", f"unknown kind {kind!r} (known: "
+                            f"{', '.join(kinds.names())})")
         name = fields.get("name", str)
         if not _NAME.fullmatch(name):
             raise SpecError(".name", f"{name!r} is not a name (letters, digits, '.', '_', "
@@ -296,10 +261,10 @@ def _check_document(document: Any, source: str, kinds: Callable[[str, bytes], No
     except SpecError as exc:
         raise FsError(errno.EINVAL, f"{source}: {str(exc).lstrip('.')}") from None
     try:
-        kinds(kind, canonical(spec))
-    except FsError as exc:
+        settings = kinds.settings(kind, spec)
+    except SpecError as exc:
         raise FsError(errno.EINVAL, f"{source} ({kind} {name}): {exc}") from None
-    return Resource(kind, name, "/" + "/".join(parts), desc, spec, source)
+    return Resource(kind, name, "/" + "/".join(parts), desc, spec, source, settings)
 
 
 # ---------------------------------------------------------------------- applying
@@ -400,8 +365,42 @@ def make_node(fs: FS, kind: str, path: str, config: bytes, desc: str = "", uid: 
     return node_id
 
 
-def as_document(path: str, about: dict[str, Any]) -> str:
-    """A described node as a resource document that ``pond apply`` takes back."""
+def find(fs: FS) -> list[tuple[str, str]]:
+    """``(path, kind)`` of every resource (dynamic node) in the pond, sorted by path
+    (computed directories are not entered)."""
+    found = []
+    stack = [("/", ROOT_ID)]
+    while stack:
+        here, dir_id = stack.pop()
+        for name, op in fs.entries(dir_id).items():
+            if op.kind == DIRECTORY:
+                stack.append((join_path(here, name), op.node_id))
+            elif op.kind == DYNAMIC:
+                found.append((join_path(here, name), fs.dynamic_config(op.node_id)[0]))
+    return sorted(found)
+
+
+def stored(fs: FS, path: str, kinds: Kinds) -> Resource:
+    """The resource whose node is at ``path`` in ``fs``, its stored spec checked by its kind
+    (FsError(EINVAL) naming ``path`` if it is not a resource or its spec is not valid)."""
+    node_id = fs.resolve(path, follow=False)
+    about = describe(fs, node_id)
+    spec = parse_spec(fs.dynamic_config(node_id)[1], path)
+    try:
+        settings = kinds.settings(about["kind"], spec)
+    except SpecError as exc:
+        raise FsError(errno.EINVAL, f"{path}: {exc}") from None
+    return Resource(about["kind"], split_path(path)[-1], path, about["desc"], spec, path,
+                    settings)
+
+
+def document(fs: FS, path: str, kinds: Kinds) -> str:
+    """The resource at ``path`` as a document that ``pond apply`` takes back, ending in
+    comments: its node, version and transaction, and what it reads and makes (its kind's
+    ``reads`` and ``makes``)."""
+    node_id = fs.resolve(path, follow=False)
+    about = describe(fs, node_id)
+    path = fs.canonical(path)
     document = {"apiVersion": API_VERSION, "kind": about["kind"],
                 "name": split_path(path)[-1], "path": path}
     if about["desc"]:
@@ -412,8 +411,14 @@ def as_document(path: str, about: dict[str, Any]) -> str:
     spec = about["config"].rstrip("\n")
     text += "spec:" + ("".join(f"\n  {line}" for line in spec.splitlines()) if spec and
                        spec != "{}" else " {}")
-    return (text + f"\n# node {about['node']}, version {about['version']}, "
-            f"transaction {about['txn']}\n")
+    text += f"\n# node {about['node']}, version {about['version']}, transaction {about['txn']}\n"
+    try:
+        resource = stored(fs, path, kinds)
+    except FsError as exc:  # a kind this pondfs does not know, or a spec it no longer takes
+        return text + f"# {exc}\n"
+    text += "".join(f"# reads {pattern}\n" for pattern in kinds.reads(resource))
+    return text + "".join(f"# makes {made} when run (pond run {path})\n"
+                          for made in kinds.makes(resource)[1:])
 
 
 def describe(fs: FS, node_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .tinyfs.errors import FsError
+from .tinyfs import CHUNK_SIZE, FsError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 #: Connections a Bucket keeps by default.
 DEFAULT_JOBS = 16
 
-_CHUNK = 1024 * 1024
 _DELETE_BATCH = 1000
 _DENIED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                      "ExpiredToken", "AccessDenied", "403"})
@@ -374,7 +373,7 @@ class Bucket:
             body = self.client.get_object(Bucket=self.location.bucket,
                                           Key=self.location.key(relative))["Body"]
             try:
-                yield from body.iter_chunks(_CHUNK)
+                yield from body.iter_chunks(CHUNK_SIZE)
             finally:
                 body.close()
 

@@ -72,7 +72,12 @@ def build(output: str | os.PathLike, *, pond: str | None = None, from_dir: str |
     cache = install(project)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pond-site-") as work:
-        with _mounted(pond, at, Path(work)) if pond is not None else _existing(from_dir) as tree:
+        if pond is not None:
+            source = _mounted(pond, at, Path(work))
+        else:
+            assert from_dir is not None  # exactly one of them is given (checked above)
+            source = _existing(from_dir)
+        with source as tree:
             root = _lay_out(Path(work, "src"), project, tree, pages, data, cache)
             staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
             try:

@@ -1,21 +1,73 @@
-"""Shared fixtures."""
+"""What every test shares: silence checked, mounts marked, and the shared fixtures.
+
+- **Silence is part of correctness.** Every test fails if it logged anything at WARNING or
+  above in this process, unless it claimed that record with :func:`expect_warnings`.
+- **Tests that mount** are marked ``@pytest.mark.fuse`` (``-m "not fuse"`` leaves them out);
+  on a machine without ``/dev/fuse`` and ``fusermount3`` they are skipped.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from fuse_helpers import Mount, make_pond
+from fuse_helpers import Mount, have_fuse, make_pond
 from s3_server import S3Server
 
+from pondfs.oplog import create_pond
 from pondfs.tinyfs import FS, MemoryPersistence, Persistence
 
-try:
-    from pondfs.oplog import create_pond
-except ImportError:  # the oplog has not landed yet
-    create_pond = None
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``fuse`` where nothing can be mounted."""
+    if have_fuse():
+        return
+    skip = pytest.mark.skip(reason="needs /dev/fuse and fusermount3")
+    for item in items:
+        if item.get_closest_marker("fuse") is not None:
+            item.add_marker(skip)
+
+
+def _loud(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [r for r in records if r.levelno >= logging.WARNING]
+
+
+@pytest.fixture(autouse=True)
+def no_warnings_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if it logged a warning or an error it did not expect."""
+    yield
+    loud = _loud(caplog.get_records("call"))
+    assert not loud, [r.getMessage() for r in loud]
+
+
+@pytest.fixture
+def expect_warnings(caplog: pytest.LogCaptureFixture
+                    ) -> Callable[..., AbstractContextManager[list[str]]]:
+    """``with expect_warnings(pattern, count=1) as messages:`` asserts that the block logs
+    exactly ``count`` warnings (or errors) matching the regular expression ``pattern`` (at
+    least one when ``count`` is None), and nothing else at those levels; ``messages``
+    holds them after the block. They are claimed: :func:`no_warnings_logged` passes."""
+
+    @contextmanager
+    def expecting(pattern: str, count: int | None = 1) -> Iterator[list[str]]:
+        before = len(caplog.records)
+        messages: list[str] = []
+        yield messages
+        new = _loud(caplog.records[before:])
+        messages += [r.getMessage() for r in new]
+        matching = [m for m in messages if re.search(pattern, m)]
+        assert matching == messages, f"unexpected warnings: {messages}"
+        assert matching if count is None else len(matching) == count, messages
+        for record in new:
+            caplog.records.remove(record)
+
+    return expecting
 
 # ---------------------------------------------------------------- tinyfs fixtures (test_tinyfs)
 # A pond store of each kind (in memory; a real Delta table under tmp_path), already holding
@@ -25,12 +77,8 @@ except ImportError:  # the oplog has not landed yet
 @pytest.fixture(params=["memory", "oplog"])
 def store(request: pytest.FixtureRequest, tmp_path) -> Persistence:
     """An initialised pond store: transaction 1 made the root directory."""
-    if request.param == "memory":
-        made: Persistence = MemoryPersistence()
-    else:
-        if create_pond is None:
-            pytest.skip("pondfs.oplog is not importable yet")
-        made = create_pond(tmp_path / "pond")
+    made: Persistence = MemoryPersistence() if request.param == "memory" else \
+        create_pond(tmp_path / "pond")
     fs = FS(made)
     fs.init_root()
     assert fs.commit("init") == 1

@@ -16,11 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from pondfs import pond
-from pondfs.tinyfs import DIRECTORY, FILE, SYMLINK, read_all
-from pondfs.tinyfs.check import Checker
+from pondfs.tinyfs import DIRECTORY, FILE, SYMLINK, Checker, read_all
 
 MOUNT_COMMAND = [sys.executable, "-m", "pondfs.mount"]
 START_TIMEOUT = 60.0
@@ -28,10 +25,8 @@ STOP_TIMEOUT = 60.0
 
 
 def have_fuse() -> bool:
+    """Whether this machine can mount (tests marked ``fuse`` are skipped where not)."""
     return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
-
-
-requires_fuse = pytest.mark.skipif(not have_fuse(), reason="needs /dev/fuse and fusermount3")
 
 
 def make_pond(path: Path) -> Path:

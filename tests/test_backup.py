@@ -15,11 +15,13 @@ import pyarrow as pa
 import pytest
 
 from pondfs import backup, pond
-from pondfs.s3 import Stored
-from pondfs.tinyfs import DIRECTORY, SERIES, SYMLINK
+from pondfs.backup_manifests import load_manifest
+from pondfs.s3 import Bucket, S3Error, S3Location, Stored
+from pondfs.tinyfs import DIRECTORY, SERIES, SPECIAL_KINDS, SYMLINK
 
 sys.path.insert(0, str(Path(__file__).parent))
 from s3_server import S3Server  # noqa: E402
+from shapes import make_linked_source, shape  # noqa: E402
 
 OBJECT_SIZE = 70 * 1024  # above the inline limit: stored as a content object
 
@@ -65,7 +67,8 @@ def make_pond(path: Path, objects: int = 3, small: int = 5) -> Path:
 
 
 def contents(pond_dir: Path, at: int | None = None) -> tuple[dict[str, bytes], list]:
-    """Every path's bytes (as ``pond cat`` reads them) and every oplog row, as of ``at``."""
+    """Every path's bytes (as ``pond cat`` reads them; a special file's kind and device)
+    and every oplog row, as of ``at``."""
     with pond.open_fs(str(pond_dir), at=at) as fs:
         files = {}
         for path, node_id in fs.walk("/"):
@@ -74,6 +77,8 @@ def contents(pond_dir: Path, at: int | None = None) -> tuple[dict[str, bytes], l
                 files[path] = b"<dir>"
             elif kind == SYMLINK:
                 files[path] = b"-> " + fs.readlink(node_id).encode()
+            elif kind in SPECIAL_KINDS:
+                files[path] = f"<{kind} {fs.stat(node_id).rdev}>".encode()
             else:
                 with fs.open_read(node_id) as f:
                     files[path] = f.read()
@@ -90,7 +95,7 @@ def assert_same_pond(original: Path, restored: Path, env: dict[str, str],
 
 def keys(s3: S3Server, url: str) -> dict[str, str]:
     """ETag of every key under ``url``."""
-    location = backup.S3Location.parse(url)
+    location = S3Location.parse(url)
     found = {}
     for page in s3.client().get_paginator("list_objects_v2").paginate(
             Bucket=location.bucket, Prefix=location.prefix + "/"):
@@ -111,21 +116,16 @@ def server_requests(s3: S3Server, since: int = 0) -> list[str]:
 
 
 def test_url_parsing():
-    assert backup.S3Location.parse("s3://bkt/a/b/") == backup.S3Location("bkt", "a/b")
-    assert backup.S3Location.parse("s3://bkt").key("pond.json") == "pond.json"
-    assert backup.S3Location("bkt", "p").key("x/y") == "p/x/y"
-    assert str(backup.S3Location("bkt", "p")) == "s3://bkt/p"
+    assert S3Location.parse("s3://bkt/a/b/") == S3Location("bkt", "a/b")
+    assert S3Location.parse("s3://bkt").key("pond.json") == "pond.json"
+    assert S3Location("bkt", "p").key("x/y") == "p/x/y"
+    assert str(S3Location("bkt", "p")) == "s3://bkt/p"
     for bad in ("/tmp/x", "s3:///x", "http://bkt/x", "s3://bkt/x?y=1"):
-        with pytest.raises(backup.BackupError):
-            backup.S3Location.parse(bad)
+        with pytest.raises(S3Error, match="S3"):
+            S3Location.parse(bad)
 
 
-def test_durations_and_which_points_are_kept():
-    assert [backup.parse_duration(t) for t in ("90", "30m", "1h", "1d12h", "2w", "0.5s")] == [
-        90, 1800, 3600, 129600, 1209600, 0.5]
-    for bad in ("", "1x", "h", "1h ", "-1h", "ten days"):
-        with pytest.raises(backup.BackupError, match="not a duration"):
-            backup.parse_duration(bad)
+def test_which_points_are_kept():
     # Restore points 1..5, their manifests written 0, 1, 2, 24 and 25 hours after the first.
     start = datetime(2026, 1, 1, tzinfo=UTC)
     stored = {f"manifests/{txn:012d}.json": Stored(f"manifests/{txn:012d}.json", 1, "",
@@ -187,7 +187,7 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
     assert sum(".json" in r and "/summaries/" in r for r in gets) == 2
     assert not any(".json" in r and "/manifests/" in r for r in gets)
     lists = [r.split("prefix=")[1].split("&")[0] for r in gets if "list-type=2" in r]
-    prefix = backup.S3Location.parse(url).prefix
+    prefix = S3Location.parse(url).prefix
     assert sorted(lists) == [f"{prefix}/manifests/", f"{prefix}/summaries/"]  # not the data
     assert pond_cli("backup", "verify", url, env=env).stdout.strip().endswith(": ok")
 
@@ -209,7 +209,33 @@ def test_incremental_push_and_restore_each_point(aws, url, tmp_path, monkeypatch
     assert cat(latest) == cat(original)
 
 
-def test_interrupted_push_resumes(aws, url, tmp_path):
+def test_restore_keeps_hard_links_and_special_files(aws, url, tmp_path):
+    env = aws.env()
+    original = tmp_path / "pond"
+    pond.init(str(original))
+    host = make_linked_source(tmp_path / "host")
+    pond_cli("--pond", str(original), "cp", "-r", str(host), "/tree", env=env)
+    first = backup.push(original, url, progress=False).txn
+    pond_cli("--pond", str(original), "rm", "/tree/a/one", env=env)
+    pond_cli("--pond", str(original), "ln", "/tree/b/big", "/tree/a/big-too", env=env)
+    backup.push(original, url, progress=False)
+
+    latest, old = tmp_path / "latest", tmp_path / "old"
+    pond_cli("restore", url, str(latest), env=env)
+    pond_cli("restore", "--at", str(first), url, str(old), env=env)
+    assert_same_pond(original, latest, env)  # every row: names, link counts, devices
+    assert_same_pond(original, old, env, at=first)
+    reference = tmp_path / "reference"
+    subprocess.run(["cp", "-a", str(host), str(reference)], check=True)
+    pond_cli("--pond", str(old), "cp", "-r", "pond:/tree", str(tmp_path / "out"), env=env)
+    assert shape(tmp_path / "out") == shape(reference)
+    with pond.open_fs(str(latest)) as fs:
+        big = fs.resolve("/tree/big")
+        assert fs.resolve("/tree/a/big-too") == fs.resolve("/tree/b/big") == big
+        assert fs.stat(big).nlink == 3 and fs.stat(fs.resolve("/tree/a/one-again")).nlink == 2
+
+
+def test_interrupted_push_resumes(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=150)
     env = aws.env(POND=str(original), POND_LOCK_LEASE="2")
     push = subprocess.Popen([sys.executable, "-m", "pondfs.cli", "backup", "push", "-j", "1",
@@ -234,7 +260,9 @@ def test_interrupted_push_resumes(aws, url, tmp_path):
                                                  f"{push.pid} .*: pond backup push"):
         backup.push(original, url, progress=False)
     time.sleep(2.5)
-    resumed = backup.push(original, url, progress=False)
+    with expect_warnings(f"took over the writer lock of {url}, whose lease ran out .*: pid "
+                         f"{push.pid} .*: pond backup push"):
+        resumed = backup.push(original, url, progress=False)
     assert 0 < resumed.uploaded_files < resumed.files
     assert backup.verify(url, progress=False).ok
     restored = tmp_path / "restored"
@@ -244,7 +272,7 @@ def test_interrupted_push_resumes(aws, url, tmp_path):
 
 def uploads(s3: S3Server, url: str) -> dict[str, int]:
     """The multipart uploads in progress under ``url``: key -> parts stored so far."""
-    location = backup.S3Location.parse(url)
+    location = S3Location.parse(url)
     client = s3.client()
     found = client.list_multipart_uploads(Bucket=location.bucket, Prefix=location.prefix + "/")
     return {upload["Key"]: len(client.list_parts(Bucket=location.bucket, Key=upload["Key"],
@@ -252,7 +280,7 @@ def uploads(s3: S3Server, url: str) -> dict[str, int]:
             for upload in found.get("Uploads", ())}
 
 
-def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
+def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path, expect_warnings):
     original = make_pond(tmp_path / "pond", objects=1, small=1)
     write(original, {"/big/large.bin": os.urandom(3 * backup.MULTIPART_THRESHOLD)})
     env = aws.env(POND=str(original), POND_LOCK_LEASE="1")
@@ -273,7 +301,9 @@ def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
     time.sleep(3)
 
     # Younger than the safety age (1 hour by default): perhaps another push's, left alone.
-    done = backup.push(original, url, progress=False)
+    with expect_warnings(f"took over the writer lock of {url}, whose lease ran out .*: pid "
+                         f"{push.pid} .*: pond backup push"):
+        done = backup.push(original, url, progress=False)
     assert done.aborted_uploads == 0 and not done.up_to_date
     assert list(uploads(aws, url)) == left
     # Older than the age asked for: aborted, counted in the summary; the backup is whole.
@@ -287,7 +317,7 @@ def test_push_aborts_interrupted_multipart_uploads(aws, url, tmp_path):
 def test_corrupt_and_missing_objects_are_named(aws, url, tmp_path):
     original = make_pond(tmp_path / "pond")
     backup.push(original, url, progress=False)
-    location = backup.S3Location.parse(url)
+    location = S3Location.parse(url)
     client = aws.client()
     objects = sorted(k for k in keys(aws, url) if "/objects/" in k)
     corrupt, missing = objects[0], objects[1]
@@ -405,8 +435,8 @@ def test_push_refuses_another_pond_and_a_diverged_copy(aws, url, tmp_path):
 def manifest_files(url: str, txn: int) -> set[str]:
     """The keys of restore point ``txn``: its manifest, its summary and every file it
     names."""
-    location = backup.S3Location.parse(url)
-    manifest = backup._load_manifest(backup.Bucket(location), txn)
+    location = S3Location.parse(url)
+    manifest = load_manifest(Bucket(location), txn)
     return ({location.key(manifest.name), location.key(f"summaries/{txn:012d}.json")}
             | {location.key(f.path) for f in manifest.files})
 
@@ -414,7 +444,7 @@ def manifest_files(url: str, txn: int) -> set[str]:
 def test_forget_keeps_what_kept_points_need_and_prunes_the_rest(aws, url, tmp_path):
     original = make_pond(tmp_path / "pond")
     env = aws.env(POND=str(original))
-    location = backup.S3Location.parse(url)
+    location = S3Location.parse(url)
     txn1 = backup.push(original, url, progress=False).txn
     at_txn1 = contents(original)
     # Point 2: a file overwritten, one deleted, one added; compacted, so the Delta data
@@ -506,7 +536,7 @@ def test_forget_refuses_bad_input_in_one_line(aws, url, tmp_path):
                      env=aws.env(AWS_SECRET_ACCESS_KEY="wrong"), check=False)
     assert wrong.returncode == 1 and "denied" in wrong.stderr and wrong.stderr.count("\n") == 1
     # While a push holds the backup's lock, forget deletes nothing and names the push.
-    with backup._backup_lock(backup.Bucket(backup.S3Location.parse(url)), "pond backup push"):
+    with backup._backup_lock(Bucket(S3Location.parse(url)), "pond backup push"):
         busy = pond_cli("backup", "forget", "--keep-last", "1", url, env=env, check=False)
     assert busy.returncode == 1 and busy.stderr.count("\n") == 1
     assert f"in use by another backup command: pid {os.getpid()} " in busy.stderr

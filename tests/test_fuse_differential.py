@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from fuse_helpers import Mount, check, pond_tree, requires_fuse
+from fuse_helpers import Mount, check, pond_tree
 
-pytestmark = [requires_fuse, pytest.mark.fuse]
+pytestmark = pytest.mark.fuse
 
 # ---------------------------------------------------------------- system calls not in os
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pondfs.tinyfs import glob
-from pondfs.tinyfs.glob import GlobError, GlobPattern, substitute
+from pondfs.tinyfs import GlobError, GlobPattern, glob, substitute
 
 NO = None  # the path does not match
 

@@ -6,6 +6,7 @@ import errno
 import functools
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,18 +23,25 @@ from blake3 import blake3
 from deltalake import DeltaTable
 
 from pondfs.oplog import OplogPersistence, create_pond, maintain, open_pond
+from pondfs.oplog import schema as schema_module
+from pondfs.oplog import table as table_module
 from pondfs.oplog.lock import WriterLock, lock_holder
 from pondfs.oplog.objects import ObjectStore
-from pondfs.tinyfs.errors import CorruptContent, FsError, PondLocked
-from pondfs.tinyfs.records import (
+from pondfs.tinyfs import (
     DIRECTORY,
     FILE,
+    FS,
     ROOT_ID,
     SERIES,
+    Checker,
+    CorruptContent,
     DirOp,
+    FsError,
     NodeVersion,
+    PondLocked,
     TxnInfo,
     new_node_id,
+    read_all,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,10 +124,12 @@ def test_every_field_round_trips(pond: OplogPersistence, tmp_path: Path) -> None
     root = NodeVersion(
         part_id=ROOT_ID, node_id=ROOT_ID, version=1, txn=1, kind=DIRECTORY, mode=0o40755,
         uid=1000, gid=2**32 - 2, atime_ns=1, mtime_ns=2, ctime_ns=3, snapshot=True,
-        entries=(DirOp("data", child, FILE), DirOp("gone", series, SERIES, op="remove")),
+        entries=(DirOp("data", child, FILE), DirOp("gone", series, SERIES, op="remove"),
+                 DirOp("link", child, FILE, part_id=new_node_id())),
         xattrs={"user.bin": b"\x00\xff\x80", "user.empty": b""}, timestamp_ns=123,
     )
-    data = file_version(ROOT_ID, 1, node_id=child, content=b"\x00hello\xff")
+    data = file_version(ROOT_ID, 1, node_id=child, content=b"\x00hello\xff").evolve(
+        nlink=2, rdev=os.makedev(259, 3))
     ts = NodeVersion(
         part_id=ROOT_ID, node_id=series, version=3, txn=1, kind=FILE, format=SERIES,
         size=10, blake3="a" * 64, inline=False, min_time=-5, max_time=2**62,
@@ -137,6 +147,54 @@ def test_every_field_round_trips(pond: OplogPersistence, tmp_path: Path) -> None
             b"\x00hello\xff"
         assert list(store.scan(1)) and sorted(store.scan(1), key=lambda v: v.node_id) == \
             sorted(expected, key=lambda v: v.node_id)
+
+
+def test_a_pond_from_before_links_is_read_and_gains_their_columns_at_its_first_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old_entry = pa.struct([f for f in schema_module.ENTRY_TYPE if f.name != "part_id"])
+    old_schema = pa.schema([
+        pa.field("entries", pa.list_(old_entry), nullable=False) if f.name == "entries" else f
+        for f in schema_module.SCHEMA if f.name not in ("nlink", "rdev")])
+
+    def old_to_table(versions):  # the layout pondfs wrote before hard links
+        table = schema_module.to_table(versions)
+        entries = [[{k: e[k] for k in old_entry.names} for e in ops]
+                   for ops in table.column("entries").to_pylist()]
+        columns = {name: table.column(name) for name in old_schema.names if name != "entries"}
+        return pa.table({**columns, "entries": entries}, schema=old_schema)
+
+    monkeypatch.setattr(table_module, "SCHEMA", old_schema)
+    monkeypatch.setattr(table_module, "to_table", old_to_table)
+    store = create_pond(tmp_path / "older")
+    fs = FS(store)
+    fs.init_root()
+    sub = fs.mkdir(ROOT_ID, "sub")
+    node = fs.create(sub, "f")
+    fs.write_content(node, [b"old bytes"])
+    fs.commit("old pondfs")
+    store.close()
+    monkeypatch.undo()
+
+    store = open_pond(tmp_path / "older")
+    assert schema_module.missing_columns(pa.schema(store._table.schema().to_arrow())) == [
+        "nlink", "rdev", "entries.part_id"]
+    fs = FS(store)
+    s = fs.stat(node)
+    assert (s.nlink, s.rdev) == (1, 0) and fs.entries(sub)["f"].part_id == ""
+    assert Checker(fs).run().problems == []
+    fs.link(node, ROOT_ID, "g")
+    fifo = fs.mknod(sub, "p", stat.S_IFIFO | 0o644)
+    fs.commit("links")
+    store.close()
+
+    store = open_pond(tmp_path / "older")
+    assert schema_module.missing_columns(pa.schema(store._table.schema().to_arrow())) == []
+    store.compact()
+    fs = FS(store)
+    assert fs.stat(node).nlink == 2 and fs.entries(ROOT_ID)["g"].part_id == sub
+    assert fs.kind(fifo) == "fifo" and read_all(fs, fs.resolve("/g")) == b"old bytes"
+    assert FS(store, at=1).stat(node).nlink == 1
+    assert Checker(fs).run().problems == []
 
 
 def test_as_of_sees_only_earlier_transactions(pond: OplogPersistence) -> None:
@@ -205,8 +263,6 @@ def test_transactions_come_from_their_rows_newest_first(
 
 def test_ponds_without_transaction_rows_read_transactions_from_delta_history(
         pond: OplogPersistence, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pondfs.oplog import table as table_module
-
     monkeypatch.setattr(table_module, "txn_row", lambda info: file_version(ROOT_ID, info.txn))
     for txn in (1, 2):  # as committed before transaction rows existed
         pond.commit([file_version(ROOT_ID, txn)], txn_info(txn, f"old {txn}"))
@@ -274,8 +330,6 @@ def test_a_durable_commit_also_syncs_the_non_durable_ones_before_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A log entry must not outlive an earlier one: the first durable commit after some
     that were not fsyncs their data files and log entries too, then nothing is owed."""
-    from pondfs.oplog import table as table_module
-
     store = create_pond(tmp_path / "pond")
     synced: list[str] = []
     real = table_module._fsync_file
@@ -531,7 +585,7 @@ def test_a_second_writer_in_another_process_is_refused_with_the_holder(
         assert pond.holds_lock
         proc = run_python(f"""
             from pondfs.oplog import open_pond
-            from pondfs.tinyfs.errors import PondLocked
+            from pondfs.tinyfs import PondLocked
             try:
                 with open_pond({str(pond.root)!r}).writer_lock("pond copy"):
                     print("acquired")

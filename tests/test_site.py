@@ -27,8 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pondfs import site
-from pondfs.collectors.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu
-from tests.fuse_helpers import requires_fuse
+from pondfs.testing.fake_hydrovu import DEMO_DATA_DIR, FakeHydroVu
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "site"
@@ -46,7 +45,7 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None,
 
 def end_to_end(test):
     """A test of the whole story: slow, mounts, views pages in Chromium."""
-    for mark in (pytest.mark.slow, pytest.mark.fuse, requires_fuse,
+    for mark in (pytest.mark.slow, pytest.mark.fuse,
                  pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                     reason="needs Debian's chromium (scripts/setup)")):
         test = mark(test)

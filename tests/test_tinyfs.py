@@ -25,18 +25,19 @@ from pondfs.tinyfs import (
     DIRECTORY,
     FILE,
     FS,
+    INLINE_LIMIT,
     ROOT_ID,
     SYMLINK,
+    Checker,
     DynamicDirectory,
     DynamicFile,
     FactoryRegistry,
     FsError,
     Persistence,
+    TxnInfo,
     read_all,
 )
-from pondfs.tinyfs.check import Checker
 from pondfs.tinyfs.fs import SNAPSHOT_EVERY
-from pondfs.tinyfs.records import INLINE_LIMIT
 
 # ---------------------------------------------------------------- helpers
 
@@ -541,6 +542,214 @@ def test_rename_back_and_forth_in_one_transaction(store, fs):
     assert_consistent(store)
 
 
+# ---------------------------------------------------------------- hard links
+
+
+def test_hard_links_name_one_node_whose_rows_stay_in_one_partition(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    b = fs.mkdir(ROOT_ID, "b")
+    node = make_file(fs, a, "f", b"one")
+    fs.commit("c")
+    before = FS(store).stat(node)
+    tick()
+    fs.link(node, b, "g")
+    fs.link(node, a, "h")
+    fs.commit("ln")
+    fresh = FS(store)
+    assert fresh.resolve("/a/f") == fresh.resolve("/b/g") == fresh.resolve("/a/h") == node
+    s = fresh.stat(node)
+    assert s.nlink == 3 and s.ctime_ns > before.ctime_ns and s.mtime_ns == before.mtime_ns
+    assert fresh.stat(a).nlink == 2  # a directory's count is of subdirectories only
+    fresh.write_content(fresh.resolve("/b/g"), [b"written through g"])
+    fresh.commit("w")
+    newest = FS(store)
+    assert cat(newest, "/a/f") == cat(newest, "/a/h") == b"written through g"
+    assert {v.part_id for v in newest.versions(node)} == {a}
+    assert newest.entries(b)["g"].part_id == a and newest.entries(a)["h"].part_id == ""
+    assert_consistent(store)
+
+
+def test_unlink_drops_one_name_and_the_last_one_removes_the_node(store, fs):
+    a = fs.mkdir(ROOT_ID, "a")
+    node = make_file(fs, a, "f", b"kept")
+    fs.link(node, ROOT_ID, "g")
+    fs.link(node, ROOT_ID, "h")
+    fs.commit("c")
+    assert fs.unlink(a, "f") == 2
+    fs.commit("rm f")
+    fresh = FS(store)
+    assert fresh.stat(node).nlink == 2 and cat(fresh, "/g") == b"kept"
+    assert fresh.names(node) == 2
+    assert_consistent(store)
+    assert fresh.unlink(ROOT_ID, "g") == 1
+    assert fresh.unlink(ROOT_ID, "h") == 0
+    assert fresh.names(node) == 0
+    fresh.commit("rm g h")
+    newest = FS(store)
+    with raises(errno.ENOENT):
+        newest.stat(node)
+    assert newest.versions(node)[-1].deleted
+    assert newest.listdir(ROOT_ID) == {"a": a}
+    assert_consistent(store)
+
+
+def test_rename_over_a_link_and_between_links(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"linked")
+    fs.link(node, ROOT_ID, "g")
+    other = make_file(fs, ROOT_ID, "other", b"other")
+    fs.commit("c")
+    fs.rename(ROOT_ID, "f", ROOT_ID, "g")  # two names of one node: nothing happens (POSIX)
+    assert fs.commit("nothing") is None
+    fs.rename(ROOT_ID, "other", ROOT_ID, "g")  # replaces one name: the node keeps the other
+    fs.commit("mv")
+    fresh = FS(store)
+    assert fresh.listdir(ROOT_ID) == {"f": node, "g": other}
+    assert fresh.stat(node).nlink == 1 and cat(fresh, "/f") == b"linked"
+    fresh.link(other, ROOT_ID, "o2")
+    fresh.rename(ROOT_ID, "f", ROOT_ID, "o2")  # replaces a name of a linked node
+    fresh.commit("mv2")
+    newest = FS(store)
+    assert newest.listdir(ROOT_ID) == {"g": other, "o2": node}
+    assert newest.stat(other).nlink == 1 and newest.stat(node).nlink == 1
+    assert_consistent(store)
+
+
+def test_moving_names_of_a_linked_node_leaves_its_rows_until_one_name_is_left(store, fs):
+    a, b, c, d = (fs.mkdir(ROOT_ID, n) for n in "abcd")
+    node = make_file(fs, a, "f", b"x")
+    fs.link(node, b, "g")
+    fs.commit("c")
+    fs.rename(b, "g", c, "g")
+    fs.commit("mv g")
+    fresh = FS(store)
+    assert fresh.get(node).part_id == a and fresh.entries(c)["g"].part_id == a
+    assert_consistent(store)
+    fresh.unlink(a, "f")
+    fresh.rmdir(ROOT_ID, "a")  # the partition outlives its directory while it holds rows
+    fresh.commit("rm f, a")
+    assert cat(FS(store), "/c/g") == b"x"
+    assert_consistent(store)
+    newest = FS(store)
+    newest.rename(c, "g", d, "h")  # the only name now: the rows follow it
+    newest.commit("mv h")
+    last = FS(store)
+    assert last.get(node).part_id == d and last.entries(d)["h"].part_id == ""
+    assert cat(last, "/d/h") == b"x" and last.stat(node).nlink == 1
+    assert [v.part_id for v in last.versions(node)][-1] == d
+    assert_consistent(store)
+
+
+def test_links_of_symlinks_series_and_in_one_transaction_with_their_file(store, fs):
+    sym = fs.symlink(ROOT_ID, "l", "target")
+    series = fs.create(ROOT_ID, "s", fmt="series")
+    fs.append_series(series, pa.table({"timestamp": [1, 2], "v": [1.0, 2.0]}))
+    node = make_file(fs, ROOT_ID, "new", b"fresh")
+    fs.link(node, ROOT_ID, "new2")
+    fs.link(sym, ROOT_ID, "l2")
+    fs.link(series, ROOT_ID, "s2")
+    fs.commit("c")
+    fresh = FS(store)
+    assert fresh.readlink(fresh.resolve("/l2", follow=False)) == "target"
+    assert fresh.read_series(fresh.resolve("/s2")).num_rows == 2
+    assert len(fresh.series_versions(series)) == 1  # a link adds no rows
+    assert cat(fresh, "/new2") == b"fresh"
+    assert all(fresh.stat(n).nlink == 2 for n in (sym, series, node))
+    assert_consistent(store)
+
+
+def test_link_refusals(store, fs, monkeypatch):
+    import pondfs.tinyfs.fs as tinyfs_fs
+
+    d = fs.mkdir(ROOT_ID, "d")
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.commit("c")
+    with raises(errno.EPERM):
+        fs.link(d, ROOT_ID, "d2")
+    with raises(errno.EEXIST):
+        fs.link(node, ROOT_ID, "d")
+    with raises(errno.ENOTDIR):
+        fs.link(node, node, "x")
+    with raises(errno.EINVAL):
+        fs.link(node, ROOT_ID, "a/b")
+    with raises(errno.ENOENT):
+        fs.link("no-such-node", ROOT_ID, "x")
+    with raises(errno.EROFS):
+        FS(store, at=2).link(node, ROOT_ID, "x")
+    monkeypatch.setattr(tinyfs_fs, "LINK_MAX", 3)
+    fs.link(node, ROOT_ID, "two")
+    fs.link(node, d, "three")
+    with raises(errno.EMLINK):
+        fs.link(node, ROOT_ID, "four")
+    fs.commit("ln")
+    assert FS(store).stat(node).nlink == 3
+    assert_consistent(store)
+
+
+def test_time_travel_shows_links_as_they_were(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.commit("c")
+    fs.link(node, ROOT_ID, "g")
+    linked = fs.commit("ln")
+    fs.unlink(ROOT_ID, "f")
+    fs.commit("rm")
+    then = FS(store, at=linked)
+    assert then.listdir(ROOT_ID) == {"f": node, "g": node} and then.stat(node).nlink == 2
+    now = FS(store)
+    assert now.listdir(ROOT_ID) == {"g": node} and now.stat(node).nlink == 1
+    assert [v.nlink for v in now.versions(node)] == [1, 2, 1]
+
+
+def test_checker_finds_link_counts_that_disagree_with_the_names(store, fs):
+    node = make_file(fs, ROOT_ID, "f", b"x")
+    fs.link(node, ROOT_ID, "g")
+    fs.commit("c")
+    v = FS(store).get(node)
+    txn = store.last_txn() + 1
+    info = TxnInfo(txn, time.time_ns(), "miscount")
+    store.commit([v.evolve(version=v.version + 1, txn=txn, nlink=3,
+                            content=store.read_inline(v))], info)
+    report = Checker(FS(store)).run()
+    assert report.problems == [f"node {node} has 2 name(s) but nlink 3: /f, /g"]
+
+
+# ---------------------------------------------------------------- special files
+
+
+@pytest.mark.parametrize(("kind", "type_bits", "rdev"), [
+    ("fifo", st.S_IFIFO, 0), ("socket", st.S_IFSOCK, 0),
+    ("chardev", st.S_IFCHR, os.makedev(1, 3)), ("blockdev", st.S_IFBLK, os.makedev(7, 0))])
+def test_special_files_are_nodes_with_a_mode_and_no_content(store, fs, kind, type_bits, rdev):
+    node = fs.mknod(ROOT_ID, "special", type_bits | 0o640, rdev=rdev, uid=7, gid=8)
+    fs.link(node, ROOT_ID, "again")
+    fs.commit("mknod")
+    fresh = FS(store)
+    s = fresh.stat(fresh.resolve("/again"))
+    assert (s.kind, st.S_IFMT(s.mode), st.S_IMODE(s.mode)) == (kind, type_bits, 0o640)
+    assert (s.rdev, s.size, s.nlink, s.uid, s.gid) == (rdev, 0, 2, 7, 8)
+    assert fresh.kind(node) == kind
+    with raises(errno.EINVAL):
+        fresh.open_read(node)
+    with raises(errno.EINVAL):
+        fresh.write_content(node, [b"x"])
+    fresh.setattr(node, mode=0o600)
+    fresh.commit("chmod")
+    assert st.S_IMODE(FS(store).stat(node).mode) == 0o600
+    assert_consistent(store)
+
+
+def test_mknod_keeps_rdev_for_devices_only_and_refuses_other_types(store, fs):
+    fifo = fs.mknod(ROOT_ID, "p", st.S_IFIFO | 0o644, rdev=os.makedev(1, 3))
+    fs.commit("c")
+    assert FS(store).stat(fifo).rdev == 0  # as ext4 stores it
+    for type_bits in (st.S_IFREG, st.S_IFDIR, st.S_IFLNK, 0):
+        with raises(errno.EINVAL):
+            fs.mknod(ROOT_ID, "x", type_bits | 0o644)
+    with raises(errno.EEXIST):
+        fs.mknod(ROOT_ID, "p", st.S_IFSOCK | 0o644)
+    with raises(errno.EROFS):
+        FS(store, at=1).mknod(ROOT_ID, "x", st.S_IFIFO | 0o644)
+
+
 # ---------------------------------------------------------------- attributes
 
 
@@ -841,6 +1050,8 @@ def test_time_travel_views_are_read_only(store, fs):
         lambda: old.create(ROOT_ID, "new"),
         lambda: old.mkdir(ROOT_ID, "new"),
         lambda: old.symlink(ROOT_ID, "new", "x"),
+        lambda: old.mknod(ROOT_ID, "new", st.S_IFIFO | 0o644),
+        lambda: old.link(node, ROOT_ID, "new"),
         lambda: old.write_content(node, [b"y"]),
         lambda: old.truncate(node, 0),
         lambda: old.setattr(node, mode=0o600),
@@ -1261,9 +1472,14 @@ def test_dynamic_nodes_are_read_only(store, registry):
         lambda: fresh.truncate(child, 0),
         lambda: fresh.setattr(child, mode=0o777),
         lambda: fresh.setxattr(child, "user.a", b"1"),
+        lambda: fresh.mknod(dyn, "x", st.S_IFIFO | 0o644),
+        lambda: fresh.link(fresh.resolve("/src"), dyn, "x"),
     ):
         with raises(errno.EROFS):
             write()
+    for node in (child, dyn):  # like an immutable file on ext4
+        with raises(errno.EPERM):
+            fresh.link(node, ROOT_ID, "x")
     assert not fresh.dirty
 
 
@@ -1347,11 +1563,23 @@ def snapshot_of(fs: FS) -> dict[str, bytes | None]:
             for path, node in fs.walk() if path != "/"}
 
 
+def links_of(fs: FS) -> set[frozenset[str]]:
+    """The paths naming each file, as sets; asserts that each file's nlink counts them."""
+    paths: dict[str, set[str]] = {}
+    for path, node in fs.walk():
+        if fs.kind(node) != DIRECTORY:
+            paths.setdefault(node, set()).add(path)
+    for node, names in paths.items():
+        assert fs.stat(node).nlink == len(names), sorted(names)
+    return {frozenset(names) for names in paths.values()}
+
+
 @pytest.mark.slow  # ~100 commits: ~15 s on the Delta oplog
 @pytest.mark.parametrize("in_flight", [False, True], ids=["commit", "two-phase"])
 def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
-    """Random creates, writes, mkdirs, removals and renames (files and directories, into
-    other directories, over existing entries), with commits and aborts, against a dict.
+    """Random creates, writes, hard links, mkdirs, removals and renames (files and
+    directories, into other directories, over existing entries), with commits and aborts,
+    against a dict of contents and a dict of which paths name one file.
 
     ``in_flight``: each commit begins at one step and completes at a later one, with
     operations in between staged on top of the in-flight rows, and one store commit in
@@ -1362,8 +1590,10 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
     rng = random.Random(20241126)
     done: Counter[str] = Counter()
     model: dict[str, bytes | None] = {}
-    committed = dict(model)
+    file_of: dict[str, int] = {}  # path -> which file it names (hard links share one)
+    committed = dict(model), dict(file_of)
     history = {store.last_txn(): dict(model)}
+    links_history = {store.last_txn(): set()}
     flying = None  # (the Commit, the model it commits)
     real_commit = store.commit
 
@@ -1394,13 +1624,26 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
 
     def move(src: str, dst: str) -> None:
         moved = {p: c for p, c in model.items() if p == src or p.startswith(src + "/")}
+        files = {p: file_of.pop(p) for p in moved if p in file_of}
         for p in moved:
             del model[p]
         for p, c in moved.items():
             model[dst + p[len(src):]] = c
+        for p, f in files.items():
+            file_of[dst + p[len(src):]] = f
+
+    def remove(path: str) -> None:
+        del model[path]
+        file_of.pop(path, None)
+
+    def grouped(of: dict[str, int]) -> set[frozenset[str]]:
+        paths: dict[int, set[str]] = {}
+        for path, f in of.items():
+            paths.setdefault(f, set()).add(path)
+        return {frozenset(names) for names in paths.values()}
 
     for step in range(400):
-        op = rng.choice(["create", "create", "write", "mkdir", "unlink", "rmdir",
+        op = rng.choice(["create", "create", "write", "link", "mkdir", "unlink", "rmdir",
                          "rename_file", "rename_dir", "commit", "commit"])
         name = f"n{rng.randrange(12)}"
         if op == "create":
@@ -1410,11 +1653,22 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
             data = rng.randbytes(rng.choice([0, 5, 100]))
             make_file(fs, fs.resolve(d), name, data)
             model[join(d, name)] = data
+            file_of[join(d, name)] = step
         elif op == "write" and files():
             path = rng.choice(files())
             data = rng.randbytes(rng.randrange(50))
             fs.write_content(fs.resolve(path), [data])
-            model[path] = data
+            for p, f in file_of.items():
+                if f == file_of[path]:
+                    model[p] = data
+        elif op == "link" and files():
+            src = rng.choice(files())
+            d = rng.choice(dirs())
+            if join(d, name) in model:
+                continue
+            fs.link(fs.resolve(src), fs.resolve(d), name)
+            model[join(d, name)] = model[src]
+            file_of[join(d, name)] = file_of[src]
         elif op == "mkdir":
             d = rng.choice(dirs())
             if join(d, name) in model:
@@ -1425,7 +1679,7 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
             path = rng.choice(files())
             parent, old = split(path)
             fs.unlink(fs.resolve(parent), old)
-            del model[path]
+            remove(path)
         elif op == "rmdir":
             empty = [d for d in dirs() if d != "/" and not children(d)]
             if not empty:
@@ -1433,7 +1687,7 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
             path = rng.choice(empty)
             parent, old = split(path)
             fs.rmdir(fs.resolve(parent), old)
-            del model[path]
+            remove(path)
         elif op == "rename_file" and files():
             src = rng.choice(files())
             d = rng.choice(dirs())
@@ -1442,8 +1696,11 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
                 continue
             (sp, sn), (dp, dn) = split(src), split(dst)
             fs.rename(fs.resolve(sp), sn, fs.resolve(dp), dn)
-            if src != dst:
+            if dst in model and file_of[dst] == file_of[src]:
+                pass  # two names of one file: rename does nothing
+            elif src != dst:
                 model.pop(dst, None)
+                file_of.pop(dst, None)
                 move(src, dst)
         elif op == "rename_dir" and len(dirs()) > 1:
             src = rng.choice(dirs()[1:])
@@ -1467,42 +1724,49 @@ def test_random_operations_match_a_model(store, fs, in_flight, monkeypatch):
                 except FsError:
                     assert fs.dirty
                 else:
-                    history[commit.finish()] = expected
+                    txn = commit.finish()
+                    history[txn], links_history[txn] = expected[0], grouped(expected[1])
                     committed = expected
-                    assert snapshot_of(FS(store)) == expected, f"after step {step}"
+                    assert snapshot_of(FS(store)) == expected[0], f"after step {step}"
             elif rng.random() < 0.15:
                 fs.abort()
-                model = dict(committed)
+                model, file_of = dict(committed[0]), dict(committed[1])
             else:
                 commit = fs.begin_commit(f"step {step}")
                 if commit is not None:
-                    flying = commit, dict(model)
+                    flying = commit, (dict(model), dict(file_of))
         elif op == "commit":
             if rng.random() < 0.15:
                 fs.abort()
-                model = dict(committed)
+                model, file_of = dict(committed[0]), dict(committed[1])
             else:
                 txn = fs.commit(f"step {step}")
                 if txn is not None:
-                    history[txn] = dict(model)
-                committed = dict(model)
+                    history[txn], links_history[txn] = dict(model), grouped(file_of)
+                committed = dict(model), dict(file_of)
                 assert snapshot_of(FS(store)) == model, f"after step {step}"
+                assert links_of(FS(store)) == grouped(file_of), f"after step {step}"
         else:
             continue
         done[op] += 1
         if step % 50 == 0:
             assert snapshot_of(fs) == model, f"live view at step {step}"
+            assert links_of(fs) == grouped(file_of), f"live view at step {step}"
 
     monkeypatch.setattr(store, "commit", real_commit)
     if flying is not None:
-        history[flying[0].complete()] = flying[1]
+        txn = flying[0].complete()
+        history[txn], links_history[txn] = flying[1][0], grouped(flying[1][1])
     fs.commit("last")
-    history[store.last_txn()] = dict(model)
+    history[store.last_txn()], links_history[store.last_txn()] = dict(model), grouped(file_of)
     assert snapshot_of(FS(store)) == model
+    assert links_of(FS(store)) == grouped(file_of)
     assert len(history) > 20
-    assert min(done.values()) >= 5 and len(done) == 8, done
+    assert min(done.values()) >= 5 and len(done) == 9, done
+    assert any(len(names) > 1 for names in grouped(file_of)), "no file kept two names"
     for txn in rng.sample(sorted(history), 8):
         assert snapshot_of(FS(store, at=txn)) == history[txn], f"as of {txn}"
+        assert links_of(FS(store, at=txn)) == links_history[txn], f"as of {txn}"
     assert_consistent(store)
 
 
@@ -1715,6 +1979,44 @@ def test_a_held_node_renamed_over_a_file_keeps_the_old_file_committed(store, fs)
     fresh = FS(store)
     assert fresh.listdir(ROOT_ID) == {"f": held, "sub": sub}
     assert cat(fresh, "/f") == b"new, closed"
+    assert_consistent(store)
+
+
+def test_a_held_node_linked_before_release_commits_all_its_names_together(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("first")
+    held = path_file(fs, "/open", b"half")
+    fs.link(held, d, "second-name")
+    path_file(fs, "/closed", b"closed")
+    assert commit_holding(fs, held) == 3
+    fresh = FS(store)
+    assert sorted(fresh.listdir(ROOT_ID)) == ["closed", "d"] and fresh.listdir(d) == {}
+    assert_consistent(store)
+    fs.write_content(held, [b"whole"])
+    fs.commit("released")
+    fresh = FS(store)
+    assert fresh.resolve("/open") == fresh.resolve("/d/second-name") == held
+    assert fresh.stat(held).nlink == 2 and cat(fresh, "/d/second-name") == b"whole"
+    assert_consistent(store)
+
+
+def test_a_held_node_renamed_over_a_linked_file_keeps_its_names_committed(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    old = path_file(fs, "/f", b"old")
+    fs.link(old, d, "g")
+    fs.commit("first")
+    held = path_file(fs, "/tmp", b"")
+    fs.rename(ROOT_ID, "tmp", ROOT_ID, "f")
+    assert commit_holding(fs, held) is None  # the replaced name and its count wait too
+    fresh = FS(store)
+    assert fresh.resolve("/f") == fresh.resolve("/d/g") == old
+    assert fresh.stat(old).nlink == 2
+    assert fs.stat(old).nlink == 1  # the view keeps the rename
+    fs.write_content(held, [b"new"])
+    fs.commit("released")
+    fresh = FS(store)
+    assert fresh.resolve("/f") == held and fresh.resolve("/d/g") == old
+    assert fresh.stat(old).nlink == 1 and cat(fresh, "/d/g") == b"old"
     assert_consistent(store)
 
 

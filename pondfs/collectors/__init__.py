@@ -1,31 +1,27 @@
 """Collectors: bring data from outside (HydroVu, ...) into the pond as new versions.
 
-A collector is a resource (see :mod:`pondfs.resources`) whose ``kind`` names it. Its node in
-the pond is a read-only file showing its configuration (secrets as ``${env:...}``
-references); ``pond run PATH`` runs it inside the command's one transaction. Where its data
-goes and how it resumes is each collector's business; a collector keeps no state outside the
-pond, so a failed or lost run is simply followed by one that resumes.
-
-A collector class has ``validate(spec)`` (raise :class:`~pondfs.resources.SpecError`) and
-``run(fs, node_id, spec, progress) -> RunReport``. Modules are imported only when a collector
-is validated or run, so every ``pond`` command does not pay for HTTP libraries.
+A collector is a resource (see :mod:`pondfs.resources`) of an executable kind (see
+:mod:`pondfs.kinds`: a :class:`~pondfs.kinds.Kind` with ``run``, and ``makes`` naming where
+its runs write). Its node in the pond is a read-only file showing its configuration (secrets
+as ``${env:...}`` references); ``pond run PATH`` runs it inside the command's one
+transaction. Where its data goes and how it resumes is each collector's business; a
+collector keeps no state outside the pond, so a failed or lost run is simply followed by one
+that resumes. A collector's module is imported only when it is validated or run, so every
+``pond`` command does not pay for HTTP libraries.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import TextIO
 
-from ..resources import SpecError, config_file, parse_spec, spec_validator
-from ..tinyfs import DIRECTORY, DYNAMIC, FS, ROOT_ID, FactoryRegistry, FsError
-from ..tinyfs.fs import join_path
-
-#: Collector kinds and where their class lives.
-COLLECTORS = {"HydroVu": "pondfs.collectors.hydrovu:HydroVuCollector"}
+from .. import resources
+from ..kinds import KINDS
+from ..resources import SpecError, parse_spec
+from ..tinyfs import DYNAMIC, FS, FsError
 
 
 class CollectorError(Exception):
@@ -117,46 +113,20 @@ class TerminalProgress(Progress):
             self.stream.flush()
 
 
-class Collector(Protocol):
-    """What a collector class provides."""
-
-    @staticmethod
-    def validate(spec: dict) -> Any:
-        """Check a spec; raise SpecError naming the field."""
-
-    @staticmethod
-    def run(fs: FS, node_id: str, path: str, spec: dict, progress: Progress) -> RunReport:
-        """Collect what is new into ``fs`` (pending; the caller commits)."""
-
-
-def collector(kind: str) -> Collector:
-    """The collector class of ``kind``."""
-    try:
-        module, _, name = COLLECTORS[kind].partition(":")
-    except KeyError:
-        raise FsError(errno.EINVAL, f"{kind} is not a collector (collectors: "
-                      f"{', '.join(sorted(COLLECTORS))})") from None
-    return getattr(importlib.import_module(module), name)
-
-
-def register(registry: FactoryRegistry) -> None:
-    """Register every collector kind as a factory whose node reads as its configuration."""
-    for kind in COLLECTORS:
-        registry.register(kind, config_file,
-                          spec_validator(lambda spec, kind=kind: collector(kind).validate(spec)))
-
-
 def run(fs: FS, path: str, progress: Progress | None = None) -> RunReport:
     """Run the collector whose node is at ``path``; its failures are in the report."""
     node_id = fs.resolve(path, follow=False)
     stored = fs.get(node_id)
     kind, config = fs.dynamic_config(node_id) if stored.kind == DYNAMIC else ("", b"")
-    if kind not in COLLECTORS:
+    if not KINDS.executable(kind):
         raise FsError(errno.EINVAL, f"{path} is not a collector (see pond describe {path})")
+    run_kind = KINDS.get(kind).run
+    assert run_kind is not None
     progress = progress or Progress()
     started = time.monotonic()
     try:
-        report = collector(kind).run(fs, node_id, path, parse_spec(config, path), progress)
+        settings = KINDS.settings(kind, parse_spec(config, path))
+        report = run_kind(fs, node_id, path, settings, progress)
     except (CollectorError, SpecError) as exc:
         report = RunReport(path, error=str(exc))
     finally:
@@ -168,13 +138,4 @@ def run(fs: FS, path: str, progress: Progress | None = None) -> RunReport:
 def find(fs: FS) -> list[str]:
     """The path of every collector node in the pond, sorted (computed directories are not
     entered)."""
-    found = []
-    stack = [("/", ROOT_ID)]
-    while stack:
-        here, dir_id = stack.pop()
-        for name, op in fs.entries(dir_id).items():
-            if op.kind == DIRECTORY:
-                stack.append((join_path(here, name), op.node_id))
-            elif op.kind == DYNAMIC and fs.dynamic_config(op.node_id)[0] in COLLECTORS:
-                found.append(join_path(here, name))
-    return sorted(found)
+    return [path for path, kind in resources.find(fs) if KINDS.executable(kind)]

@@ -57,7 +57,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -65,9 +65,9 @@ from urllib.parse import urlencode
 import pyarrow as pa
 import requests
 
+from ..kinds import Kind
 from ..resources import Fields, SpecError, env_reference, makedirs, resolve_env
-from ..tinyfs import FS, FsError, validate_name
-from ..tinyfs.fs import join_path, split_path
+from ..tinyfs import FS, FsError, join_path, split_path, validate_name
 from . import CollectorError, Progress, RunReport, SourceReport
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,8 @@ class HydroVuClient:
             return self.get(path, f"page {page} (startTime={start})", cursor)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydrovu-fetch") as helper:
-            page, pending = 1, helper.submit(fetch, 1, "")
+            page = 1
+            pending: Future[requests.Response] | None = helper.submit(fetch, 1, "")
             while pending is not None:
                 what = f"page {page} (startTime={start})"
                 response = pending.result()
@@ -441,24 +442,16 @@ class Readings:
 # ---------------------------------------------------------------------- the collector
 
 
-class HydroVuCollector:
-    """Collects every configured (or every listed) device into its series."""
-
-    @staticmethod
-    def validate(spec: dict) -> Settings:
-        return Settings.parse(spec)
-
-    @staticmethod
-    def run(fs: FS, node_id: str, path: str, spec: dict, progress: Progress) -> RunReport:
-        settings = Settings.parse(spec)
-        client = HydroVuClient(settings.base_url,
-                               resolve_env(settings.client_id, "spec.client_id"),
-                               resolve_env(settings.client_secret, "spec.client_secret"),
-                               settings.limits)
-        try:
-            return _Run(fs, path, settings, client, progress).collect()
-        finally:
-            client.close()
+def run(fs: FS, node_id: str, path: str, settings: Settings, progress: Progress) -> RunReport:
+    """Collect every configured (or every listed) device's new readings into its series."""
+    client = HydroVuClient(settings.base_url,
+                           resolve_env(settings.client_id, "spec.client_id"),
+                           resolve_env(settings.client_secret, "spec.client_secret"),
+                           settings.limits)
+    try:
+        return _Run(fs, path, settings, client, progress).collect()
+    finally:
+        client.close()
 
 
 class _Run:
@@ -572,3 +565,7 @@ def _last_time(fs: FS, node_id: str) -> int | None:
     if pending is not None:
         times.append(pending)
     return max(times, default=None)
+
+
+KIND = Kind("HydroVu", validate=Settings.parse, run=run,
+            makes=lambda settings: [settings.output])

@@ -15,20 +15,20 @@ input's id and fingerprint (the content hash of every version it reads), so
 - a new version of an input changes its fingerprint, so exactly the files that read that
   input get new keys and are recomputed when next used; the others keep theirs.
 
-Usage, for a factory that turns each matched series into a summary::
+Usage, for a kind that turns each matched series into a summary::
 
-    def build(fs, config, node_id):
-        spec = check(parse_spec(config))
+    def build(fs, spec, node_id):                       # spec: what check(spec) returned
         return SummaryDir(fs, node_id, spec)            # a DynamicDirectory
 
     class SummaryDir(DynamicDirectory):
         def entries(self):
-            for match in resolve_inputs(self.fs, self.spec.pattern):
-                name = substitute(self.spec.name, match.captures)
+            for name, match in named_matches(self.fs, self.spec.pattern, self.spec.name):
                 yield name, ComputedFile(
                     self.fs, "summary", settings={"columns": self.spec.columns},
                     inputs=lambda m=match: [m.node_id],
                     write=lambda sink, ids: write_parquet(sink, summarise(self.fs, ids[0])))
+
+    KIND = Kind("summary", validate=check, build=build, reads=lambda spec: [spec.pattern])
 
 Reading inputs: :func:`read_table` gives any input (a stored table or series, or another
 factory's Parquet output) as one table; :func:`iter_batches` streams it a record batch at
@@ -45,10 +45,8 @@ import ctypes.util
 import datetime
 import errno
 import hashlib
-import io
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,8 +55,10 @@ from typing import Any, BinaryIO, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import durations
 from ..resources import Fields, SpecError
 from ..tinyfs import (
+    CHUNK_SIZE,
     FS,
     SERIES,
     SYMLINK,
@@ -66,10 +66,12 @@ from ..tinyfs import (
     DynamicFile,
     DynamicNode,
     FsError,
+    GlobError,
+    GlobPattern,
+    stream_hash,
+    substitute,
     validate_name,
 )
-from ..tinyfs.glob import GlobError, GlobPattern, substitute
-from ..tinyfs.hashing import stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -118,44 +120,40 @@ def resolve_inputs(fs: FS, pattern: str, *, files_only: bool = True) -> list[Inp
 def named_matches(fs: FS, pattern: str, template: str, *, files_only: bool = False
                   ) -> list[tuple[str, Input]]:
     """``(name, input)`` for every node ``pattern`` matches (see :func:`resolve_inputs`),
-    named by ``template`` from its captures (``$0``...), in path order. A match whose name
-    is not a valid file name, or is taken by an earlier match, is left out with a warning."""
-    named: list[tuple[str, Input]] = []
-    taken: dict[str, str] = {}
-    for match in resolve_inputs(fs, pattern, files_only=files_only):
-        name = substitute(template, match.captures)
-        try:
-            validate_name(name)
-        except FsError as exc:
-            log.warning("%s: %s: the name made by %r is not usable: %s", pattern, match.path,
-                        template, exc)
-            continue
-        if name in taken:
-            log.warning("%s: %s and %s are both named %r; keeping the first", pattern,
-                        taken[name], match.path, name)
-            continue
-        taken[name] = match.path
-        named.append((name, match))
-    return named
+    named by ``template`` from its captures (``$0``...), in path order, by the rule of
+    :func:`unique_names`."""
+    return unique_names(pattern, template, (
+        (substitute(template, match.captures), match.path, match)
+        for match in resolve_inputs(fs, pattern, files_only=files_only)))
 
 
-def checked_names(template: str, named: Iterable[tuple[str, str, T]]) -> list[tuple[str, T]]:
-    """``(name, item)`` for each ``(name, what, item)`` whose name ``template`` made; a name
-    that cannot name a file, or that two outputs share, is an EINVAL naming ``spec.name``
-    and ``what`` produced it."""
+def unique_names(where: str, template: str, named: Iterable[tuple[str, str, T]]
+                 ) -> list[tuple[str, T]]:
+    """``(name, item)`` for each ``(name, what, item)``, in order, whose ``name`` (what
+    ``template`` made for ``what``: a match's path, a parameter) is usable: the one rule for
+    the names of a computed directory's entries.
+
+    A name that cannot name a file, or that an earlier output already has, is left out with
+    a warning naming ``where`` (the pattern), ``what`` and the name; the first output in
+    order keeps a name. A directory's entries follow inputs that come and go without a
+    ``pond apply``, so one odd input must not make the whole directory unreadable.
+    """
     taken: dict[str, str] = {}
-    checked: list[tuple[str, T]] = []
+    unique: list[tuple[str, T]] = []
     for name, what, item in named:
         try:
             validate_name(name)
         except FsError as exc:
-            raise FsError(errno.EINVAL, f"spec.name: {what} gives {exc}") from None
+            log.warning("%s: %s: the name %r makes is not usable, so it is left out: %s",
+                        where, what, template, exc)
+            continue
         if name in taken:
-            raise FsError(errno.EINVAL, f"spec.name: {template!r} names both {taken[name]} "
-                          f"and {what} {name!r}; use more captures")
+            log.warning("%s: %s and %s are both named %r by %r; keeping the first (use more "
+                        "captures)", where, taken[name], what, name, template)
+            continue
         taken[name] = what
-        checked.append((name, item))
-    return checked
+        unique.append((name, item))
+    return unique
 
 
 def pattern_field(fields: Fields, key: str, default: str | None = None) -> str:
@@ -190,19 +188,20 @@ def check_template(template: str, pattern: str, field: str) -> None:
 
 #: The default floor: event times before 2000-01-01 UTC are device clock glitches.
 DEFAULT_FLOOR = 946684800
-_DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d|w)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PER_SECOND = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def parse_duration(text: Any, field: str) -> int:
-    """Seconds in a duration such as ``30s``, ``15m``, ``1h``, ``1d``, ``1w``; a SpecError
-    naming ``field`` otherwise."""
-    m = _DURATION.fullmatch(text) if isinstance(text, str) else None
-    if m is None:
-        raise SpecError(field, f"{text!r} is not a duration (a positive whole number and "
-                        "a unit: s, m, h, d or w; e.g. 30m, 1h, 1d)")
-    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    """Seconds in a duration of whole seconds above 0 such as ``30s``, ``15m``, ``1h``,
+    ``1d12h`` (the grammar of :mod:`pondfs.durations`); a SpecError naming ``field``
+    otherwise."""
+    try:
+        seconds = durations.parse_duration(text)
+    except ValueError as exc:
+        raise SpecError(field, str(exc)) from None
+    if seconds <= 0 or not seconds.is_integer():
+        raise SpecError(field, f"{text!r} is not a whole number of seconds above 0")
+    return int(seconds)
 
 
 def parse_time(value: Any, field: str) -> int:
@@ -336,11 +335,11 @@ class ComputedFile(DynamicFile):
         return self.key(self.inputs())
 
     def key(self, inputs: Sequence[str | Input]) -> str:
-        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, _input_id(i)))
+        return cache_key(self.recipe, ((_input_name(i), fingerprint(self.fs, input_id(i)))
                                        for i in inputs))
 
     def mtime_ns(self) -> int:
-        return max((input_mtime_ns(self.fs, _input_id(i)) for i in self.inputs()),
+        return max((input_mtime_ns(self.fs, input_id(i)) for i in self.inputs()),
                    default=self.default_mtime_ns)
 
     def _ensure(self) -> str:
@@ -363,7 +362,8 @@ class ComputedFile(DynamicFile):
         return reader
 
 
-def _input_id(i: str | Input) -> str:
+def input_id(i: str | Input) -> str:
+    """The node id of an input given as one or as an :class:`Input`."""
     return i if isinstance(i, str) else i.node_id
 
 
@@ -412,7 +412,7 @@ def iter_batches(fs: FS, node_id: str, columns: Sequence[str] | None = None,
 def _parquet_batches(f: BinaryIO, what: str, columns: Sequence[str] | None,
                      batch_size: int) -> Iterator[pa.RecordBatch]:
     try:
-        parquet = pq.ParquetFile(f, buffer_size=1 << 20)
+        parquet = pq.ParquetFile(f, buffer_size=CHUNK_SIZE)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FsError(errno.EINVAL, f"{what}: not a Parquet file ({exc})") from None
     names = parquet.schema_arrow.names
@@ -492,10 +492,3 @@ def write_parquet(sink: BinaryIO, table: pa.Table) -> None:
 def write_text(sink: BinaryIO, text: str) -> None:
     """``text`` as UTF-8 into ``sink``."""
     sink.write(text.encode())
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as the bytes :func:`write_parquet` writes."""
-    sink = io.BytesIO()
-    write_parquet(sink, table)
-    return sink.getvalue()

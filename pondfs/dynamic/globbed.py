@@ -12,8 +12,9 @@
 
 Each entry *is* the matched node: reading it reads the original (a series reads as its
 merged Parquet file, a directory lists the original's entries), and a factory reading an
-entry reads the original's versions. Entries are read-only. When two matches would get the
-same name the first (in path order) keeps it and the others are left out with a warning.
+entry reads the original's versions. Entries are read-only. Names follow the rule of
+:func:`~pondfs.dynamic.computed.unique_names`: when two matches would get the same name the
+first (in path order) keeps it and the others are left out with a warning.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..resources import Fields, parse_spec
-from ..tinyfs import DIRECTORY, FS, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode
-from ..tinyfs.fs import join_path
+from ..kinds import Kind
+from ..resources import Fields
+from ..tinyfs import DIRECTORY, FS, SYMLINK, DynamicDirectory, DynamicFile, DynamicNode, join_path
 from .computed import (
     check_template,
     fingerprint,
@@ -52,12 +53,8 @@ def check(spec: dict) -> GlobSpec:
     return GlobSpec(in_pattern, out_pattern)
 
 
-def input_patterns(spec: dict) -> list[str]:
-    return [check(spec).in_pattern]
-
-
-def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
-    return GlobDirectory(fs, check(parse_spec(config)), node_id)
+def build(fs: FS, spec: GlobSpec, node_id: str) -> DynamicNode:
+    return GlobDirectory(fs, spec, node_id)
 
 
 def linked(fs: FS, path: str, node_id: str) -> DynamicNode:
@@ -125,3 +122,6 @@ class GlobDirectory(DynamicDirectory):
     def entries(self) -> Iterable[tuple[str, DynamicNode]]:
         return [(name, linked(self.fs, match.path, match.node_id)) for name, match in
                 named_matches(self.fs, self.spec.in_pattern, self.spec.out_pattern)]
+
+
+KIND = Kind("glob", validate=check, build=build, reads=lambda spec: [spec.in_pattern])

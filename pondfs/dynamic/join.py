@@ -47,9 +47,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..resources import Fields, SpecError, parse_spec
-from ..tinyfs import FS, SERIES, DynamicNode, FsError
-from ..tinyfs.glob import GlobError, substitute
+from ..kinds import Kind
+from ..resources import Fields, SpecError
+from ..tinyfs import FS, SERIES, DynamicNode, FsError, GlobError, substitute
 from .computed import (
     DEFAULT_FLOOR,
     ROW_GROUP,
@@ -121,13 +121,7 @@ def check(spec: dict) -> JoinSpec:
     return JoinSpec(column, floor, tuple(inputs))
 
 
-def input_patterns(spec: dict) -> list[str]:
-    return [i.pattern for i in check(spec).inputs]
-
-
-def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
-    spec = check(parse_spec(config))
-
+def build(fs: FS, spec: JoinSpec, node_id: str) -> DynamicNode:
     def inputs() -> list[Input]:
         return [match for one in spec.inputs for match in resolve_inputs(fs, one.pattern)]
 
@@ -375,3 +369,7 @@ def _outer_join(parts: Sequence[pa.Table], column: str) -> pa.Table:
             raise FsError(errno.EINVAL, f"column {name!r} has types that do not mix "
                           f"({exc})") from None
     return pa.table(out)
+
+
+KIND = Kind(FACTORY, validate=check, build=build,
+            reads=lambda spec: [one.pattern for one in spec.inputs])

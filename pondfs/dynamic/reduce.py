@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -42,7 +43,8 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..resources import Fields, SpecError, parse_spec
+from ..kinds import Kind
+from ..resources import Fields, SpecError
 from ..tinyfs import FS, DynamicNode, FsError
 from .computed import (
     DEFAULT_FLOOR,
@@ -132,12 +134,7 @@ def check(spec: dict) -> ReduceSpec:
                       tuple(aggregations))
 
 
-def input_patterns(spec: dict) -> list[str]:
-    return [check(spec).in_pattern]
-
-
-def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
-    spec = check(parse_spec(config))
+def build(fs: FS, spec: ReduceSpec, node_id: str) -> DynamicNode:
     return StaticDirectory(lambda: _inputs(fs, spec), lambda: fs.get(node_id).mtime_ns)
 
 
@@ -148,16 +145,19 @@ def file_name(resolution: str) -> str:
 def _inputs(fs: FS, spec: ReduceSpec) -> Iterable[tuple[str, DynamicNode]]:
     """One directory per matched input; listing it computes nothing."""
     for name, match in named_matches(fs, spec.in_pattern, spec.out_pattern, files_only=True):
-        yield name, StaticDirectory(
-            lambda match=match: _resolutions(fs, spec, match),
-            lambda match=match: input_mtime_ns(fs, match.node_id))
+        yield name, StaticDirectory(functools.partial(_resolutions, fs, spec, match),
+                                    functools.partial(input_mtime_ns, fs, match.node_id))
 
 
 def _resolutions(fs: FS, spec: ReduceSpec, match: Input) -> list[tuple[str, DynamicNode]]:
-    return [(file_name(text), ComputedFile(
-        fs, FACTORY, spec.settings(seconds), lambda: [match.node_id],
-        lambda sink, ids, seconds=seconds: write_reduced(fs, spec, ids[0], seconds, sink)))
-        for text, seconds in spec.resolutions]
+    return [(file_name(text), _reduced(fs, spec, match, seconds))
+            for text, seconds in spec.resolutions]
+
+
+def _reduced(fs: FS, spec: ReduceSpec, match: Input, seconds: int) -> ComputedFile:
+    """The file of ``match`` reduced to buckets of ``seconds``."""
+    return ComputedFile(fs, FACTORY, spec.settings(seconds), lambda: [match.node_id],
+                        lambda sink, ids: write_reduced(fs, spec, ids[0], seconds, sink))
 
 
 def write_reduced(fs: FS, spec: ReduceSpec, node_id: str, seconds: int, sink: BinaryIO
@@ -329,3 +329,6 @@ def _sum_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_integer(t):
         return pa.int64()
     return t
+
+
+KIND = Kind(FACTORY, validate=check, build=build, reads=lambda spec: [spec.in_pattern])

@@ -15,8 +15,9 @@ The query reads pond inputs bound to table names by pattern, in one of two ways:
 - ``source`` binds the table ``source``. With a ``name`` template the node is a directory
   holding one output per match, named from the match's captures (``$0``, ``$1``; see
   :func:`pondfs.tinyfs.glob.substitute`), each querying that match alone (DuckPond's
-  derive). Without ``name`` the node is one file and ``source`` is the union of every
-  match (columns unified, missing ones null).
+  derive); a name that is not usable or already taken is left out with a warning
+  (:func:`~pondfs.dynamic.computed.unique_names`). Without ``name`` the node is one file
+  and ``source`` is the union of every match (columns unified, missing ones null).
 - ``inputs`` binds each name to the union of its pattern's matches; the node is one file.
 
 Whether the node is a directory or a file follows from the spec, never from how many
@@ -41,6 +42,7 @@ Parquet, but the inputs are held in memory while the query runs.
 from __future__ import annotations
 
 import errno
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,23 +51,25 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..resources import Fields, SpecError, parse_spec
-from ..tinyfs import FS, DynamicNode, FsError
-from ..tinyfs.glob import substitute
+from ..kinds import Kind
+from ..resources import Fields, SpecError
+from ..tinyfs import FS, DynamicNode, FsError, substitute
 from .computed import (
     ROW_GROUP,
     ComputedFile,
+    Input,
     StaticDirectory,
     cache_key,
     check_template,
-    checked_names,
     fingerprint,
+    input_id,
     input_mtime_ns,
     pattern_field,
     read_table,
     resolve_inputs,
     schema_of,
     source,
+    unique_names,
 )
 
 FACTORY = "sql-derived"
@@ -142,25 +146,18 @@ def check(spec: dict) -> SqlSpec:
     return parsed
 
 
-def input_patterns(spec: dict) -> list[str]:
-    """The patterns the node reads (for dependency order)."""
-    return list(check(spec).tables.values())
-
-
-def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
+def build(fs: FS, spec: SqlSpec, node_id: str) -> DynamicNode:
     """The node: a directory of per-match outputs, or one file. Computes nothing."""
-    spec = check(parse_spec(config))
     if not spec.per_match:
         return SqlFile(fs, spec, lambda: _bind(fs, spec.tables))
     return StaticDirectory(lambda: _outputs(fs, spec), lambda: _newest(fs, spec))
 
 
-def verify(fs: FS, spec: dict) -> bool:
+def verify(fs: FS, parsed: SqlSpec) -> bool:
     """Plan the query against the schemas of what its patterns match now: a SpecError
     naming the field if it cannot run. Only schemas that cost a Parquet footer are read (a
     stored input, or a computed one already in the cache): when one is not, or a pattern
     matches nothing yet, nothing is planned and the answer is False."""
-    parsed = check(spec)
     schemas = {}
     for table, pattern in parsed.tables.items():
         matches = resolve_inputs(fs, pattern)
@@ -212,10 +209,10 @@ class SqlFile(ComputedFile):
         super().__init__(fs, FACTORY, spec.settings(), bind,
                          lambda sink, ids: _write(fs, spec, ids, sink))
 
-    def key(self, inputs: Sequence[str]) -> str:
+    def key(self, inputs: Sequence[str | Input]) -> str:
         layout = getattr(inputs, "layout", [])
         return cache_key(self.recipe + repr(layout),
-                         ((i, fingerprint(self.fs, i)) for i in inputs))
+                         ((input_id(i), fingerprint(self.fs, input_id(i))) for i in inputs))
 
 
 def _bind(fs: FS, tables: dict[str, str], only: str | None = None) -> Bound:
@@ -228,10 +225,10 @@ def _bind(fs: FS, tables: dict[str, str], only: str | None = None) -> Bound:
 
 def _outputs(fs: FS, spec: SqlSpec) -> list[tuple[str, DynamicNode]]:
     assert spec.name is not None
-    named = [(substitute(spec.name, m.captures), m.path, m)
-             for m in resolve_inputs(fs, spec.tables[SOURCE])]
-    return [(name, SqlFile(fs, spec, lambda m=match: _bind(fs, spec.tables, m.node_id)))
-            for name, match in checked_names(spec.name, named)]
+    pattern = spec.tables[SOURCE]
+    named = [(substitute(spec.name, m.captures), m.path, m) for m in resolve_inputs(fs, pattern)]
+    return [(name, SqlFile(fs, spec, functools.partial(_bind, fs, spec.tables, match.node_id)))
+            for name, match in unique_names(pattern, spec.name, named)]
 
 
 def _newest(fs: FS, spec: SqlSpec) -> int:
@@ -331,3 +328,7 @@ def _message(exc: Exception) -> str:
         text = text[len("DataFusion error: "):]
     return " ".join(line.strip() for line in text.splitlines()[:2])
 
+
+
+KIND = Kind(FACTORY, validate=check, build=build, verify=verify,
+            reads=lambda spec: list(spec.tables.values()))

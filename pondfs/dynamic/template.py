@@ -22,6 +22,9 @@ directories a temporal-reduce makes (``/reduce/<site>/res=<d>.parquet``)::
 ``all``
     one output, ``name`` as given.
 
+A name that is not usable, or that an earlier output already has, is left out with a
+warning (:func:`~pondfs.dynamic.computed.unique_names`).
+
 The template is ``template`` (inline) or ``template_file`` (a pond path). Jinja runs
 sandboxed, with undefined names an error rather than empty text, and a ``slug`` filter.
 The context (plain lists and mappings; ``{{ x | tojson }}`` writes any of it as JSON):
@@ -68,20 +71,20 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from ..resources import Fields, SpecError, parse_spec
-from ..tinyfs import FILE, FS, DynamicNode, FsError, read_all
-from ..tinyfs.glob import GlobError, substitute
+from ..kinds import Kind
+from ..resources import Fields, SpecError
+from ..tinyfs import FILE, FS, DynamicNode, FsError, GlobError, read_all, substitute, validate_name
 from .computed import (
     ComputedFile,
     Input,
     StaticDirectory,
     check_template,
-    checked_names,
     input_mtime_ns,
     parse_duration,
     pattern_field,
     resolve_inputs,
     schema_of,
+    unique_names,
     write_text,
 )
 
@@ -211,6 +214,11 @@ def check(spec: dict) -> TemplateSpec:
         except GlobError as exc:
             hint = " ($0 is the parameter's slug)" if captures else " (each: all has none)"
             raise SpecError("spec.name", f"{exc}{hint}") from None
+    if each == "all":
+        try:
+            validate_name(substitute(name, []))
+        except FsError as exc:
+            raise SpecError("spec.name", str(exc)) from None
     inline = fields.get("template", str, None)
     template_file = fields.get("template_file", str, None)
     if (inline is None) == (template_file is None):
@@ -226,10 +234,9 @@ def check(spec: dict) -> TemplateSpec:
     return TemplateSpec(pattern, each, name, inline, template_file, time_column)
 
 
-def input_patterns(spec: dict) -> list[str]:
+def reads(spec: TemplateSpec) -> list[str]:
     """The patterns the node reads: its input, and its template file."""
-    parsed = check(spec)
-    return [parsed.input] + ([parsed.template_file] if parsed.template_file else [])
+    return [spec.input] + ([spec.template_file] if spec.template_file else [])
 
 
 def _environment():
@@ -256,9 +263,9 @@ def _compile(source: str, field: str):
 # ---------------------------------------------------------------------- the node
 
 
-def build(fs: FS, config: bytes, node_id: str) -> DynamicNode:
+def build(fs: FS, spec: TemplateSpec, node_id: str) -> DynamicNode:
     """The directory of rendered outputs. Computes nothing."""
-    return TemplateDirectory(fs, check(parse_spec(config)))
+    return TemplateDirectory(fs, spec)
 
 
 class TemplateDirectory(StaticDirectory):
@@ -278,6 +285,7 @@ class TemplateDirectory(StaticDirectory):
 
     def _outputs(self) -> list[tuple[str, DynamicNode]]:
         spec = self.spec
+        named: list[tuple[str, str, Input | str | None]]
         if spec.each == "match":
             named = [(substitute(spec.name, m.captures), m.path, m) for m in self._matches()]
         elif spec.each == "parameter":
@@ -288,7 +296,7 @@ class TemplateDirectory(StaticDirectory):
         else:
             named = [(substitute(spec.name, []), "all matches", None)]
         return [(name, self._file(name, which))
-                for name, which in checked_names(spec.name, named)]
+                for name, which in unique_names(spec.input, spec.name, named)]
 
     def _file(self, name: str, which: Input | str | None) -> ComputedFile:
         def inputs() -> list[str | Input]:
@@ -397,3 +405,6 @@ def _parameters(matches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "label": instrument["instrument"] or match["name"],
                     "columns": instrument["columns"], "resolutions": match["resolutions"]})
     return sorted(found.values(), key=lambda p: p["slug"])
+
+
+KIND = Kind(FACTORY, validate=check, build=build, reads=reads)

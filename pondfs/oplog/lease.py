@@ -33,7 +33,7 @@ import time
 from types import TracebackType
 
 from pondfs.s3 import Bucket, S3Error
-from pondfs.tinyfs.errors import FsError, PondLocked
+from pondfs.tinyfs import FsError, PondLocked
 
 from .lock import FINISHING_MARK, FINISHING_WAIT, holder_is_finishing, holder_line
 

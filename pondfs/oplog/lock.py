@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from pondfs.tinyfs.errors import PondLocked
+from pondfs.tinyfs import PondLocked
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,9 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
-from pondfs.tinyfs.errors import CorruptContent, FsError
-from pondfs.tinyfs.hashing import HASH_RE, hasher
+from pondfs.tinyfs import CHUNK_SIZE, HASH_RE, Chunk, CorruptContent, FsError, hasher
 
 log = logging.getLogger(__name__)
-
-#: Bytes read or hashed at a time: memory stays bounded whatever the object's size.
-CHUNK_SIZE = 1024 * 1024
 
 # Random reads (FUSE asks for up to 128 KiB at a time) should not each fetch a whole chunk;
 # larger reads bypass the buffer.
@@ -75,7 +71,7 @@ class ObjectStore:
             raise FsError(errno.EINVAL, f"not a content object name: {digest!r}")
         return self.root / digest[:2] / digest
 
-    def put(self, chunks: Iterable[bytes], *, durable: bool = True) -> tuple[str, int]:
+    def put(self, chunks: Iterable[Chunk], *, durable: bool = True) -> tuple[str, int]:
         """Store the concatenation of ``chunks``; return its (digest, size).
 
         Chunks are written as they come, so only one chunk is in memory at a time; each is
@@ -302,7 +298,7 @@ class _OverlappedHash:
 
     def __init__(self) -> None:
         self._digest = hasher()
-        self._pending: Future[None] | None = None
+        self._pending: Future[object] | None = None
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         self.wait()

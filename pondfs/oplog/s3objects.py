@@ -19,8 +19,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from typing import BinaryIO
 
 from pondfs.s3 import Bucket
-from pondfs.tinyfs.errors import CorruptContent
-from pondfs.tinyfs.hashing import HASH_RE
+from pondfs.tinyfs import HASH_RE, Chunk, CorruptContent
 
 from .objects import ObjectStore
 
@@ -42,7 +41,7 @@ class S3ObjectStore:
         self.cache.path(digest)
         return f"{_OBJECTS}/{digest[:2]}/{digest}"
 
-    def put(self, chunks: Iterable[bytes], *, durable: bool = True) -> tuple[str, int]:
+    def put(self, chunks: Iterable[Chunk], *, durable: bool = True) -> tuple[str, int]:
         """Store the concatenation of ``chunks`` in the bucket; return its (hash, size).
 
         Content the bucket already holds (with the right size) is not uploaded again. An

@@ -1,8 +1,13 @@
 """The row layout of the operation log: one Arrow/Delta row per :class:`NodeVersion`.
 
 Every NodeVersion field is a column of the same name. ``xattrs`` is a map from name to bytes,
-``entries`` a list of (name, node_id, kind, op) structs, ``content`` the inline bytes (null
-when the content is a content object). The table is partitioned by ``part_id``.
+``entries`` a list of (name, node_id, kind, op, part_id) structs, ``content`` the inline bytes
+(null when the content is a content object). The table is partitioned by ``part_id``.
+
+The columns added since the first layout (``nlink``, ``rdev``, and ``part_id`` of entries, for
+hard links and special files) are nullable: rows of older ponds hold null there, read as the
+field's default (one name, no device, the partition the entry's kind implies). A writer adds
+them to an older pond's table with its first commit (:func:`missing_columns`).
 
 Besides node versions, each pond transaction writes one *transaction row* in the reserved
 partition :data:`TXN_PARTITION` (kind ``transaction``, ``txn`` its number, ``content`` its
@@ -20,7 +25,7 @@ from dataclasses import MISSING, fields
 
 import pyarrow as pa
 
-from pondfs.tinyfs.records import DirOp, NodeVersion, TxnInfo
+from pondfs.tinyfs import DirOp, NodeVersion, TxnInfo
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ ENTRY_TYPE = pa.struct(
         pa.field("node_id", pa.string(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),
         pa.field("op", pa.string(), nullable=False),
+        pa.field("part_id", pa.string(), nullable=True),
     ]
 )
 
@@ -76,6 +82,8 @@ SCHEMA = pa.schema(
         pa.field("snapshot", pa.bool_(), nullable=False),
         pa.field("deleted", pa.bool_(), nullable=False),
         pa.field("timestamp_ns", pa.int64(), nullable=False),
+        pa.field("nlink", pa.int64(), nullable=True),
+        pa.field("rdev", pa.int64(), nullable=True),
     ]
 )
 
@@ -93,7 +101,8 @@ def to_table(versions: Sequence[NodeVersion]) -> pa.Table:
                 value = sorted(value.items())
             elif name == "entries":
                 value = [
-                    {"name": e.name, "node_id": e.node_id, "kind": e.kind, "op": e.op}
+                    {"name": e.name, "node_id": e.node_id, "kind": e.kind, "op": e.op,
+                     "part_id": e.part_id or None}
                     for e in value
                 ]
             elif name == CONTENT_COLUMN and not v.inline:
@@ -102,9 +111,20 @@ def to_table(versions: Sequence[NodeVersion]) -> pa.Table:
     return pa.table(columns, schema=SCHEMA)
 
 
+def missing_columns(schema: pa.Schema) -> list[str]:
+    """The columns (``entries.part_id`` for a field of the entries) of :data:`SCHEMA` that a
+    table of ``schema`` lacks: an older pond's, until a commit adds them."""
+    missing = [name for name in SCHEMA.names if name not in schema.names]
+    if "entries" in schema.names:
+        entry = schema.field("entries").type.value_type
+        missing += [f"entries.{f.name}" for f in ENTRY_TYPE
+                    if entry.get_field_index(f.name) < 0]
+    return missing
+
+
 def from_table(table: pa.Table) -> list[NodeVersion]:
-    """The NodeVersions of ``table``'s rows; absent columns (``content``) take the field's
-    default (None for content).
+    """The NodeVersions of ``table``'s rows; absent columns (``content``) and nulls in the
+    nullable columns older ponds lack take the field's default (None for content).
 
     Builds each version with positional arguments from whole columns: three times faster
     than keyword arguments per row, which matters when listing 10,000 entries.
@@ -113,16 +133,21 @@ def from_table(table: pa.Table) -> list[NodeVersion]:
     columns = []
     for f in fields(NodeVersion):
         if f.name not in table.column_names:
-            if f.default is MISSING:  # a factory: a fresh value per row
+            if f.default_factory is not MISSING:  # a fresh value per row
                 columns.append([f.default_factory() for _ in range(n)])
             else:
                 columns.append([f.default] * n)
             continue
-        column = table.column(f.name).to_pylist()
+        arrow = table.column(f.name)
+        column = arrow.to_pylist()
         if f.name == "xattrs":
             column = [dict(pairs) if pairs else {} for pairs in column]
         elif f.name == "entries":
-            column = [tuple(DirOp(**e) for e in ops) if ops else () for ops in column]
+            column = [tuple(DirOp(e["name"], e["node_id"], e["kind"], e["op"],
+                                  e.get("part_id") or "") for e in ops) if ops else ()
+                      for ops in column]
+        elif arrow.null_count and f.default is not MISSING and f.default is not None:
+            column = [f.default if value is None else value for value in column]
         columns.append(column)
     return [NodeVersion(*row) for row in zip(*columns, strict=True)]
 

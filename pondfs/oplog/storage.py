@@ -22,13 +22,13 @@ import errno
 import logging
 import os
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 import pyarrow.fs as pafs
 
-from pondfs.tinyfs.errors import FsError
+from pondfs.tinyfs import FsError
 
 from ..locations import is_s3_url
 from .lock import WriterLock, lock_holder
@@ -44,7 +44,12 @@ _DELTA_LOG = f"{OPLOG}/_delta_log"
 
 
 class PondLock(Protocol):
-    """What a writer lock offers besides being a context manager."""
+    """A writer lock: held while its context is open, and what it offers besides."""
+
+    def __enter__(self) -> None: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
 
     def check(self) -> None:
         """FsError when the lock was lost (a writer must not commit then)."""
@@ -86,7 +91,7 @@ class PondStorage(ABC):
         """The pond's content objects (an ObjectStore, or one with its methods)."""
 
     @abstractmethod
-    def writer_lock(self, holder: str) -> AbstractContextManager[None]:
+    def writer_lock(self, holder: str) -> PondLock:
         """The pond's single-writer lock for a writer described by ``holder``; a
         :class:`PondLock` (a second writer gets PondLocked naming the holder)."""
 
@@ -196,7 +201,7 @@ class S3Storage(PondStorage):
         cache.mkdir(parents=True, exist_ok=True)
         return S3ObjectStore(self.bucket, ObjectStore(cache))
 
-    def writer_lock(self, holder: str) -> AbstractContextManager[None]:
+    def writer_lock(self, holder: str) -> PondLock:
         from .lease import S3Lease
 
         return S3Lease(self.bucket, LOCK, holder)

@@ -47,10 +47,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from pondfs.tinyfs.errors import CorruptContent, FsError
-from pondfs.tinyfs.hashing import content_hash
-from pondfs.tinyfs.persistence import Persistence
-from pondfs.tinyfs.records import NodeVersion, StoredContent, TxnInfo
+from pondfs.tinyfs import (
+    Chunk,
+    CorruptContent,
+    FsError,
+    NodeVersion,
+    Persistence,
+    StoredContent,
+    TxnInfo,
+    content_hash,
+)
 
 from .objects import fsync_dir
 from .schema import (
@@ -61,6 +67,7 @@ from .schema import (
     SCHEMA,
     TXN_PARTITION,
     from_table,
+    missing_columns,
     to_table,
     txn_infos,
     txn_row,
@@ -169,7 +176,7 @@ class OplogPersistence(Persistence):
         self._mutex = threading.RLock()
         self._table = self._open_table()
         #: The Delta table's id: one pond's identity wherever it is read from.
-        self.table_id: str = self._table.metadata().id
+        self.table_id: str = str(self._table.metadata().id)  # a UUID (typed int upstream)
         self.objects = storage.object_store(self.table_id)
         #: Where derived content of this pond is cached.
         self.cache_dir = storage.cache_dir(self.table_id)
@@ -180,7 +187,10 @@ class OplogPersistence(Persistence):
         if HASH_COLUMN not in schema.names:
             raise FsError(errno.EINVAL, f"{self.root}: a pond of an older pondfs (content named "
                           f"by SHA-256, not {HASH_COLUMN}): recreate it with this version")
-        self._reader = _ParquetReader(storage.table_filesystem(), schema)
+        #: Columns this version writes that the table lacks (an older pond's): the next
+        #: commit adds them (Delta schema evolution); reads fill them with nulls meanwhile.
+        self._missing_columns = missing_columns(schema)
+        self._reader = _ParquetReader(storage.table_filesystem(), SCHEMA)
         self._listings = _LRU(LISTING_CACHE_ROWS)
         self._content = _LRU(content_cache_bytes)
         self._writer_lock: PondLock | None = None
@@ -254,6 +264,7 @@ class OplogPersistence(Persistence):
                     to_table([*versions, txn_row(info)]),
                     mode="append",
                     partition_by=[PARTITION_COLUMN],
+                    schema_mode="merge" if self._missing_columns else None,
                     storage_options=self.storage_options or None,
                     commit_properties=CommitProperties(
                         custom_metadata=metadata,
@@ -267,6 +278,10 @@ class OplogPersistence(Persistence):
                 ) from exc
             finally:
                 self._index = None
+            if self._missing_columns:
+                log.info("added columns %s to the oplog of an older pond",
+                         ", ".join(self._missing_columns))
+                self._missing_columns = []
             committed = self.last_txn()
             if committed != info.txn:
                 raise FsError(
@@ -449,7 +464,7 @@ class OplogPersistence(Persistence):
 
     # -- content -------------------------------------------------------------------------
 
-    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+    def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
         """Keep ``chunks``: inline when shorter than ``inline_limit``, else as an object.
 
         At most ``inline_limit`` bytes plus one chunk are held in memory.
@@ -635,8 +650,8 @@ class _DataFile:
         if self.min_node is not None and self.min_node > node_id:
             return False
         # Writers may truncate long string statistics; a truncated maximum is no bound.
-        truncated = self.max_node is None or len(self.max_node) != len(node_id)
-        return truncated or node_id <= self.max_node
+        return (self.max_node is None or len(self.max_node) != len(node_id)
+                or node_id <= self.max_node)
 
 
 class _FileIndex:

@@ -2,30 +2,55 @@
 
 tinyfs knows nothing of FUSE or Delta Lake: it keeps its nodes through the small
 :class:`~pondfs.tinyfs.persistence.Persistence` interface.
+
+Other packages import what they use from here, never from tinyfs' modules: the view (``FS``)
+and its errors, the row model a persistence stores (``NodeVersion``, ``TxnInfo``, ...), the
+dynamic-node protocol, paths and globs, content hashes, table formats, and the checker.
 """
 
 from .cache import DerivedCache
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .check import Checker
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import CorruptContent, FsError, PondLocked
-from .fs import FS, Stat, read_all, validate_name
+from .formats import read_csv, read_parquet
+from .fs import FS, Commit, Stat, join_path, read_all, split_path, validate_name
+from .glob import GlobError, GlobPattern, substitute
+from .hashing import HASH_RE, content_hash, hasher, stream_hash
 from .memory import MemoryPersistence
 from .persistence import Persistence
 from .records import (
+    BLOCK_DEVICE,
+    CHAR_DEVICE,
+    CHUNK_SIZE,
     DATA,
+    DEVICE_KINDS,
     DIRECTORY,
     DYNAMIC,
+    FIFO,
     FILE,
+    INLINE_LIMIT,
     ROOT_ID,
     SERIES,
+    SOCKET,
+    SPECIAL_KINDS,
     SYMLINK,
     TABLE,
+    Chunk,
+    DirOp,
     NodeVersion,
+    StoredContent,
     TxnInfo,
+    new_node_id,
 )
 
 __all__ = [
-    "DATA", "DIRECTORY", "DYNAMIC", "FILE", "FS", "ROOT_ID", "SERIES", "SYMLINK", "TABLE",
-    "CorruptContent", "DerivedCache", "DynamicDirectory", "DynamicFile", "DynamicNode",
-    "FactoryRegistry", "FsError", "MemoryPersistence", "NodeVersion", "Persistence",
-    "PondLocked", "Stat", "TxnInfo", "read_all", "validate_name",
+    "BLOCK_DEVICE", "CHAR_DEVICE", "CHUNK_SIZE", "DATA", "DEVICE_KINDS", "DIRECTORY",
+    "DYNAMIC", "FIFO", "FILE", "FS", "HASH_RE", "INLINE_LIMIT", "ROOT_ID", "SERIES", "SOCKET",
+    "SPECIAL_KINDS", "SYMLINK", "TABLE",
+    "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
+    "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
+    "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked", "Stat",
+    "StoredContent", "TxnInfo",
+    "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
+    "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]

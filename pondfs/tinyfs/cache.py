@@ -41,7 +41,7 @@ class DerivedCache:
         except FileNotFoundError:
             return None
 
-    def fill(self, key: str, write: Callable[[BinaryIO], None]) -> None:
+    def fill(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         """Create the entry ``key`` by calling ``write`` with a binary file; atomic."""
         if self.directory is None:
             sink = io.BytesIO()
@@ -52,8 +52,8 @@ class DerivedCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
-            with os.fdopen(fd, "wb") as sink:
-                write(sink)
+            with os.fdopen(fd, "wb") as file:
+                write(file)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

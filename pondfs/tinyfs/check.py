@@ -51,7 +51,7 @@ class Checker:
         self.report.nodes = len(self.history)
         self.report.versions = sum(len(v) for v in self.history.values())
         for check in (self.check_root, self.check_version_numbers, self.check_tree,
-                      self.check_orphans, self.check_series_ranges, self.check_content,
+                      self.check_names, self.check_series_ranges, self.check_content,
                       self.check_unreferenced_objects):
             check()
         return self.report
@@ -81,7 +81,7 @@ class Checker:
 
     def check_tree(self) -> None:
         """Every directory entry names a live node of the stated kind, stored in the
-        partition its directory implies."""
+        partition the entry names or its directory implies."""
         stack = [("/", ROOT_ID)]
         seen: set[str] = set()
         while stack:
@@ -105,21 +105,28 @@ class Checker:
                     self._problem(f"{child_path}: entry points to removed node {op.node_id}")
                 elif child.kind != op.kind:
                     self._problem(f"{child_path}: entry says {op.kind}, node is {child.kind}")
-                elif child.part_id != (op.node_id if op.kind == DIRECTORY else dir_id):
+                elif child.part_id != (op.part_id or (
+                        op.node_id if op.kind == DIRECTORY else dir_id)):
                     self._problem(f"{child_path}: node stored in partition {child.part_id}")
                 elif op.kind == DIRECTORY:
                     stack.append((child_path, op.node_id))
 
-    def check_orphans(self) -> None:
-        """Every live node is named by exactly one directory entry (no orphans, no links)."""
+    def check_names(self) -> None:
+        """Every live node is named by directory entries: a directory by exactly one, any
+        other node by as many as its ``nlink`` says (no orphans, no miscounted links)."""
         for node_id, versions in self.history.items():
-            if node_id == ROOT_ID or versions[-1].deleted:
+            latest = versions[-1]
+            if node_id == ROOT_ID or latest.deleted:
                 continue
-            paths = self.referenced.get(node_id, [])
+            paths = sorted(self.referenced.get(node_id, []))
             if not paths:
-                self._problem(f"node {node_id} ({versions[-1].kind}) is in no directory")
-            elif len(paths) > 1:
-                self._problem(f"node {node_id} is named twice: {', '.join(paths)}")
+                self._problem(f"node {node_id} ({latest.kind}) is in no directory")
+            elif latest.kind == DIRECTORY and len(paths) > 1:
+                self._problem(f"directory {node_id} is named {len(paths)} times: "
+                              f"{', '.join(paths)}")
+            elif latest.kind != DIRECTORY and len(paths) != latest.nlink:
+                self._problem(f"node {node_id} has {len(paths)} name(s) but nlink "
+                              f"{latest.nlink}: {', '.join(paths)}")
 
     def check_series_ranges(self) -> None:
         """Every series version records the event-time range it holds."""

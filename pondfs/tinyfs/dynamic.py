@@ -1,8 +1,10 @@
-"""The protocol of computed ("dynamic") nodes, and the registry of their factories.
+"""The protocol of computed ("dynamic") nodes, and of the factories that build them.
 
 A dynamic node is stored as a factory name plus a configuration; its content is computed
-from other nodes when it is used. Factories (``pondfs.dynamic``) implement these classes;
-tinyfs only calls the methods below, so a factory never learns how the pond is stored.
+from other nodes when it is used. Factories implement these classes; tinyfs only calls the
+methods below, so a factory never learns how the pond is stored. An :class:`FS` finds
+factories by name through :class:`Factories` (pondfs's registry of kinds,
+``pondfs.kinds``, is one; :class:`FactoryRegistry` is a plain one).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import errno
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .errors import FsError
 
@@ -56,8 +58,19 @@ Factory = Callable[["FS", bytes, str], DynamicNode]
 Validator = Callable[[bytes], None]
 
 
+class Factories(Protocol):
+    """What an :class:`FS` asks of its factories, by the name a dynamic node stores."""
+
+    def validate(self, name: str, config: bytes) -> None:
+        """Check ``config`` for factory ``name``; raise FsError(EINVAL) if it is wrong."""
+
+    def build(self, name: str, fs: FS, config: bytes, node_id: str) -> DynamicNode:
+        """Make the node a factory describes."""
+
+
 class FactoryRegistry:
-    """Factory names mapped to how to validate a configuration and build the node."""
+    """Factory names mapped to how to validate a configuration and build the node (the
+    plain :class:`Factories`: registered one by one, nothing imported lazily)."""
 
     def __init__(self) -> None:
         self._factories: dict[str, tuple[Factory, Validator]] = {}

@@ -14,23 +14,24 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import FsError
+from .records import CHUNK_SIZE
 
-CHUNK = 1 << 20
 DEFAULT_TIME_COLUMN = "timestamp"
 
 
-def chunks_of(stream: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
+def chunks_of(stream: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Read ``stream`` to its end in chunks of ``size`` bytes."""
     while chunk := stream.read(size):
         yield chunk
 
 
-def views_of(stream: BinaryIO, size: int = CHUNK) -> Iterator[memoryview]:
+def views_of(stream: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[memoryview]:
     """Read ``stream`` to its end in chunks of up to ``size`` bytes, all into one buffer:
     each chunk is valid only until the next is asked for (a copy of gigabytes allocates
     nothing per chunk)."""
     buffer = memoryview(bytearray(size))
-    while n := stream.readinto(buffer):
+    # typing's BinaryIO lacks readinto, which every binary reader here has (files, BytesIO).
+    while n := stream.readinto(buffer):  # type: ignore[attr-defined]
         yield buffer[:n]
 
 

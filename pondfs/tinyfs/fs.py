@@ -3,7 +3,8 @@
 An :class:`FS` is a view of a pond as of one transaction. A writable view (``at`` not given)
 collects changes in a pending transaction that :meth:`FS.commit` turns into one atomic
 persistence commit; :meth:`FS.abort` drops them. Nodes are named by ``node_id``; paths are
-resolved by :meth:`FS.resolve`. Errors are :class:`FsError` with a POSIX errno.
+resolved by :meth:`FS.resolve`; a node other than a directory may have several names (hard
+links, :meth:`FS.link`). Errors are :class:`FsError` with a POSIX errno.
 
 Committing has two phases so that a slow persistence commit (tens of ms, more when fsync'ed)
 does not stop the view (see :class:`Commit`): under the view's lock the pending versions are
@@ -38,19 +39,26 @@ import pyarrow.compute as pc
 
 from . import formats
 from .cache import DerivedCache
-from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, FactoryRegistry
+from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
 from .errors import FsError
 from .glob import GlobPattern
 from .hashing import EMPTY_HASH, content_hash
 from .persistence import Persistence
 from .records import (
+    BLOCK_DEVICE,
+    CHAR_DEVICE,
+    CHUNK_SIZE,
     DATA,
+    DEVICE_KINDS,
     DIRECTORY,
     DYNAMIC,
+    FIFO,
     FILE,
     INLINE_LIMIT,
     ROOT_ID,
     SERIES,
+    SOCKET,
+    SPECIAL_KINDS,
     SYMLINK,
     TABLE,
     DirOp,
@@ -67,12 +75,17 @@ MAX_SYMLINKS = 40
 NAME_MAX = 255
 #: A directory version is a full listing after this many delta versions.
 SNAPSHOT_EVERY = 256
+#: Names a node may have (as ext4's EXT4_LINK_MAX); one more link is EMLINK.
+LINK_MAX = 65000
 
 #: The content of a series version that adds no rows.
 _NO_ROWS = {"content": b"", "inline": True, "size": 0, "blake3": EMPTY_HASH,
             "min_time": None, "max_time": None}
 
-_TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK}
+_TYPE_BITS = {DIRECTORY: st.S_IFDIR, FILE: st.S_IFREG, SYMLINK: st.S_IFLNK,
+              FIFO: st.S_IFIFO, SOCKET: st.S_IFSOCK, CHAR_DEVICE: st.S_IFCHR,
+              BLOCK_DEVICE: st.S_IFBLK}
+_SPECIAL_OF_TYPE = {_TYPE_BITS[kind]: kind for kind in SPECIAL_KINDS}
 
 
 def validate_name(name: str) -> str:
@@ -97,6 +110,13 @@ def join_path(parent: str, name: str) -> str:
     return parent.rstrip("/") + "/" + name
 
 
+def _named(dir_id: str, name: str, v: NodeVersion) -> DirOp:
+    """The entry adding ``name`` for node version ``v`` to directory ``dir_id``: it names the
+    partition of the node's rows when that is not the one its kind implies."""
+    implied = v.node_id if v.kind == DIRECTORY else dir_id
+    return DirOp(name, v.node_id, v.kind, part_id="" if v.part_id == implied else v.part_id)
+
+
 def _is_computed(node_id: str) -> bool:
     """Whether ``node_id`` names an entry of a computed directory (made on demand, never
     stored): such ids are ``<directory id>/<name>``, and stored ids never hold a '/'."""
@@ -105,7 +125,8 @@ def _is_computed(node_id: str) -> bool:
 
 @dataclass(frozen=True)
 class Stat:
-    """POSIX attributes of a node as the CLI and the mount report them."""
+    """POSIX attributes of a node as the CLI and the mount report them (``rdev``: a device
+    node's device number, else 0)."""
 
     node_id: str
     kind: str
@@ -121,6 +142,7 @@ class Stat:
     version: int
     txn: int
     dynamic: bool = False
+    rdev: int = 0
 
 
 def _locked(method):
@@ -135,8 +157,8 @@ def _locked(method):
 class FS:
     """A pond's filesystem as of transaction ``at`` (read-only) or the newest one (writable).
 
-    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` maps
-    dynamic-node factory names to their constructors.
+    ``cache`` keeps derived content (merged series, dynamic files); ``factories`` validates
+    and builds dynamic nodes by the factory name they store (none without it).
     """
 
     def __init__(
@@ -145,7 +167,7 @@ class FS:
         *,
         at: int | None = None,
         cache: DerivedCache | None = None,
-        factories: FactoryRegistry | None = None,
+        factories: Factories | None = None,
     ):
         last = store.last_txn()
         if at is not None and not 1 <= at <= last:
@@ -154,7 +176,7 @@ class FS:
         self.as_of = last if at is None else at
         self.read_only = at is not None
         self.cache = cache or DerivedCache()
-        self.factories = factories or FactoryRegistry()
+        self.factories = factories if factories is not None else FactoryRegistry()
         self._mutex = threading.RLock()
         self._rows: dict[str, dict[str, list[NodeVersion]]] = {}
         self._part_of: dict[str, str] = {ROOT_ID: ROOT_ID}
@@ -259,10 +281,10 @@ class FS:
     def _changed_besides_entries(self, dir_id: str) -> bool:
         """Whether the pending version of ``dir_id`` changes more than its entries (and the
         times they moved): a new directory, or new attributes."""
-        staged = self._inflight.get(dir_id)
-        before = staged[-1] if staged else (self._committed(dir_id) or [None])[-1]
-        if before is None:
+        versions = self._inflight.get(dir_id) or self._committed(dir_id)
+        if not versions:
             return True
+        before = versions[-1]
         v = self._pending[dir_id]
         return (v.mode, v.uid, v.gid, v.xattrs, v.deleted) != (
             before.mode, before.uid, before.gid, before.xattrs, before.deleted)
@@ -380,11 +402,16 @@ class FS:
                 v = inflight[-1]
         return v
 
-    def _latest(self, node_id: str) -> NodeVersion:
+    def _newest(self, node_id: str) -> NodeVersion | None:
+        """The newest version of a node, staged or committed (a removal too), or None."""
         v = self._staged(node_id)
         if v is None:
             rows = self._committed(node_id)
             v = rows[-1] if rows else None
+        return v
+
+    def _latest(self, node_id: str) -> NodeVersion:
+        v = self._newest(node_id)
         if v is None or v.deleted:
             raise FsError(errno.ENOENT, f"no such node {node_id}")
         return v
@@ -454,7 +481,8 @@ class FS:
                     listing.pop(op.name, None)
         self._chain[dir_id] = (max(len(versions) - start - 1, 0), delta_ops)
         for op in listing.values():
-            self._part_of[op.node_id] = op.node_id if op.kind == DIRECTORY else dir_id
+            self._part_of[op.node_id] = op.part_id or (
+                op.node_id if op.kind == DIRECTORY else dir_id)
             if op.kind == DIRECTORY:
                 self._parent_of[op.node_id] = dir_id
         return listing
@@ -570,10 +598,7 @@ class FS:
             if child is not None:
                 self._adopt(parent_id, name, child)
             return child
-        v = self._staged(node_id)
-        if v is None:
-            rows = self._committed(node_id)
-            v = rows[-1] if rows else None
+        v = self._newest(node_id)
         if v is None or v.kind != DYNAMIC or v.deleted:
             return None
         node = self.factories.build(v.format, self, self._carry(v).content or b"", node_id)
@@ -604,15 +629,15 @@ class FS:
                            mtime_ns=v.mtime_ns, ctime_ns=v.ctime_ns, atime_ns=v.atime_ns,
                            version=v.version, txn=v.txn)
         mode = _TYPE_BITS[v.kind] | (v.mode & 0o7777)
-        nlink = 2 + self._subdirs(node_id) if v.kind == DIRECTORY else 1
+        nlink = 2 + self._subdirs(node_id) if v.kind == DIRECTORY else v.nlink
         size = self._series_size(v) if v.format == SERIES else v.size
         return Stat(node_id, v.kind, v.format, mode, nlink, v.uid, v.gid, size, v.atime_ns,
-                    v.mtime_ns, v.ctime_ns, v.version, v.txn)
+                    v.mtime_ns, v.ctime_ns, v.version, v.txn, rdev=v.rdev)
 
     def _dynamic_stat(self, node_id: str, node: DynamicNode) -> Stat:
         is_dir = isinstance(node, DynamicDirectory)
         mode = (st.S_IFDIR | 0o555) if is_dir else (st.S_IFREG | 0o444)
-        size = 0 if is_dir else node.size()
+        size = node.size() if isinstance(node, DynamicFile) else 0
         mtime = node.mtime_ns()
         return Stat(node_id, DIRECTORY if is_dir else FILE, "" if is_dir else DATA, mode,
                     2 if is_dir else 1, 0, 0, size, mtime, mtime, mtime, 0, self.as_of, True)
@@ -663,8 +688,11 @@ class FS:
 
     @_locked
     def setxattr(self, node_id: str, name: str, value: bytes) -> None:
-        """Set an extended attribute (a new version of the node)."""
+        """Set an extended attribute (a new version of the node, unless it has that value
+        already: as ext4, nothing changes then, not even the ctime)."""
         v = self._require_stored(node_id)
+        if v.xattrs.get(name) == value:
+            return
         self._next_version(node_id, xattrs={**v.xattrs, name: bytes(value)},
                            ctime_ns=time.time_ns())
 
@@ -680,7 +708,7 @@ class FS:
     # ------------------------------------------------------------------ creating
 
     def _create(self, dir_id: str, name: str, kind: str, fmt: str, mode: int, uid: int,
-                gid: int, stored: tuple[str, int, bytes] | None = None) -> str:
+                gid: int, stored: tuple[str, int, bytes] | None = None, rdev: int = 0) -> str:
         self._check_writable()  # before anything is staged
         self._require_dir(dir_id)
         validate_name(name)
@@ -693,6 +721,7 @@ class FS:
             part_id=node_id if kind == DIRECTORY else dir_id, node_id=node_id, version=1, txn=0,
             kind=kind, format=fmt, mode=mode & 0o7777, uid=uid, gid=gid, atime_ns=now,
             mtime_ns=now, ctime_ns=now, size=size, blake3=digest, inline=True, content=content,
+            rdev=rdev,
         )
         self._stage(v)
         if kind == DIRECTORY:
@@ -735,6 +764,49 @@ class FS:
                             (content_hash(data), len(data), data))
 
     @_locked
+    def mknod(self, dir_id: str, name: str, mode: int, rdev: int = 0, uid: int = 0,
+              gid: int = 0) -> str:
+        """Create a FIFO, socket or device node, the type given by ``mode``'s file type bits
+        (``stat.S_IFIFO``, ``S_IFSOCK``, ``S_IFCHR``, ``S_IFBLK``): a node with a mode and no
+        content, which the kernel implements; ``rdev`` is a device's number (kept for
+        devices only, as ext4 does). Its node id."""
+        kind = _SPECIAL_OF_TYPE.get(st.S_IFMT(mode))
+        if kind is None:
+            raise FsError(errno.EINVAL, f"mknod makes FIFOs, sockets and devices, not "
+                          f"file type {st.S_IFMT(mode):o}")
+        return self._create(dir_id, name, kind, "", mode, uid, gid,
+                            rdev=rdev if kind in DEVICE_KINDS else 0)
+
+    @_locked
+    def link(self, node_id: str, dir_id: str, name: str) -> None:
+        """Give a node one more name, ``name`` in ``dir_id`` (a hard link): its ``nlink``
+        grows and its ctime moves; its rows stay in their partition. EPERM for directories
+        (as on ext4) and computed nodes (they cannot change, like an immutable file),
+        EMLINK beyond :data:`LINK_MAX` names."""
+        self._check_writable()
+        v = None if _is_computed(node_id) else self._latest(node_id)
+        if v is None or v.kind == DYNAMIC:
+            raise FsError(errno.EPERM, f"computed node {node_id} cannot get another name")
+        if v.kind == DIRECTORY:
+            raise FsError(errno.EPERM, f"hard link to directory {node_id} not allowed")
+        if v.nlink >= LINK_MAX:
+            raise FsError(errno.EMLINK, f"node {node_id} has {v.nlink} names, the most allowed")
+        self._require_dir(dir_id)
+        validate_name(name)
+        if name in self._listing(dir_id):
+            raise FsError(errno.EEXIST, f"already exists: {name}")
+        self._next_version(node_id, nlink=v.nlink + 1, ctime_ns=time.time_ns())
+        self._dir_change(dir_id, _named(dir_id, name, v))
+
+    @_locked
+    def names(self, node_id: str) -> int:
+        """How many directory entries name a stored node: 0 once it is removed."""
+        v = self._newest(node_id)
+        if v is None or v.deleted:
+            return 0
+        return 1 if v.kind == DIRECTORY else v.nlink
+
+    @_locked
     def create_dynamic(self, dir_id: str, name: str, factory: str, config: bytes,
                        uid: int = 0, gid: int = 0) -> str:
         """Create a computed node made by ``factory`` from ``config``; its node id."""
@@ -773,19 +845,26 @@ class FS:
             raise FsError(err, f"not a regular file: {node_id}")
         return v
 
-    def write_content(self, node_id: str, chunks: Iterable[bytes]) -> None:
-        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole)."""
-        self._replace_content(node_id, lambda: self.store.store(chunks, INLINE_LIMIT))
+    def write_content(self, node_id: str, chunks: Iterable[bytes], *,
+                      changed_ns: int | None = None) -> None:
+        """Replace a file's content with the bytes of ``chunks`` (streamed, never whole).
+        ``changed_ns`` is when the bytes last changed (a mount's writes before the close
+        that stores them; default now): the new mtime, and the ctime unless that is later."""
+        self._replace_content(node_id, lambda: self.store.store(chunks, INLINE_LIMIT),
+                              changed_ns)
 
     def write_file(self, node_id: str, source: int,
-                   progress: Callable[[int], None] | None = None) -> None:
+                   progress: Callable[[int], None] | None = None, *,
+                   changed_ns: int | None = None) -> None:
         """Replace a file's content with the bytes of open file descriptor ``source``, from
         its offset to its end, copied as fast as the store can (never whole in memory);
-        ``progress`` is called with each number of bytes copied."""
+        ``progress`` is called with each number of bytes copied; ``changed_ns`` as for
+        :meth:`write_content`."""
         self._replace_content(
-            node_id, lambda: self.store.store_file(source, INLINE_LIMIT, progress))
+            node_id, lambda: self.store.store_file(source, INLINE_LIMIT, progress), changed_ns)
 
-    def _replace_content(self, node_id: str, keep: Callable[[], StoredContent]) -> None:
+    def _replace_content(self, node_id: str, keep: Callable[[], StoredContent],
+                         changed_ns: int | None) -> None:
         """Make what ``keep()`` stores the file's new content.
 
         The bytes are stored without holding the view's lock, so other threads (a FUSE event
@@ -795,10 +874,11 @@ class FS:
             self._require_file(node_id)
         stored = keep()
         with self._mutex:
-            now = time.time_ns()
+            mtime = time.time_ns() if changed_ns is None else changed_ns
+            ctime = max(mtime, self._latest(node_id).ctime_ns)
             self._next_version(node_id, blake3=stored.blake3, size=stored.size,
                                inline=stored.inline is not None, content=stored.inline,
-                               mtime_ns=now, ctime_ns=now, min_time=None, max_time=None)
+                               mtime_ns=mtime, ctime_ns=ctime, min_time=None, max_time=None)
 
     @_locked
     def write_table(self, node_id: str, table: pa.Table) -> None:
@@ -838,11 +918,11 @@ class FS:
         def resized() -> Iterator[bytes]:
             with source:
                 left = size
-                while left and (chunk := source.read(min(formats.CHUNK, left))):
+                while left and (chunk := source.read(min(CHUNK_SIZE, left))):
                     left -= len(chunk)
                     yield chunk
                 while left:
-                    n = min(formats.CHUNK, left)
+                    n = min(CHUNK_SIZE, left)
                     left -= n
                     yield bytes(n)
 
@@ -868,6 +948,8 @@ class FS:
         v = self._latest(node_id)
         if v.kind == DIRECTORY:
             raise FsError(errno.EISDIR, f"is a directory: {node_id}")
+        if v.kind in SPECIAL_KINDS:
+            raise FsError(errno.EINVAL, f"a {v.kind} has no content to read: {node_id}")
         if v.format == SERIES:
             key = self._series_key(v)
             reader = self.cache.open(key)
@@ -955,9 +1037,9 @@ class FS:
             raise FsError(errno.EINVAL, f"not a series: {node_id}")
         tables = []
         for version in self._series_versions(v):
-            if start is not None and version.max_time < start:
-                continue
-            if end is not None and version.min_time > end:
+            low, high = version.min_time, version.max_time
+            assert low is not None and high is not None  # only versions with rows are listed
+            if (start is not None and high < start) or (end is not None and low > end):
                 continue
             tables.append(formats.read_parquet(self._content_bytes(version), node_id))
         merged = formats.merge_series(tables, v.time_column)
@@ -981,17 +1063,28 @@ class FS:
         self._next_version(node_id, deleted=True, content=b"", inline=True, size=0, blake3="",
                            ctime_ns=now, entries=(), snapshot=False)
 
+    def _drop_name(self, node_id: str) -> int:
+        """One name of a non-directory node is going: the node loses a link, or is removed
+        with its last; the names it has left."""
+        v = self._latest(node_id)
+        if v.nlink > 1:
+            self._next_version(node_id, nlink=v.nlink - 1, ctime_ns=time.time_ns())
+            return v.nlink - 1
+        self._tombstone(node_id)
+        return 0
+
     @_locked
-    def unlink(self, dir_id: str, name: str) -> None:
-        """Remove a non-directory entry."""
+    def unlink(self, dir_id: str, name: str) -> int:
+        """Remove a non-directory entry; the names its node has left (0: the node is gone)."""
         self._require_dir(dir_id)
         op = self._listing(dir_id).get(name)
         if op is None:
             raise FsError(errno.ENOENT, f"no such file: {name}")
         if op.kind == DIRECTORY:
             raise FsError(errno.EISDIR, f"is a directory: {name}")
-        self._tombstone(op.node_id)
+        left = self._drop_name(op.node_id)
         self._dir_change(dir_id, DirOp(name, op.node_id, op.kind, "remove"))
+        return left
 
     @_locked
     def rmdir(self, dir_id: str, name: str) -> None:
@@ -1041,16 +1134,21 @@ class FS:
                 raise FsError(errno.EISDIR, f"is a directory: {dst_name}")
             if dst.kind == DIRECTORY and self._listing(dst.node_id):
                 raise FsError(errno.ENOTEMPTY, f"directory not empty: {dst_name}")
-            self._tombstone(dst.node_id)
+            if dst.kind == DIRECTORY:
+                self._tombstone(dst.node_id)
+            else:
+                self._drop_name(dst.node_id)
             self._dir_change(dst_dir, DirOp(dst_name, dst.node_id, dst.kind, "remove"))
-        self._dir_change(src_dir, DirOp(src_name, src.node_id, src.kind, "remove"))
-        self._dir_change(dst_dir, DirOp(dst_name, src.node_id, src.kind))
+        v = self._latest(src.node_id)
         changes: dict = {"ctime_ns": time.time_ns()}
         if src.kind == DIRECTORY:
             self._pending_parents[src.node_id] = dst_dir
-        elif src_dir != dst_dir:
+        elif v.nlink == 1 and v.part_id != dst_dir:
+            # A node's only name takes its rows along; one of several names leaves them.
             changes["part_id"] = dst_dir
-        self._next_version(src.node_id, **changes)
+        v = self._next_version(src.node_id, **changes)
+        self._dir_change(src_dir, DirOp(src_name, src.node_id, src.kind, "remove"))
+        self._dir_change(dst_dir, _named(dst_dir, dst_name, v))
 
     # ------------------------------------------------------------------ paths
 
@@ -1123,7 +1221,8 @@ class FS:
 
     @_locked
     def kind(self, node_id: str) -> str:
-        """``directory``, ``file`` or ``symlink`` (computed nodes report what they act as)."""
+        """``directory``, ``file``, ``symlink`` or a special kind (``fifo``, ``socket``,
+        ``chardev``, ``blockdev``); computed nodes report what they act as."""
         node = self._dynamic_node(node_id)
         if node is not None:
             return DIRECTORY if isinstance(node, DynamicDirectory) else FILE

@@ -15,11 +15,10 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
+from .records import CHUNK_SIZE
+
 #: What a content hash looks like.
 HASH_RE = re.compile(r"[0-9a-f]{64}")
-
-#: Bytes read at a time when hashing a stream.
-_CHUNK = 1024 * 1024
 
 
 def hasher(threads: int = 1) -> blake3:
@@ -36,8 +35,9 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
 def stream_hash(stream: BinaryIO) -> str:
     """The hash of what ``stream`` holds from where it is to its end, read in chunks."""
     h = blake3()
-    buffer = memoryview(bytearray(_CHUNK))
-    while n := stream.readinto(buffer):
+    buffer = memoryview(bytearray(CHUNK_SIZE))
+    # typing's BinaryIO lacks readinto, which every binary reader here has (files, BytesIO).
+    while n := stream.readinto(buffer):  # type: ignore[attr-defined]
         h.update(buffer[:n])
     return h.hexdigest()
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 from .errors import CorruptContent, FsError, PondLocked
 from .hashing import content_hash
 from .persistence import Persistence
-from .records import NodeVersion, StoredContent, TxnInfo
+from .records import Chunk, NodeVersion, StoredContent, TxnInfo
 
 
 class MemoryPersistence(Persistence):
@@ -60,11 +60,11 @@ class MemoryPersistence(Persistence):
         except KeyError:
             raise CorruptContent(f"object {digest}") from None
 
-    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
-        data = bytearray()
+    def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
+        gathered = bytearray()
         for chunk in chunks:  # consumed one by one: chunks may share a buffer
-            data += chunk
-        data = bytes(data)
+            gathered += chunk
+        data = bytes(gathered)
         digest = content_hash(data)
         if len(data) < inline_limit:
             return StoredContent(digest, len(data), data)

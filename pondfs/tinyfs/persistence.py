@@ -16,10 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
-from .records import NodeVersion, StoredContent, TxnInfo
-
-# Bytes read at a time when content is copied through this process.
-_CHUNK = 1024 * 1024
+from .records import CHUNK_SIZE, Chunk, NodeVersion, StoredContent, TxnInfo
 
 
 class Persistence(ABC):
@@ -57,7 +54,7 @@ class Persistence(ABC):
         """A seekable binary reader of a content object; raises CorruptContent if missing."""
 
     @abstractmethod
-    def store(self, chunks: Iterable[bytes], inline_limit: int) -> StoredContent:
+    def store(self, chunks: Iterable[Chunk], inline_limit: int) -> StoredContent:
         """Consume ``chunks`` and keep their bytes: inline when shorter than ``inline_limit``,
         else as a content object named by its hash (:mod:`.hashing`), written before any
         commit refers to it, so a crash leaves at most an unreferenced object. Never holds a
@@ -71,7 +68,7 @@ class Persistence(ABC):
         (Stores that can have the kernel copy a file override this.)"""
 
         def chunks() -> Iterator[memoryview]:
-            buffer = memoryview(bytearray(_CHUNK))
+            buffer = memoryview(bytearray(CHUNK_SIZE))
             while n := os.readv(source, [buffer]):
                 if progress is not None:
                     progress(n)
@@ -86,7 +83,7 @@ class Persistence(ABC):
         at the end comes after them; stores that can verify first, or take the bytes back,
         override it."""
         with self.open_object(digest) as reader, open(out, "wb", closefd=False) as writer:
-            while chunk := reader.read(_CHUNK):
+            while chunk := reader.read(CHUNK_SIZE):
                 writer.write(chunk)
 
     @abstractmethod

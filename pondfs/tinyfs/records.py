@@ -3,6 +3,11 @@
 Every change to a node is a new :class:`NodeVersion` (one row of the operation log). A
 directory version holds either a full listing (``snapshot``) or the names added and removed
 since the previous version, so adding the 10,000th entry does not rewrite 10,000 entries.
+
+A node other than a directory may have several names (hard links): several directory entries
+name it, its ``nlink`` counts them, and its rows stay in one partition, which an entry in
+another directory names (:attr:`DirOp.part_id`). FIFOs, sockets and device nodes are nodes
+with a mode (and, for devices, an ``rdev``) and no content: the kernel implements them.
 """
 
 from __future__ import annotations
@@ -18,11 +23,27 @@ ROOT_ID = "00000000-0000-0000-0000-000000000000"
 #: Content at least this large is kept as a content-addressed object instead of in the row.
 INLINE_LIMIT = 64 * 1024
 
+#: Bytes read, written or hashed at a time when content streams through this process, so
+#: memory stays bounded whatever a file's size (1 MiB).
+CHUNK_SIZE = 1024 * 1024
+
+#: A piece of content as it streams: bytes, or a view of a buffer that is reused once the
+#: next piece is asked for.
+Chunk = bytes | bytearray | memoryview
+
 DIRECTORY = "directory"
 FILE = "file"
 SYMLINK = "symlink"
 DYNAMIC = "dynamic"
-KINDS = (DIRECTORY, FILE, SYMLINK, DYNAMIC)
+FIFO = "fifo"
+SOCKET = "socket"
+CHAR_DEVICE = "chardev"
+BLOCK_DEVICE = "blockdev"
+#: Kinds with no content, which the kernel implements: made by mknod, FIFOs and sockets.
+SPECIAL_KINDS = (FIFO, SOCKET, CHAR_DEVICE, BLOCK_DEVICE)
+#: Special kinds whose ``rdev`` (device number) means something.
+DEVICE_KINDS = (CHAR_DEVICE, BLOCK_DEVICE)
+KINDS = (DIRECTORY, FILE, SYMLINK, DYNAMIC, *SPECIAL_KINDS)
 
 DATA = "data"
 TABLE = "table"
@@ -47,13 +68,15 @@ class DirOp:
     """One directory entry change: ``op`` is "add" or "remove"; ``kind`` is the child's kind.
 
     The kind tells where the child's own rows live: a directory in its own partition, any
-    other node in its parent's.
+    other node in its parent's, unless ``part_id`` names the partition (a hard link to a node
+    whose rows are in another directory's partition).
     """
 
     name: str
     node_id: str
     kind: str
     op: str = "add"
+    part_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,10 +94,12 @@ class NodeVersion:
     """One version of one node: a row of the operation log.
 
     ``part_id`` is the partition: a directory's own id for directories, the parent's id for
-    everything else. ``content`` holds inline bytes when the row carries them (written rows
-    always do when ``inline`` is true; rows read back by listing a partition leave it None,
-    and :meth:`Persistence.read_inline` fetches them). Content that is not inline is the
-    content object named by ``blake3``, the content's hash (:mod:`.hashing`).
+    everything else (for a node with several names, the partition its rows stay in).
+    ``nlink`` counts the directory entries naming a node other than a directory; ``rdev`` is
+    a device node's device number. ``content`` holds inline bytes when the row carries them
+    (written rows always do when ``inline`` is true; rows read back by listing a partition
+    leave it None, and :meth:`Persistence.read_inline` fetches them). Content that is not
+    inline is the content object named by ``blake3``, the content's hash (:mod:`.hashing`).
     """
 
     part_id: str
@@ -101,6 +126,8 @@ class NodeVersion:
     snapshot: bool = False
     deleted: bool = False
     timestamp_ns: int = 0
+    nlink: int = 1
+    rdev: int = 0
 
     def evolve(self, **changes) -> NodeVersion:
         """A copy with ``changes`` applied (versions are immutable)."""

@@ -13,9 +13,12 @@ collector written against it works unchanged against ``https://www.hydrovu.com/p
   paginated with the ``X-ISI-Start-Page`` request header and ``X-ISI-Next-Page`` response header;
 * every API response carries ``x-isi-requests-this-minute``.
 
-Each Parquet file in the data directory (``timestamp`` int64 epoch seconds plus one nullable
-float64 ``<Parameter>.<Unit>`` column per parameter, the layout of DuckPond's archives) is one
-location. Near-epoch clock-glitch rows are served as they are, like the real service does.
+Each archive in the data directory is one location: a Parquet file (``timestamp`` int64 epoch
+seconds plus one nullable float64 ``<Parameter>.<Unit>`` column per parameter, the layout of
+DuckPond's archives) named ``*.series``, as DuckPond names its archives, or ``*.parquet``;
+``NoyoCenterAT500_1_archive_20260209.series``, ``...series.parquet`` and
+``NoyoCenterAT500_1.parquet`` all name the device ``NoyoCenterAT500_1``. Near-epoch
+clock-glitch rows are served as they are, like the real service does.
 
 Choices made where the real behaviour is [unsure]:
 
@@ -42,7 +45,7 @@ Test controls, from Python or from another process through ``POST /_fake/control
 (429, 5xx, slow responses, a truncated JSON data page, expired tokens, the older "200 with empty
 ``parameters``" answer), and a log of every API request.
 
-Run ``python -m pondfs.collectors.fake_hydrovu --help`` to serve from the command line; the first
+Run ``python -m pondfs.testing.fake_hydrovu --help`` to serve from the command line; the first
 line on stdout is the base URL.
 """
 
@@ -64,6 +67,7 @@ import threading
 import time
 import unicodedata
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -119,7 +123,9 @@ KNOWN_UNITS = {
 }
 
 _CURSORS_KEPT = 10_000
-_ARCHIVE_SUFFIX = re.compile(r"(_archive_\d+)?(\.series)?\.parquet$")
+#: What an archive's name ends with.
+ARCHIVE_SUFFIXES = (".series", ".parquet")
+_ARCHIVE_SUFFIX = re.compile(r"(_archive_\d+)?(\.series|\.parquet|\.series\.parquet)$")
 _DATA_PATH = re.compile(r"/v1/locations/(\d+)/data")
 # Noyo Harbor, where the sample devices were deployed; each location is placed near it.
 _SITE_LATITUDE, _SITE_LONGITUDE = 39.4258, -123.8053
@@ -154,8 +160,19 @@ def _id_for(table: dict[str, str], name: str) -> str:
 
 
 def device_name(path: Path) -> str:
-    """The device an archive is named for: ``X_archive_20260209.series.parquet`` -> ``X``."""
+    """The device an archive is named for: ``X_archive_20260209.series`` (or ``.parquet``, or
+    ``.series.parquet``) -> ``X``."""
     return _ARCHIVE_SUFFIX.sub("", path.name)
+
+
+def archives_in(data_dir: Path) -> list[Path]:
+    """The archives in ``data_dir`` (files named ``*.series`` or ``*.parquet``), sorted;
+    FileNotFoundError when there are none."""
+    archives = sorted(p for p in data_dir.glob("*") if p.name.endswith(ARCHIVE_SUFFIXES)
+                      and p.is_file())
+    if not archives:
+        raise FileNotFoundError(f"no *.series or *.parquet archives in {data_dir}")
+    return archives
 
 
 def location_id(name: str) -> int:
@@ -320,7 +337,7 @@ def _error(status: int, message: str, **headers: str) -> _Response:
 
 
 class FakeHydroVu:
-    """A fake HydroVu serving the Parquet archives in ``data_dir`` on ``127.0.0.1``.
+    """A fake HydroVu serving the device archives in ``data_dir`` on ``127.0.0.1``.
 
     The server starts serving in the constructor (on a free port unless ``port`` is given) and
     stops in :meth:`close`; use it as a context manager::
@@ -349,9 +366,7 @@ class FakeHydroVu:
         port: int = 0,
     ) -> None:
         data_dir = Path(data_dir) if data_dir is not None else DEMO_DATA_DIR
-        archives = sorted(data_dir.glob("*.parquet"))
-        if not archives:
-            raise FileNotFoundError(f"no .parquet archives in {data_dir}")
+        archives = archives_in(data_dir)
         self.sispec = SiSpec()
         loaded = [Location.load(path, self.sispec) for path in archives]
         self._locations = {loc.id: loc for loc in sorted(loaded, key=lambda loc: loc.id)}
@@ -535,7 +550,7 @@ class FakeHydroVu:
         """
         args = dict(command)
         action = args.pop("action", None)
-        actions = {
+        actions: dict[str, Callable[..., object]] = {
             "set_now": self.set_now,
             "advance": self.advance,
             "rate_limit": self.inject_rate_limit,
@@ -819,8 +834,9 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> int:
     """Serve from the command line until SIGINT or SIGTERM; print the base URL first."""
     parser = argparse.ArgumentParser(
-        prog="python -m pondfs.collectors.fake_hydrovu",
-        description="Serve Parquet device archives as a fake HydroVu API on 127.0.0.1. "
+        prog="python -m pondfs.testing.fake_hydrovu",
+        description="Serve Parquet device archives (*.series or *.parquet) as a fake HydroVu "
+        "API on 127.0.0.1. "
         "The first line on stdout is the base URL; test controls take JSON at "
         f"POST {CONTROL_PATH}.",
     )
@@ -828,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         type=Path,
         default=DEMO_DATA_DIR,
-        help="directory of .parquet archives (default: the pondfs demo sample)",
+        help="directory of *.series or *.parquet archives (default: the pondfs demo sample)",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument("--client-id", default="pondfs-demo")

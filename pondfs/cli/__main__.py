@@ -1,0 +1,5 @@
+"""``python -m pondfs.cli``: the ``pond`` command."""
+
+from . import main
+
+main()
