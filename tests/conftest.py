@@ -14,9 +14,10 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import pytest
-from fuse_helpers import have_fuse
+from fuse_helpers import Mount, have_fuse, make_pond
 from s3_server import S3Server
 
 from pondfs.oplog import create_pond
@@ -123,3 +124,25 @@ def url(aws) -> str:
     bucket = f"pond-{uuid.uuid4().hex[:12]}"
     aws.client().create_bucket(Bucket=bucket)
     return f"s3://{bucket}/field/noyo"
+
+
+# ---------------------------------------------------------------- FUSE mounts (test_fuse*)
+
+
+@pytest.fixture
+def pond_path(tmp_path: Path) -> Path:
+    """A new pond (just its root directory) under the test's tmp_path."""
+    return make_pond(tmp_path / "pond")
+
+
+@pytest.fixture
+def mount(request: pytest.FixtureRequest, tmp_path: Path, pond_path: Path):
+    """A read-write mount of a new pond (with the mount options an indirect parameter
+    gives); after the test: unmounted, the daemon exited 0 and logged no warning or error."""
+    m = Mount(pond_path, tmp_path / "mnt", options=getattr(request, "param", "")).start()
+    try:
+        yield m
+    finally:
+        status = m.stop()
+    assert status == 0, m.log()
+    assert m.problems() == []

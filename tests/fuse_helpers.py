@@ -4,6 +4,7 @@
 until the mount point is a mount, and on :meth:`Mount.stop` unmounts (lazily if it must),
 waits for the daemon to finish its final commit and kills it if it hangs. The daemon logs
 to a file; :meth:`Mount.problems` returns its warnings and errors, which tests expect empty.
+:func:`pond_tree` and :func:`check` read a pond back without FUSE.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from pondfs import pond
+from pondfs.tinyfs import DIRECTORY, FILE, SYMLINK, Checker, read_all
 
 MOUNT_COMMAND = [sys.executable, "-m", "pondfs.mount"]
 START_TIMEOUT = 60.0
@@ -31,6 +33,35 @@ def make_pond(path: Path) -> Path:
     """A new pond with just its root directory."""
     pond.init(str(path))
     return path
+
+
+def pond_tree(pond_path: Path, under: str = "/") -> dict[str, object]:
+    """Relative path -> bytes (files), ("link", target) or "dir", read from the pond
+    without FUSE (the shape of test_fuse.host_tree)."""
+    tree: dict[str, object] = {}
+    with pond.open_fs(str(pond_path)) as fs:
+        base = under.rstrip("/")
+        for path, node_id in fs.walk(under):
+            if path == under or path == base:
+                continue
+            rel = path[len(base) + 1:]
+            kind = fs.kind(node_id)
+            if kind == DIRECTORY:
+                tree[rel] = "dir"
+            elif kind == SYMLINK:
+                tree[rel] = ("link", fs.readlink(node_id))
+            else:
+                assert kind == FILE
+                tree[rel] = read_all(fs, node_id)
+    return tree
+
+
+def check(pond_path: Path) -> None:
+    """The pond passes every consistency check (tinyfs.check, as ``pond check`` runs it)."""
+    with pond.open_fs(str(pond_path)) as fs:
+        report = Checker(fs).run()
+    assert report.problems == []
+
 
 
 class Mount:

@@ -24,34 +24,16 @@ from contextlib import chdir
 from pathlib import Path
 
 import pytest
-from fuse_helpers import MOUNT_COMMAND, Mount, make_pond
+from fuse_helpers import MOUNT_COMMAND, Mount, check, pond_tree
 from shapes import make_linked_source, shape
 
 from pondfs import pond
-from pondfs.tinyfs import DIRECTORY, FILE, ROOT_ID, SYMLINK, Checker, read_all
+from pondfs.tinyfs import ROOT_ID, read_all
 
 pytestmark = pytest.mark.fuse
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-@pytest.fixture
-def pond_path(tmp_path: Path) -> Path:
-    return make_pond(tmp_path / "pond")
-
-
-@pytest.fixture
-def mount(tmp_path: Path, pond_path: Path):
-    """A read-write mount of a new pond; after the test: unmounted, the daemon exited 0 and
-    logged no warning or error."""
-    m = Mount(pond_path, tmp_path / "mnt").start()
-    try:
-        yield m
-    finally:
-        status = m.stop()
-    assert status == 0, m.log()
-    assert m.problems() == []
-
 
 def run(*command: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run a shell tool; fail the test with its stderr if it fails."""
@@ -74,33 +56,6 @@ def host_tree(root: Path) -> dict[str, object]:
             else:
                 tree[rel] = full.read_bytes()
     return tree
-
-
-def pond_tree(pond_path: Path, under: str = "/") -> dict[str, object]:
-    """The same shape as :func:`host_tree`, read from the pond without FUSE."""
-    tree: dict[str, object] = {}
-    with pond.open_fs(str(pond_path)) as fs:
-        base = under.rstrip("/")
-        for path, node_id in fs.walk(under):
-            if path == under or path == base:
-                continue
-            rel = path[len(base) + 1:]
-            kind = fs.kind(node_id)
-            if kind == DIRECTORY:
-                tree[rel] = "dir"
-            elif kind == SYMLINK:
-                tree[rel] = ("link", fs.readlink(node_id))
-            else:
-                assert kind == FILE
-                tree[rel] = read_all(fs, node_id)
-    return tree
-
-
-def check(pond_path: Path) -> None:
-    """The pond passes every consistency check (tinyfs.check, as ``pond check`` runs it)."""
-    with pond.open_fs(str(pond_path)) as fs:
-        report = Checker(fs).run()
-    assert report.problems == []
 
 
 def transactions(pond_path: Path) -> list:
