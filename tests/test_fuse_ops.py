@@ -323,3 +323,27 @@ def test_a_node_keeps_its_inode_number_after_the_kernel_forgets_it(store) -> Non
         assert (d_again, (await k.lookup(d_again, "f")).st_ino) == (d, f)
 
     serve(store, test)
+
+
+def test_a_name_that_is_not_utf8_is_refused_before_anything_is_staged(store) -> None:
+    """A pond keeps names as text: a name of other bytes is EILSEQ (it was accepted, and
+    then every commit failed), as are such link targets and attribute names."""
+    bad = b"caf\xe9"  # Latin-1, not UTF-8
+
+    async def test(k: Kernel) -> None:
+        for attempt in (lambda: k.ops.create(ROOT, bad, stat.S_IFREG | 0o644, os.O_WRONLY,
+                                             k.ctx),
+                        lambda: k.ops.mkdir(ROOT, bad, stat.S_IFDIR | 0o755, k.ctx),
+                        lambda: k.ops.symlink(ROOT, b"link", bad, k.ctx)):
+            with pytest.raises(pyfuse3.FUSEError) as caught:
+                await attempt()
+            assert caught.value.errno == errno.EILSEQ
+        inode = await k.write_file(ROOT, "f", b"x")
+        with pytest.raises(pyfuse3.FUSEError) as caught:
+            await k.ops.setxattr(inode, b"user." + bad, b"1", k.ctx)
+        assert caught.value.errno == errno.EILSEQ
+        assert (await k.ops.lookup(ROOT, bad, k.ctx)).st_ino == 0
+        assert await k.ops.committer.commit("after the refusals") is not None
+        assert stored(store, "/f") == b"x"
+
+    serve(store, test)

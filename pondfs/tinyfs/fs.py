@@ -42,7 +42,7 @@ from .content import FileContent
 from .dynamic import DynamicDirectory, DynamicFile, DynamicNode
 from .errors import FsError
 from .hashing import EMPTY_HASH, content_hash
-from .paths import validate_name
+from .paths import require_utf8, validate_name
 from .records import (
     BLOCK_DEVICE,
     CHAR_DEVICE,
@@ -397,6 +397,7 @@ class FS(FileContent):
     def setxattr(self, node_id: str, name: str, value: bytes) -> None:
         """Set an extended attribute (a new version of the node, unless it has that value
         already: as ext4, nothing changes then, not even the ctime)."""
+        require_utf8(name, "attribute name")
         v = self._require_stored(node_id)
         if v.xattrs.get(name) == value:
             return
@@ -466,7 +467,7 @@ class FS(FileContent):
         """Create a symbolic link to ``target``; its node id."""
         if not target or "\0" in target:
             raise FsError(errno.EINVAL, f"invalid symlink target {target!r}")
-        data = target.encode()
+        data = require_utf8(target, "symlink target").encode()
         return self._create(dir_id, name, SYMLINK, "", 0o777, uid, gid,
                             (content_hash(data), len(data), data))
 

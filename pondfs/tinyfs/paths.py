@@ -35,12 +35,25 @@ class Tree(Protocol):
     def resolve(self, path: str, cwd: str = "/", *, follow: bool = True) -> str: ...
 
 
+def require_utf8(text: str, what: str) -> str:
+    """``text`` if it is UTF-8 (a pond stores names, link targets and attribute names as
+    text), else EILSEQ naming ``what``: a name made of other bytes (decoded with
+    surrogateescape) is refused before anything is staged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FsError(errno.EILSEQ, f"{what} is not UTF-8: {text!r}") from None
+    return text
+
+
 def validate_name(name: str) -> str:
-    """Return ``name`` if it can name a directory entry, else raise EINVAL/ENAMETOOLONG."""
+    """Return ``name`` if it can name a directory entry, else raise EINVAL/ENAMETOOLONG
+    (EILSEQ when it is not UTF-8)."""
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise FsError(errno.EINVAL, f"invalid name {name!r}: names cannot be empty, '.', '..' "
                       "or hold '/' or NUL")
-    size = len(name.encode("utf-8", "surrogateescape"))
+    require_utf8(name, "name")
+    size = len(name.encode("utf-8"))
     if size > NAME_MAX:
         raise FsError(errno.ENAMETOOLONG,
                       f"name too long ({size} bytes > {NAME_MAX}): {name[:40]}...")
