@@ -1982,6 +1982,40 @@ def test_a_held_node_renamed_over_a_file_keeps_the_old_file_committed(store, fs)
     assert_consistent(store)
 
 
+def test_a_name_a_held_node_left_keeps_what_took_it(store, fs):
+    """A held file's name taken by another node once the file left it (removed, or renamed
+    away) commits as the other node: the held entry changes do not come back on top of it
+    (found by the differential test: ``open(O_CREAT)``, ``unlink``, ``mkdir`` of the same
+    name lost the directory). The test is against a host-free reference: the view itself."""
+    d = fs.mkdir(ROOT_ID, "d")
+    old = path_file(fs, "/d/replaced", b"old")
+    fs.commit("first")
+    gone = path_file(fs, "/d/a", b"")
+    fs.unlink(d, "a")
+    again = fs.mkdir(d, "a")
+    moved = path_file(fs, "/d/b", b"")
+    fs.rename(d, "b", ROOT_ID, "moved")
+    taker = path_file(fs, "/d/b", b"took the name")
+    over = path_file(fs, "/d/tmp", b"")
+    fs.rename(d, "tmp", d, "replaced")
+    fs.rename(d, "replaced", ROOT_ID, "over")
+    path_file(fs, "/d/replaced", b"newest")
+    expected = fs.listdir(d)
+    assert commit_holding(fs, gone, moved, over) == 3
+    fresh = FS(store)
+    assert fresh.listdir(d) == expected
+    assert fresh.stat(again).kind == "directory" and cat(fresh, "/d/b") == b"took the name"
+    assert "moved" not in fresh.listdir(ROOT_ID) and "over" not in fresh.listdir(ROOT_ID)
+    assert old not in fresh.listdir(d).values()
+    assert_consistent(store)
+    fs.commit("released")
+    fresh = FS(store)
+    assert fresh.listdir(d) == expected == fs.listdir(d)
+    assert fresh.listdir(ROOT_ID)["moved"] == moved and fresh.listdir(ROOT_ID)["over"] == over
+    assert cat(fresh, "/d/b") == b"took the name" and taker in fresh.listdir(d).values()
+    assert_consistent(store)
+
+
 def test_a_held_node_linked_before_release_commits_all_its_names_together(store, fs):
     d = fs.mkdir(ROOT_ID, "d")
     fs.commit("first")

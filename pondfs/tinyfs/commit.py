@@ -37,9 +37,14 @@ class HeldChanges:
     listings: dict[str, dict[str, DirOp]] = field(default_factory=dict)
 
 
-def held_op_indexes(ops: list[DirOp], hold: set[str]) -> set[int]:
-    """Indexes of the entry changes in ``ops`` that name a held node, with the removal of
-    the entry a held node's entry replaced (a rename over an existing name)."""
+def held_op_indexes(ops: list[DirOp], hold: set[str]) -> tuple[set[int], set[int]]:
+    """Which entry changes in ``ops`` one commit holds back, and which it drops.
+
+    Held: those that name a held node, with the removal of the entry a held node's entry
+    replaced (a rename over an existing name). A held change that a later change of the same
+    name, not held, supersedes is not held back (it would be replayed after that change):
+    the replaced entry's removal commits now, and a held node's own entry there (which came
+    and went before the other took the name) is dropped."""
     held: set[int] = set()
     last_of_name: dict[str, int] = {}
     for i, op in enumerate(ops):
@@ -49,7 +54,10 @@ def held_op_indexes(ops: list[DirOp], hold: set[str]) -> set[int]:
             if op.op == "add" and before is not None and ops[before].op == "remove":
                 held.add(before)
         last_of_name[op.name] = i
-    return held
+    last_kept = {op.name: i for i, op in enumerate(ops) if i not in held}
+    dropped = {i for i in held if last_kept.get(ops[i].name, -1) > i and ops[i].node_id in hold}
+    superseded = {i for i in held if last_kept.get(ops[i].name, -1) > i}
+    return held - superseded, dropped
 
 
 class Commit:

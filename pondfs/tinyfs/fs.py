@@ -166,11 +166,14 @@ class FS(FileContent):
             return None
         held = HeldChanges()
         for dir_id, ops in list(self._pending_ops.items()):
-            held_ops = held_op_indexes(ops, hold)
+            held_ops, dropped = held_op_indexes(ops, hold)
             if not held_ops:
+                if dropped:  # they came and went: the listing is the same without them
+                    self._pending_ops[dir_id] = [op for i, op in enumerate(ops)
+                                                 if i not in dropped]
                 continue
             hold.update(ops[i].node_id for i in held_ops)  # the entries they replaced
-            kept = [op for i, op in enumerate(ops) if i not in held_ops]
+            kept = [op for i, op in enumerate(ops) if i not in held_ops and i not in dropped]
             held.ops[dir_id] = [ops[i] for i in sorted(held_ops)]
             held.listings[dir_id] = self._pending_listings[dir_id]
             listing = dict(self._inflight_listings.get(dir_id, self._listings.get(dir_id, {})))
