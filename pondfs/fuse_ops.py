@@ -220,7 +220,7 @@ class PondOperations(pyfuse3.Operations):
             attr.st_blocks = (of.size + 511) // 512
             if of.dirty:  # changed since it was stored: the time of the last change
                 attr.st_mtime_ns = of.mtime_ns
-                attr.st_ctime_ns = max(s.ctime_ns, of.mtime_ns)
+                attr.st_ctime_ns = max(s.ctime_ns, of.changed_ns)
         return attr
 
     async def _entry(self, node_id: str) -> EntryAttributes:
@@ -286,11 +286,9 @@ class PondOperations(pyfuse3.Operations):
         except FsError as exc:
             if exc.errno == errno.ENOENT and inode in self._gone_dirs:
                 return self._attributes(inode, self._gone_dirs[inode])
-            if exc.errno != errno.ENOENT or of is None or of.last_stat is None:
+            if exc.errno != errno.ENOENT or of is None or of.removed_stat is None:
                 raise
-            s = replace(of.last_stat, nlink=0, ctime_ns=of.removed_ns)  # removed while open
-        if of is not None:
-            of.last_stat = s
+            s = of.removed_stat  # removed while open
         return self._attributes(inode, s)
 
     @_handler
@@ -314,7 +312,12 @@ class PondOperations(pyfuse3.Operations):
             of = self._files.get(inode)
             if of is not None and of.dirty:
                 of.mtime_ns = changes["mtime_ns"]  # what its write-back at close will keep
-        if changes:
+        of = self._files.get(inode)
+        if of is not None and of.removed_stat is not None:
+            # Removed while open: nothing left to stage, but fstat must see the change.
+            of.removed_stat = _changed_stat(of.removed_stat, changes)
+            return self._attributes(inode, of.removed_stat)
+        if changes or not fields.update_size:  # chown(f, -1, -1) changes the ctime alone
             await self.view.call(partial(self.fs.setattr, node_id, **changes))
             self.committer.staged()
         return self._attributes(inode, await self.view.stat(node_id))
@@ -433,12 +436,13 @@ class PondOperations(pyfuse3.Operations):
         dir_id = self.inodes.node(parent_inode)
         text = self._check_name(name)
         child = await self.view.call(self.fs.lookup, dir_id, text, inline=self.view.loaded(dir_id))
+        before = await self._keep_if_open(child)
         # Dropping one of several names is a new version of the node, which may read its
         # inline content back from the store: not on the event loop.
         inline = self.view.loaded(dir_id) and (child is None or (
             self.view.loaded(child) and self.fs.names(child) < 2))
         if not await self.view.call(self.fs.unlink, dir_id, text, inline=inline):
-            self._removed(child)  # its last name: the node is gone
+            self._removed(child, before)  # its last name: the node is gone
         self.committer.staged()
 
     @_handler
@@ -453,9 +457,22 @@ class PondOperations(pyfuse3.Operations):
         self._removed(child, before)
         self.committer.staged()
 
-    def _removed(self, node_id: str | None, directory: Stat | None = None) -> None:
-        """A node left the tree (``directory``: its attributes, if it was one); an open
-        inode of it keeps working on its spool, a directory the kernel holds stays empty."""
+    async def _keep_if_open(self, node_id: str | None) -> Stat | None:
+        """Before ``node_id`` may lose its last name: if a file has it open, its spool
+        holds its content from now on (ftruncate and writes go on after the removal) and
+        its attributes are returned (what fstat goes on seeing)."""
+        inode = None if node_id is None else self.inodes.inode_of(node_id)
+        of = None if inode is None else self._files.get(inode)
+        if node_id is None or of is None:
+            return None
+        async with holding(of.lock):
+            await self._fill(of)
+        return await self.view.stat(node_id)
+
+    def _removed(self, node_id: str | None, before: Stat | None) -> None:
+        """A node left the tree (``before``: its attributes then, if it is open or a
+        directory); an open inode of it keeps working on its spool with those attributes,
+        a directory the kernel holds stays empty."""
         if node_id is None:
             return
         self._symlinks.pop(node_id, None)
@@ -463,13 +480,12 @@ class PondOperations(pyfuse3.Operations):
         inode = self.inodes.inode_of(node_id)
         if inode is None:
             return
-        now = time.time_ns()  # its link count changed: so did its ctime
-        if directory is not None and directory.kind == DIRECTORY:
-            self._gone_dirs[inode] = replace(directory, nlink=0, size=0, ctime_ns=now)
         of = self._files.get(inode)
-        if of is not None:
-            of.removed = True
-            of.removed_ns = now
+        now = time.time_ns()  # its link count changed: so did its ctime
+        if before is not None and before.kind == DIRECTORY:
+            self._gone_dirs[inode] = replace(before, nlink=0, size=0, ctime_ns=now)
+        if of is not None and before is not None:
+            of.removed_stat = replace(before, nlink=0, ctime_ns=now)
 
     @_handler
     async def rename(self, parent_inode_old: InodeT, name_old: FileNameT,
@@ -482,6 +498,10 @@ class PondOperations(pyfuse3.Operations):
         dst_dir = self.inodes.node(parent_inode_new)
         src_name = self._check_name(name_old)
         dst_name = self._check_name(name_new)
+
+        target = await self.view.call(self.fs.lookup, dst_dir, dst_name,
+                                      inline=self.view.loaded(dst_dir))
+        await self._keep_if_open(target)
 
         def move() -> tuple[str | None, str | None, Stat | None]:
             replaced = self.fs.lookup(dst_dir, dst_name)
@@ -564,7 +584,6 @@ class PondOperations(pyfuse3.Operations):
         attr = self._attributes(inode, s)
         self.committer.hold(node_id)
         of = self._open_file(inode, node_id)
-        of.last_stat = s
         of.spool = self._new_spool()
         of.mtime_ns = attr.st_mtime_ns
         self._page_cache[attr.st_ino] = ("", 0)
@@ -596,7 +615,6 @@ class PondOperations(pyfuse3.Operations):
 
         s, key, reader, as_of = await self.view.call(opened)
         of = self._open_file(inode, node_id)
-        of.last_stat = s
         if truncate:
             # Staged at close like any write: until then the stored version stays whole.
             try:
@@ -711,7 +729,7 @@ class PondOperations(pyfuse3.Operations):
 
     def _changed(self, of: OpenFile) -> None:
         of.dirty = True
-        of.mtime_ns = time.time_ns()
+        of.changed_ns = of.mtime_ns = time.time_ns()
 
     async def _fill(self, of: OpenFile, upto: int | None = None) -> None:
         """Give ``of`` a spool holding its current content (only the first ``upto`` bytes
@@ -761,15 +779,21 @@ class PondOperations(pyfuse3.Operations):
             fd = of.spool.rewound_fd()
             try:
                 if fd is None:
-                    await self.view.call(partial(self.fs.write_content, changed_ns=of.mtime_ns),
+                    await self.view.call(partial(self.fs.write_content, changed_ns=of.changed_ns,
+                                                 mtime_ns=of.mtime_ns),
                                          of.node_id, of.spool.chunks(of.size),
                                          inline=self.view.loaded(of.node_id))
                 else:
-                    await self.view.thread(partial(self.fs.write_file, changed_ns=of.mtime_ns),
+                    await self.view.thread(partial(self.fs.write_file, changed_ns=of.changed_ns,
+                                                   mtime_ns=of.mtime_ns),
                                            of.node_id, fd)
             except FsError as exc:
-                if exc.errno == errno.ENOENT and of.removed:
-                    of.dirty = False  # written after its removal: nothing to keep
+                if exc.errno == errno.ENOENT and of.removed_stat is not None:
+                    # Written after its removal: nothing to keep but the time of the change.
+                    of.removed_stat = replace(of.removed_stat, mtime_ns=of.mtime_ns,
+                                              ctime_ns=max(of.removed_stat.ctime_ns,
+                                                           of.changed_ns))
+                    of.dirty = False
                     return
                 raise
             of.dirty = False
@@ -893,6 +917,15 @@ async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) 
         await ops.write_back_all()
         await ops.committer.commit("unmount", durable=True)
     return signalled
+
+
+def _changed_stat(s: Stat, changes: dict[str, int]) -> Stat:
+    """``s`` with a setattr's ``changes`` (permission bits of ``mode`` only) and ctime now."""
+    mode = changes.get("mode")
+    return replace(s, mode=s.mode if mode is None else st.S_IFMT(s.mode) | (mode & 0o7777),
+                   uid=changes.get("uid", s.uid), gid=changes.get("gid", s.gid),
+                   atime_ns=changes.get("atime_ns", s.atime_ns),
+                   mtime_ns=changes.get("mtime_ns", s.mtime_ns), ctime_ns=time.time_ns())
 
 
 def _precise(time_ns: int) -> int:

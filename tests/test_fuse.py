@@ -793,6 +793,48 @@ def test_open_file_survives_unlink_and_rename(mount: Mount, pond_path: Path) -> 
     assert pond_tree(pond_path) == {"moved": b"first part second part"}
 
 
+def _names_left_by_open_files(root: Path) -> list[object]:
+    """New files still open while their names are removed or moved and taken by others,
+    and changes to them by descriptor; what fstat says along the way."""
+    seen: list[object] = []
+
+    def fstat(fd: int) -> tuple[int, ...]:
+        s = os.fstat(fd)
+        return s.st_mode, s.st_nlink, s.st_size, s.st_uid
+
+    first = os.open(root / "a", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.truncate(root / "a", 10)
+    os.unlink(root / "a")
+    os.mkdir(root / "a")
+    second = os.open(root / "b", os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(second, b"moved away")
+    os.rename(root / "b", root / "a" / "moved")
+    (root / "b").write_bytes(b"took the name")
+    os.unlink(root / "a" / "moved")
+    os.fchmod(second, 0o640)
+    os.ftruncate(second, 5)
+    os.fchown(second, -1, -1)
+    seen += [fstat(first), fstat(second), os.pread(second, 100, 0)]
+    os.close(first)
+    os.close(second)
+    return seen
+
+
+def test_names_left_by_open_new_files_hold_what_took_them(mount: Mount, pond_path: Path,
+                                                          tmp_path: Path) -> None:
+    """What a new file still open leaves behind when its name goes to another node is the
+    host's, live and in the pond (the held changes of the open file once replayed over the
+    directory made in its place: the directory was lost at unmount)."""
+    host = tmp_path / "host"
+    host.mkdir()
+    assert _names_left_by_open_files(mount.mountpoint) == _names_left_by_open_files(host)
+    assert host_tree(mount.mountpoint) == host_tree(host)
+    mount.stop()
+    assert pond_tree(pond_path) == host_tree(host)
+    check(pond_path)
+    mount.start()
+
+
 def test_extended_attributes(mount: Mount, pond_path: Path) -> None:
     f = mount.path("f")
     f.write_text("x")

@@ -34,12 +34,19 @@ class OpenFile:
     spool: Spool | None = None
     size: int = 0
     dirty: bool = False
+    #: While dirty: when the content last changed (the ctime to keep, unless later), and
+    #: the mtime to keep (that time, or what a utime since set).
+    changed_ns: int = 0
     mtime_ns: int = 0
-    removed: bool = False
-    #: When the node left the tree (its ctime from then on).
-    removed_ns: int = 0
-    last_stat: Stat | None = None
+    #: Once the node has left the tree (its last name removed while open): its attributes,
+    #: which fstat and fchmod of the open file go on seeing and changing.
+    removed_stat: Stat | None = None
     lock: trio.Lock = field(default_factory=trio.Lock)
+
+    @property
+    def removed(self) -> bool:
+        """Whether the node left the tree while this file was open."""
+        return self.removed_stat is not None
 
 
 @dataclass(eq=False)

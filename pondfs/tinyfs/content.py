@@ -52,25 +52,27 @@ class FileContent(StagedView):
         return v
 
     def write_content(self, node_id: str, chunks: Iterable[bytes], *,
-                      changed_ns: int | None = None) -> None:
+                      changed_ns: int | None = None, mtime_ns: int | None = None) -> None:
         """Replace a file's content with the bytes of ``chunks`` (streamed, never whole).
         ``changed_ns`` is when the bytes last changed (a mount's writes before the close
-        that stores them; default now): the new mtime, and the ctime unless that is later."""
+        that stores them; default now): the new ctime unless that is later, and the new
+        mtime unless ``mtime_ns`` gives it (a utime since the last write)."""
         self._replace_content(node_id, lambda: self.store.store(chunks, INLINE_LIMIT),
-                              changed_ns)
+                              changed_ns, mtime_ns)
 
     def write_file(self, node_id: str, source: int,
                    progress: Callable[[int], None] | None = None, *,
-                   changed_ns: int | None = None) -> None:
+                   changed_ns: int | None = None, mtime_ns: int | None = None) -> None:
         """Replace a file's content with the bytes of open file descriptor ``source``, from
         its offset to its end, copied as fast as the store can (never whole in memory);
-        ``progress`` is called with each number of bytes copied; ``changed_ns`` as for
-        :meth:`write_content`."""
+        ``progress`` is called with each number of bytes copied; ``changed_ns`` and
+        ``mtime_ns`` as for :meth:`write_content`."""
         self._replace_content(
-            node_id, lambda: self.store.store_file(source, INLINE_LIMIT, progress), changed_ns)
+            node_id, lambda: self.store.store_file(source, INLINE_LIMIT, progress), changed_ns,
+            mtime_ns)
 
     def _replace_content(self, node_id: str, keep: Callable[[], StoredContent],
-                         changed_ns: int | None) -> None:
+                         changed_ns: int | None, mtime_ns: int | None) -> None:
         """Make what ``keep()`` stores the file's new content.
 
         The bytes are stored without holding the view's lock, so other threads (a FUSE event
@@ -80,8 +82,9 @@ class FileContent(StagedView):
             self._require_file(node_id)
         stored = keep()
         with self._mutex:
-            mtime = time.time_ns() if changed_ns is None else changed_ns
-            ctime = max(mtime, self._latest(node_id).ctime_ns)
+            changed = time.time_ns() if changed_ns is None else changed_ns
+            mtime = changed if mtime_ns is None else mtime_ns
+            ctime = max(changed, self._latest(node_id).ctime_ns)
             self._next_version(node_id, blake3=stored.blake3, size=stored.size,
                                inline=stored.inline is not None, content=stored.inline,
                                mtime_ns=mtime, ctime_ns=ctime, min_time=None, max_time=None)
