@@ -86,12 +86,6 @@ MAX_FILE_SIZE = 16 * GiB
 #: the mount must fail with this errno (and the host's change is undone); where the host fails,
 #: the mount must fail the same way.
 REFUSED: dict[str, int] = {
-    # README: "Hard links (`EPERM`: a node has exactly one name, ...)"
-    "link": errno.EPERM,
-    # README: "device nodes, FIFOs and sockets (`EPERM`)"
-    "mknod FIFO": errno.EPERM,
-    "mknod socket": errno.EPERM,
-    "mknod character device": errno.EPERM,
     # README: "`RENAME_EXCHANGE` (`EINVAL`)"
     "renameat2 RENAME_EXCHANGE": errno.EINVAL,
     # README: "files larger than 16 GiB (`EFBIG`: content is stored densely)"
@@ -106,33 +100,8 @@ REFUSED: dict[str, int] = {
 #: compared), and the kernel forgetting inodes, which no step causes ("inode number ...":
 #: then only the host says whether a name is still the same file).
 NOT_YET: dict[str, str] = {
-    "unlink of an open file": "the file's ctime stays (host: it moves, st_nlink changed)",
-    "rename over an open file": "the replaced file's ctime stays (host: it moves)",
-    "unlink of an open file after a metadata change": "fstat shows the mode, owner and "
-                                                      "times of the last getattr",
-    "rename over an open file after a metadata change": "the same as 'unlink of an open "
-                                                        "file after a metadata change'",
-    "ftruncate of an unlinked open file": "ENOENT (after cutting the file)",
-    "fchmod of an unlinked open file": "ENOENT",
-    "rename over an open directory": "fstat of the open directory: ENOENT (host: st_nlink 0)",
-    "rmdir of an open directory": "fstat of the open directory: ENOENT (host: st_nlink 0)",
-    "times at close of a changed file": "mtime and ctime move to the time of the close "
-                                        "(host: they stay at the last change)",
-    "times at fsync of a changed file": "mtime and ctime move to the time of the fsync",
-    "metadata change of a file with unsaved writes": "chmod, setxattr...: ctime stays "
-                                                     "(host: it moves)",
-    "setxattr to the value it has": "ctime moves (host: ext4 skips a write that changes "
-                                    "nothing)",
-    "inode number after the kernel forgets a node": "a new st_ino once the kernel has "
-                                                    "dropped it (memory pressure)",
-    "utime now": "mtime is the kernel's coarse clock, older than the mount's stamps: "
-                 "it can go back",
-    "utime of a symlink itself now": "the same as 'utime now'",
     **{f"fallocate {name}": "EOPNOTSUPP (no fallocate handler)" for name in FALLOCATE_MODES},
-    "non-UTF-8 name": "accepted, then every commit fails (UnicodeEncodeError): fsync EIO, "
-                      "unmount exits 1, all changes since are lost",
     "open O_TMPFILE": "EOPNOTSUPP (host: an unnamed file)",
-    "chown -1 -1": "ctime stays (host: it moves)",
     "posix_fallocate": "glibc emulates it (no fallocate): EBADF on O_WRONLY and O_APPEND "
                        "descriptors, mtime and ctime stay",
 }
@@ -455,8 +424,9 @@ def reproducer(ops: list[Op]) -> str:
 NAMES = ("a", "b", "c")
 #: A name that is not UTF-8 (Latin-1 "café", as os gives it: a lone surrogate).
 LATIN1_NAME = os.fsdecode(b"caf\xe9")
-#: The names the operations use: the tree's root, three names in it and three in each, and
-#: the Latin-1 one.
+#: The names observed: the tree's root, three names in it and three in each, and the Latin-1
+#: one (never drawn: the README refuses it, see :func:`test_names_not_utf8_are_refused`, so
+#: on both sides it must stay absent).
 POOL = (".", *NAMES, *(f"{d}/{n}" for d in NAMES for n in NAMES), LATIN1_NAME)
 
 
@@ -804,9 +774,8 @@ class Generator:
         self.restamped: set[int] = set()
         #: Slots whose open may create their file (O_CREAT of a name that does not exist).
         self.creating: set[int] = set()
-        #: The names drawn (the root aside).
-        self.pool = [rel for rel in POOL[1:]
-                     if rel != LATIN1_NAME or "non-UTF-8 name" not in NOT_YET]
+        #: The names drawn (the root and the Latin-1 name aside).
+        self.pool = [rel for rel in POOL[1:] if rel != LATIN1_NAME]
 
     def draw(self, step: int) -> Op:
         kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
@@ -1396,6 +1365,57 @@ def test_random_operations_match_the_host(seed: int, mount: Mount, pond_path: Pa
                     f"as Python run in an empty directory ({script}):\n{shown}",
                     pytrace=False)
     assert_kept(mount, pond_path, host, mounted)
+
+
+#: Each way to make a name (or a link target, or an attribute name) of bytes that are not
+#: UTF-8, run in an empty directory.
+NON_UTF8_STEPS: dict[str, Callable[[Path], object]] = {
+    "create": lambda d: os.close(os.open(d / LATIN1_NAME, os.O_WRONLY | os.O_CREAT, 0o644)),
+    "mkdir": lambda d: os.mkdir(d / LATIN1_NAME),
+    "symlink name": lambda d: os.symlink("a", d / LATIN1_NAME),
+    "symlink target": lambda d: os.symlink(LATIN1_NAME, d / "link"),
+    "mknod FIFO": lambda d: os.mknod(d / LATIN1_NAME, stat.S_IFIFO | 0o644),
+    "link": lambda d: os.link(d / "a", d / LATIN1_NAME),
+    "rename": lambda d: os.rename(d / "a", d / LATIN1_NAME),
+    "setxattr": lambda d: os.setxattr(d / "a", "user." + LATIN1_NAME, b"1"),
+}
+
+
+def test_names_not_utf8_are_refused(mount: Mount, pond_path: Path, tmp_path: Path) -> None:
+    """README: names, symlink targets and attribute names that are not UTF-8 are EILSEQ.
+    Each way to make one succeeds on the host and is EILSEQ on the mount, which is left as
+    it was (the host's directory before the step), also in the pond after unmounting."""
+    for name, make in NON_UTF8_STEPS.items():
+        host, mounted = tmp_path / name, mount.path(name)
+        host.mkdir()
+        mounted.mkdir()
+        for d in (host, mounted):
+            (d / "a").write_bytes(b"kept")
+        before = snapshot_of(host)
+        make(host)
+        assert snapshot_of(host) != before, name
+        with pytest.raises(OSError) as caught:
+            make(mounted)
+        assert caught.value.errno == errno.EILSEQ, name
+        assert snapshot_of(mounted) == before, name
+    mount.stop()
+    for name in NON_UTF8_STEPS:
+        assert pond_tree(pond_path, "/" + name) == {"a": b"kept"}, name
+    check(pond_path)
+    mount.start()
+
+
+def snapshot_of(directory: Path) -> dict[str, object]:
+    """The names in ``directory`` with each one's type, bytes or target, and xattrs."""
+    seen: dict[str, object] = {}
+    for entry in sorted(os.listdir(directory)):
+        path = directory / entry
+        s = os.lstat(path)
+        what: object = (os.readlink(path) if stat.S_ISLNK(s.st_mode)
+                        else path.read_bytes() if stat.S_ISREG(s.st_mode) else None)
+        attrs = [] if stat.S_ISLNK(s.st_mode) else sorted(os.listxattr(path))
+        seen[entry] = (stat.S_IFMT(s.st_mode), what, attrs)
+    return seen
 
 
 def test_every_refusal_can_be_undone_on_the_host() -> None:
