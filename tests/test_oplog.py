@@ -677,6 +677,22 @@ def test_a_writer_waits_briefly_for_a_finishing_holder_only(
 
 # -- keeping it fast and small -------------------------------------------------------------
 
+def test_commits_across_many_directories_compact_each_partition_once_it_is_crowded(
+        tmp_path: Path) -> None:
+    """A commit touching 40 directories adds a data file to each: compacting them all after
+    every such commit made it seconds long. Each partition is compacted once it has gained
+    compact_after_files files, so 24 such commits compact 3 times (and the table stays
+    readable)."""
+    store = create_pond(tmp_path / "pond", compact_after_files=8)
+    dirs = [new_node_id() for _ in range(40)]
+    for txn in range(1, 25):
+        store.commit([file_version(d, txn, content=b"%d" % txn) for d in dirs], txn_info(txn))
+    optimizations = [h for h in store._table.history() if h["operation"] == "OPTIMIZE"]
+    assert len(optimizations) == 24 // 9  # the first after 9 files (the base one and 8 new)
+    assert max(store._files().files_per_partition().values()) <= 9
+    assert all(len(store.partition(d, FAR_FUTURE)) == 24 for d in dirs)
+
+
 def test_auto_compaction_bounds_the_data_files(tmp_path: Path) -> None:
     store = create_pond(tmp_path / "pond", compact_after_files=16, reopen_after_commits=50)
     dirs = [new_node_id() for _ in range(3)]
@@ -686,8 +702,8 @@ def test_auto_compaction_bounds_the_data_files(tmp_path: Path) -> None:
         v = file_version(dirs[txn % 3], txn, content=b"%d" % txn)
         written[v.part_id].append(v)
         store.commit([v], txn_info(txn))
-        most_files = max(most_files, store.data_file_count())
-    assert most_files <= 16 + len(dirs) + 1
+        most_files = max(most_files, *store._files().files_per_partition().values())
+    assert most_files <= 16 + 1  # per partition: its compacted file and 16 new ones
     assert any(h["operation"] == "OPTIMIZE" for h in store._table.history())
     for d in dirs:
         listed = store.partition(d, FAR_FUTURE)
