@@ -25,7 +25,7 @@ target. Before each unmount the pondfs daemon's peak RSS (VmHWM) is read; after 
 FUSE requests each daemon served (the line both log at exit, :mod:`pondfs.fuse.stats`).
 Prints medians over the rounds, ratios pondfs / passthrough (times: < 1 is faster; rates:
 > 1 is faster) and the requests per kind of each workload. ``--quick``: 1 round, the first
-1,000 files of the tarball, 1,000 files for ``cp -r``, shorter fsync runs.
+300 files of the tarball, 300 files for ``cp -r``, shorter fsync runs.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ DJANGO = "django==5.2.19"
 CACHE = Path.home() / ".cache" / "pondfs-bench"
 KINDS = ("pondfs", "passthrough", "host")
 TREE = "tree"
+#: Files of the tarball, and for cp -r, in a --quick run.
+QUICK_FILES = 300
 #: git as any user would run it, whoever owns the extracted files (tar as root keeps them).
 GIT_ENV = {
     "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_COUNT": "3",
@@ -317,7 +319,7 @@ def prepare(args: argparse.Namespace, work: Path) -> Settings:
         if not tarball.is_file():
             sys.exit(f"bench_tools: {tarball}: no such tarball")
         if args.quick:
-            tarball = first_members(tarball, 1000)
+            tarball = first_members(tarball, QUICK_FILES)
     source = work / "source"
     source.mkdir()
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(source), "--strip-components=1"],
@@ -327,8 +329,8 @@ def prepare(args: argparse.Namespace, work: Path) -> Settings:
     for i in range(args.cp_files):
         (small / f"f{i:05}").write_bytes(os.urandom(4096))
     return Settings(tarball, source, small, args.cp_files, args.word,
-                    latency_files=50 if args.quick else 500,
-                    fsync_seconds=1.0 if args.quick else 5.0)
+                    latency_files=30 if args.quick else 500,
+                    fsync_seconds=0.5 if args.quick else 5.0)
 
 
 # ---------------------------------------------------------------- one round, the report
@@ -433,13 +435,13 @@ def main() -> None:
     source.add_argument("--synthetic", type=int, metavar="FILES",
                         help="a generated tree of FILES small files instead of a tarball")
     parser.add_argument("--cp-files", type=int, default=None,
-                        help="4 KiB files for cp -r (default 10000; --quick 1000)")
+                        help=f"4 KiB files for cp -r (default 10000; --quick {QUICK_FILES})")
     parser.add_argument("--word", default="import", help="what grep -r looks for")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--workdir", default=None, help="scratch directory on local disk")
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 3)
-    args.cp_files = args.cp_files or (1000 if args.quick else 10_000)
+    args.cp_files = args.cp_files or (QUICK_FILES if args.quick else 10_000)
     if args.rounds < 1 or args.cp_files < 1 or (args.synthetic is not None
                                                 and args.synthetic < 1):
         parser.error("--rounds, --cp-files and --synthetic need a positive number")

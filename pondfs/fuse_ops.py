@@ -63,7 +63,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from functools import partial, wraps
-from typing import Any, BinaryIO, ParamSpec, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar, cast
 
 import pyfuse3
 import trio
@@ -123,7 +123,7 @@ def _handler(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
 
     @wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        args[0].operations.add(name)
+        cast("PondOperations", args[0]).operations.add(name)
         try:
             return await method(*args, **kwargs)
         except pyfuse3.FUSEError:
