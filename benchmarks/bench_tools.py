@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -98,7 +99,6 @@ class Session:
     """One mount (or the host directory) a workload runs in: ``root`` is where."""
 
     root: Path
-    pid: int | None = None
     ops: dict[str, int] | None = None
     rss_mib: float | None = None
 
@@ -122,15 +122,19 @@ class Target:
         start = self.log.stat().st_size if self.log.exists() else 0
         s = Session(self.mountpoint)
         with mounted(self.kind, self.store, self.mountpoint, self.log) as pid:
-            s.pid = pid
             yield s
             if self.kind == "pondfs":
                 s.rss_mib = peak_rss_mib(pid)
-        with open(self.log, errors="replace") as log:
+        with open(self.log, "rb") as log:
             log.seek(start)
-            s.ops = counts_in_log(log)
+            s.ops = counts_in_log(log.read().decode(errors="replace").splitlines())
         if s.ops is None:
             raise RuntimeError(f"the {self.kind} daemon logged no request counts; see {self.log}")
+
+
+def q(path: object) -> str:
+    """``path`` quoted for the shell."""
+    return shlex.quote(str(path))
 
 
 def shell(command: str, cwd: Path) -> float:
@@ -218,7 +222,7 @@ def git_status(target: Target, settings: Settings) -> list[Measure]:
 def cp_files(target: Target, settings: Settings) -> list[Measure]:
     """``cp -r`` of the small files: files per second."""
     with target.session() as s:
-        seconds = shell(f"cp -r {settings.small} small", s.root)
+        seconds = shell(f"cp -r {q(settings.small)} small", s.root)
     return [Measure(settings.cp_files / seconds, s.ops, s.rss_mib)]
 
 
@@ -243,16 +247,16 @@ def fsync_rates(target: Target, settings: Settings) -> list[Measure]:
 
 STEPS = [
     Step((("tar -xf", "s"),), command(
-        lambda s: f"mkdir {TREE} && tar -xf {s.tarball} -C {TREE} --strip-components=1")),
+        lambda s: f"mkdir {TREE} && tar -xf {q(s.tarball)} -C {TREE} --strip-components=1")),
     Step((("git init+add+commit", "s"),), command(
         lambda s: f"cd {TREE} && git init -q && git add -A && git commit -q -m x")),
     Step((("git status cold", "s"), ("git status warm", "s")), git_status),
-    Step((("rsync -a in", "s"),), command(lambda s: f"rsync -a {s.source}/ copy/")),
-    Step((("rsync -anc back", "s"),), command(lambda s: f"rsync -anc copy/ {s.source}/")),
+    Step((("rsync -a in", "s"),), command(lambda s: f"rsync -a {q(s.source)}/ copy/")),
+    Step((("rsync -anc back", "s"),), command(lambda s: f"rsync -anc copy/ {q(s.source)}/")),
     Step((("find | xargs stat", "s"),), command(
         lambda s: f"find {TREE} -print0 | xargs -0 stat")),
     Step((("du -s", "s"),), command(lambda s: f"du -s {TREE}")),
-    Step((("grep -r", "s"),), command(lambda s: f"grep -r {s.word} {TREE} | wc -l")),
+    Step((("grep -r", "s"),), command(lambda s: f"grep -r {q(s.word)} {TREE} | wc -l")),
     Step((("rm -rf", "s"),), command(lambda s: f"rm -rf {TREE}")),
     Step((("cp -r 4 KiB files", "files/s"),), cp_files),
     Step((("write+fsync 2 KB p50", "ms"), ("write+fsync 2 KB p99", "ms")), fsync_latency),
@@ -384,10 +388,13 @@ class Row:
 
     @property
     def ratio(self) -> float:
+        """pondfs / passthrough."""
         return self.values["pondfs"] / self.values["passthrough"]
 
 
 def summarize(results: dict[str, list[dict[str, Measure]]]) -> list[Row]:
+    """A row per workload: medians of each target's figures and requests, and the largest
+    peak RSS of the pondfs daemon over the rounds."""
     rows = []
     for name, unit in ROWS:
         measures = {kind: [r[name] for r in results[kind]] for kind in KINDS}
@@ -400,6 +407,7 @@ def summarize(results: dict[str, list[dict[str, Measure]]]) -> list[Row]:
 
 
 def print_table(rows: list[Row], rounds: int) -> None:
+    """The table of medians, then the requests of each kind per workload."""
     header(f"medians of {rounds} round(s); ratio = pondfs / passthrough (times and ms: "
            "< 1 is faster; files/s and /s: > 1 is faster); ops = FUSE requests served")
     table = [("workload", "unit", "pondfs", "passthrough", "host", "ratio", "pondfs ops",
@@ -426,6 +434,7 @@ def print_table(rows: list[Row], rounds: int) -> None:
 
 
 def main() -> None:
+    """Parse the arguments, prepare the inputs, run the rounds, print (and save) results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; --quick 1)")
     parser.add_argument("--quick", action="store_true",
@@ -464,6 +473,8 @@ def main() -> None:
         print_table(rows, args.rounds)
         if args.json:
             write_json(Path(args.json), args, rows, results)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"bench_tools: {exc}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
