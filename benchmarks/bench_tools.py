@@ -127,7 +127,11 @@ class Target:
                 s.rss_mib = peak_rss_mib(pid)
         with open(self.log, "rb") as log:
             log.seek(start)
-            s.ops = counts_in_log(log.read().decode(errors="replace").splitlines())
+            lines = log.read().decode(errors="replace").splitlines()
+        s.ops = counts_in_log(lines)
+        for line in lines:  # a figure from a daemon that complained is worth a second look
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line:
+                detail(f"{self.kind} daemon: {line}")
         if s.ops is None:
             raise RuntimeError(f"the {self.kind} daemon logged no request counts; see {self.log}")
 
