@@ -60,7 +60,9 @@ def mounted(kind: str, store: Path, mountpoint: Path, log: Path):
             time.sleep(0.02)
         yield daemon.pid
     finally:
-        subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True)
+        done = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True)
+        if done.returncode != 0 and os.path.ismount(mountpoint):  # busy: detach it
+            subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
         try:
             daemon.wait(timeout=120)
         except subprocess.TimeoutExpired:

@@ -63,7 +63,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from functools import partial, wraps
-from typing import Any, BinaryIO, ParamSpec, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar, cast
 
 import pyfuse3
 import trio
@@ -88,6 +88,7 @@ from .fuse.follower import PondFollower
 from .fuse.inodes import InodeTable
 from .fuse.kernel import KernelCaches
 from .fuse.spool import Spool
+from .fuse.stats import OperationCounts
 from .fuse.view import ServedView
 from .tinyfs import DIRECTORY, FS, NAME_MAX, SERIES, FsError, Stat
 
@@ -116,10 +117,13 @@ P = ParamSpec("P")
 
 def _handler(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn every failure of a FUSE handler into a FUSEError (tinyfs errors keep their errno,
-    anything unexpected is logged and answered EIO), so the main loop never dies."""
+    anything unexpected is logged and answered EIO), so the main loop never dies; count the
+    request in the mount's :class:`OperationCounts`."""
+    name = method.__name__
 
     @wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        cast("PondOperations", args[0]).operations.add(name)
         try:
             return await method(*args, **kwargs)
         except pyfuse3.FUSEError:
@@ -170,6 +174,8 @@ class PondOperations(pyfuse3.Operations):
         self.inodes = InodeTable()
         self.kernel = KernelCaches()
         self.committer = GroupCommitter(self.view, mountpoint, commit_interval)
+        #: Requests served, per handler (logged at unmount).
+        self.operations = OperationCounts()
         self._files: dict[int, OpenFile] = {}
         self._handles: dict[int, Handle | DirHandle] = {}
         self._next_fh = 1

@@ -350,6 +350,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
         finally:
             pyfuse3.close(unmount=unmount)
         log.info("unmounted %s: %d commits", mountpoint, ops.committer.commits)
+        log.info("%s", ops.operations.log_line())
     return 0
 
 

@@ -28,6 +28,7 @@ from fuse_helpers import MOUNT_COMMAND, Mount, check, pond_tree
 from shapes import make_linked_source, shape
 
 from pondfs import pond
+from pondfs.fuse.stats import counts_in_log
 from pondfs.tinyfs import ROOT_ID, read_all
 
 pytestmark = pytest.mark.fuse
@@ -340,6 +341,18 @@ def test_many_closes_are_grouped_into_few_commits(mount: Mount, pond_path: Path)
     assert 1 <= made <= 10
     tree = pond_tree(pond_path)
     assert len(tree) == 300 and tree["f299"] == b"x" * 299
+
+
+def test_unmount_logs_how_many_requests_of_each_kind_it_served(mount: Mount) -> None:
+    for i in range(20):
+        mount.path(f"f{i:02}").write_bytes(b"x" * 100)
+    mount.path("f00").rename(mount.path("renamed"))
+    assert mount.stop() == 0
+    counts = counts_in_log(mount.log().splitlines())
+    assert counts is not None
+    assert counts["create"] == 20 and counts["rename"] == 1
+    assert counts["write"] >= 20 and counts["release"] == 20
+    assert mount.problems() == []
 
 
 # ---------------------------------------------------------------- read-only mounts

@@ -6,4 +6,5 @@
 - :mod:`.kernel`: telling the kernel to forget what it cached.
 - :mod:`.committer`: the group committer, a task of the mount.
 - :mod:`.follower`: the pond follower of a read-only mount, a task of the mount.
+- :mod:`.stats`: how many requests of each kind the mount served.
 """
