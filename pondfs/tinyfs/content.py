@@ -251,7 +251,7 @@ class FileContent(StagedView):
         for version in self._series_versions(v):
             with self._open_version(version) as f:
                 found = formats.parquet_schema(f, v.node_id)
-            schema = formats.join_schema(schema, found, v.node_id, errno.EIO)
+            schema = formats.join_schema(schema, found, _unjoined(v.node_id), errno.EIO)
         self._keep_schema(v, schema)
         return schema
 
@@ -295,7 +295,7 @@ class FileContent(StagedView):
             if (start is not None and high < start) or (end is not None and low > end):
                 continue
             tables.append(formats.read_parquet(self._content_bytes(version), node_id))
-        merged = formats.merge_series(tables, v.time_column, node_id)
+        merged = formats.merge_series(tables, v.time_column, _unjoined(node_id))
         if merged.num_rows and (start is not None or end is not None):
             column = merged.column(v.time_column)
             if pa.types.is_timestamp(column.type):
@@ -308,3 +308,8 @@ class FileContent(StagedView):
                 mask = upper if mask is None else pc.and_(mask, upper)
             merged = merged.filter(mask)
         return merged
+
+
+def _unjoined(node_id: str) -> str:
+    """What a read of a series whose versions do not join names (a view knows no paths)."""
+    return f"series {node_id} (pond check names its path)"
