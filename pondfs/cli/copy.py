@@ -196,7 +196,8 @@ class _CopyIn:
         if fmt == TABLE:
             self.fs.write_table(node_id, table)
         else:
-            self.fs.append_series(node_id, table, self.time_column)
+            self.fs.append_series(node_id, table, self.time_column,
+                                  what=f"{src}: cannot append to {name}")
         self.bar.update(os.path.getsize(src))
 
 

@@ -67,7 +67,7 @@ import requests
 
 from ..kinds import Kind
 from ..resources import Fields, SpecError, env_reference, makedirs, resolve_env
-from ..tinyfs import FS, FsError, join_path, split_path, validate_name
+from ..tinyfs import FS, FsError, SchemaConflict, join_path, split_path, validate_name
 from . import CollectorError, Progress, RunReport, SourceReport
 
 log = logging.getLogger(__name__)
@@ -509,7 +509,10 @@ class _Run:
         except CollectorError as exc:
             failure = exc
         if readings.columns:
-            self._append(folder, name, existing, readings.table(), source)
+            try:
+                self._append(folder, name, existing, readings.table(), source)
+            except SchemaConflict as exc:
+                raise CollectorError(str(exc)) from None
         if failure is not None:
             raise failure
 
@@ -521,9 +524,11 @@ class _Run:
             node_id = self.fs.create(dir_id, file_name, "series", 0o644, self.uid, self.gid)
         else:
             node_id = existing[1]
-            if existing[0] != file_name:
-                self.fs.rename(dir_id, existing[0], dir_id, file_name)
-        self.fs.append_series(node_id, table, "timestamp")
+        # Before the rename: a batch the series refuses leaves this device as it was.
+        self.fs.append_series(node_id, table, "timestamp",
+                              what=join_path(folder, file_name))
+        if existing is not None and existing[0] != file_name:
+            self.fs.rename(dir_id, existing[0], dir_id, file_name)
         source.rows = table.num_rows
         times = table.column("timestamp")
         source.first, source.last = times[0].as_py(), times[-1].as_py()

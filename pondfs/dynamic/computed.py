@@ -461,12 +461,7 @@ def schema_of(fs: FS, node_id: str) -> pa.Schema:
     Parquet footers."""
     node_id = source(fs, node_id)
     if fs.dynamic_node(node_id) is None and fs.get(node_id).format == SERIES:
-        schemas = []
-        for version in fs.series_versions(node_id):
-            with fs.open_version(version) as f:
-                schemas.append(pq.ParquetFile(f).schema_arrow)
-        return pa.unify_schemas(schemas, promote_options="permissive") if schemas else \
-            pa.schema([])
+        return fs.series_schema(node_id)
     with fs.open_read(node_id) as f:
         return pq.ParquetFile(f).schema_arrow
 

@@ -12,7 +12,7 @@ from .cache import DerivedCache
 from .check import Checker
 from .commit import Commit
 from .dynamic import DynamicDirectory, DynamicFile, DynamicNode, Factories, FactoryRegistry
-from .errors import CorruptContent, FsError, PondLocked
+from .errors import CorruptContent, FsError, PondLocked, SchemaConflict
 from .formats import read_csv, read_parquet
 from .fs import FS, Stat, read_all
 from .glob import GlobError, GlobPattern, substitute
@@ -52,7 +52,7 @@ __all__ = [
     "Checker", "Chunk", "Commit", "CorruptContent", "DerivedCache", "DirOp", "DynamicDirectory",
     "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
     "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
-    "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
+    "SchemaConflict", "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
     "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
     "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]

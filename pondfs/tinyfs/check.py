@@ -9,7 +9,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import FsError
+from . import formats
+from .errors import FsError, SchemaConflict
 from .fs import FS
 from .hashing import content_hash, stream_hash
 from .records import DIRECTORY, ROOT_ID, SERIES, NodeVersion
@@ -51,7 +52,8 @@ class Checker:
         self.report.nodes = len(self.history)
         self.report.versions = sum(len(v) for v in self.history.values())
         for check in (self.check_root, self.check_version_numbers, self.check_tree,
-                      self.check_names, self.check_series_ranges, self.check_content,
+                      self.check_names, self.check_series_ranges, self.check_series_schemas,
+                      self.check_content,
                       self.check_unreferenced_objects):
             check()
         return self.report
@@ -135,6 +137,31 @@ class Checker:
                 if v.format == SERIES and v.size and not v.deleted and (
                         v.min_time is None or v.max_time is None or v.min_time > v.max_time):
                     self._problem(f"series {node_id} v{v.version}: bad time range")
+
+    def check_series_schemas(self) -> None:
+        """Every live series' versions join (:func:`~pondfs.tinyfs.formats.join_schema`):
+        one written before the rule, or below it, may not; it is reported once, naming the
+        series, the column and the first version that breaks it."""
+        for node_id, versions in self.history.items():
+            latest = versions[-1]
+            if latest.format != SERIES or latest.deleted:
+                continue
+            name = ", ".join(sorted(self.referenced.get(node_id, []))) or f"node {node_id}"
+            schema = None
+            for v in versions:
+                if v.min_time is None or v.deleted:
+                    continue
+                try:
+                    with self.fs.open_version(v) as f:
+                        found = formats.parquet_schema(f, f"series {name} v{v.version}")
+                    schema = found if schema is None else formats.join_schema(
+                        schema, found, f"series {name} v{v.version}")
+                except SchemaConflict as exc:
+                    self._problem(f"series {name}: column {exc.column!r} is {exc.new} in "
+                                  f"v{v.version}, {exc.old} in the versions before it")
+                    break
+                except FsError:
+                    break  # content that cannot be read is check_content's to report
 
     def check_content(self) -> None:
         """Every version's content is present and matches its recorded size and hash."""

@@ -95,24 +95,40 @@ class FileContent(StagedView):
         self.write_content(node_id, [formats.parquet_bytes(table)])
 
     @locked
-    def append_series(self, node_id: str, table: pa.Table, time_column: str | None = None) -> None:
+    def append_series(self, node_id: str, table: pa.Table, time_column: str | None = None, *,
+                      what: str | None = None) -> None:
         """Append ``table`` as a new version of a series (merged with one pending in this
-        transaction), recording its event-time range."""
+        transaction), recording its event-time range.
+
+        Every way into a series comes here, so here a version that cannot join the series
+        (:func:`~pondfs.tinyfs.formats.join_schema`) is refused, an EINVAL
+        :class:`~pondfs.tinyfs.errors.SchemaConflict` naming ``what`` (what is appended, to
+        where; default the node id), before anything is stored.
+        """
+        what = what or node_id
         v = self._require_stored(node_id)
         if v.format != SERIES:
             raise FsError(errno.EINVAL, f"not a series: {node_id}")
-        column = formats.time_column_of(table, time_column or v.time_column or None, node_id)
+        column = formats.time_column_of(table, time_column or v.time_column or None, what)
+        joined = formats.join_schema(self._series_schema(v), table.schema, what)
         pending = self._pending.get(node_id)
         if pending is not None and pending.min_time is not None:
             earlier = formats.read_parquet(self._content_bytes(pending), node_id)
-            table = formats.merge_series([earlier, table], column)
+            table = formats.merge_series([earlier, table], column, what)
         low, high = formats.time_range(table, column)
-        stored = self.store.store([formats.parquet_bytes(table)], INLINE_LIMIT)
+        data = formats.parquet_bytes(table)
+        # What a scan of the footers will find once this version is stored: kept, so the
+        # next append reads none.
+        joined = formats.join_schema(joined, formats.parquet_schema(io.BytesIO(data), what),
+                                     what)
+        stored = self.store.store([data], INLINE_LIMIT)
         now = time.time_ns()
-        self._next_version(node_id, blake3=stored.blake3, size=stored.size,
-                           inline=stored.inline is not None, content=stored.inline,
-                           mtime_ns=now, ctime_ns=now, min_time=low, max_time=high,
-                           time_column=column)
+        appended = self._next_version(
+            node_id, blake3=stored.blake3, size=stored.size, inline=stored.inline is not None,
+            content=stored.inline, mtime_ns=now, ctime_ns=now, min_time=low, max_time=high,
+            time_column=column)
+        if low is not None:
+            self._keep_schema(appended, joined)
 
     @locked
     def truncate(self, node_id: str, size: int) -> None:
@@ -215,6 +231,35 @@ class FileContent(StagedView):
         parts = [v.node_id] + [c.blake3 for c in self._series_versions(v)]
         return "series-" + content_hash("\n".join(parts).encode())
 
+    @locked
+    def series_schema(self, node_id: str) -> pa.Schema:
+        """The schema a series reads with: every version's columns joined (see
+        :func:`~pondfs.tinyfs.formats.join_schema`), from Parquet footers alone; a history
+        whose versions cannot join is an EIO :class:`~pondfs.tinyfs.errors.SchemaConflict`."""
+        v = self._latest(node_id)
+        if v.format != SERIES:
+            raise FsError(errno.EINVAL, f"not a series: {node_id}")
+        return self._series_schema(v)
+
+    def _series_schema(self, v: NodeVersion) -> pa.Schema:
+        key = "schema-" + self._series_key(v)
+        cached = self.cache.open(key)
+        if cached is not None:
+            with cached:
+                return pa.ipc.read_schema(pa.py_buffer(cached.read()))
+        schema = pa.schema([])
+        for version in self._series_versions(v):
+            with self._open_version(version) as f:
+                found = formats.parquet_schema(f, v.node_id)
+            schema = formats.join_schema(schema, found, _unjoined(v.node_id), errno.EIO)
+        self._keep_schema(v, schema)
+        return schema
+
+    def _keep_schema(self, v: NodeVersion, schema: pa.Schema) -> None:
+        """Cache ``schema`` as the joined schema of series version ``v``'s versions."""
+        self.cache.fill("schema-" + self._series_key(v),
+                        lambda sink: sink.write(schema.serialize().to_pybytes()))
+
     def _fill_series(self, v: NodeVersion, key: str) -> None:
         table = self.read_series(v.node_id)
         self.cache.fill(key, lambda sink: sink.write(formats.parquet_bytes(table)))
@@ -250,7 +295,7 @@ class FileContent(StagedView):
             if (start is not None and high < start) or (end is not None and low > end):
                 continue
             tables.append(formats.read_parquet(self._content_bytes(version), node_id))
-        merged = formats.merge_series(tables, v.time_column)
+        merged = formats.merge_series(tables, v.time_column, _unjoined(node_id))
         if merged.num_rows and (start is not None or end is not None):
             column = merged.column(v.time_column)
             if pa.types.is_timestamp(column.type):
@@ -263,3 +308,8 @@ class FileContent(StagedView):
                 mask = upper if mask is None else pc.and_(mask, upper)
             merged = merged.filter(mask)
         return merged
+
+
+def _unjoined(node_id: str) -> str:
+    """What a read of a series whose versions do not join names (a view knows no paths)."""
+    return f"series {node_id} (pond check names its path)"

@@ -32,3 +32,13 @@ class CorruptContent(FsError):
 
     def __init__(self, what: str):
         super().__init__(_errno.EIO, f"corrupt or missing content: {what}")
+
+
+class SchemaConflict(FsError):
+    """A series version whose column ``column`` has type ``new`` cannot join a series where
+    it has type ``old`` (see :func:`~pondfs.tinyfs.formats.join_schema`)."""
+
+    def __init__(self, err: int, what: str, column: str, old: object, new: object):
+        super().__init__(err, f"{what}: column {column!r} is {new} but the series has {old} "
+                         "(a version may add, drop or widen columns, nothing else)")
+        self.column, self.old, self.new = column, old, new
