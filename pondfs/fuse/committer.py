@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
 import trio
 
@@ -86,23 +87,35 @@ class GroupCommitter:
     async def _commit(self, command: str, durable: bool) -> int | None:
         view = self.view
         fs = view.fs
-        commit = None
-        async with view.lock:
-            if fs.dirty:
-                staged, self._staged = self._staged, 0
-                commit = await trio.to_thread.run_sync(
-                    fs.begin_commit, command, frozenset(self._held), limiter=view.limiter)
-        if commit is None:
+        if not fs.dirty:
             if durable:
                 await view.thread(fs.store.sync)
             return None
-        try:
-            await view.thread(commit.store, durable)
-        except BaseException as exc:
-            self._staged += staged
-            if isinstance(exc, FsError):
+        with ExitStack() as lock:
+            # Waiting for another writer's commit blocks no call into the view.
+            try:
+                await view.thread(lock.enter_context, fs.writer_lock(command))
+            except FsError as exc:
                 self.error = exc
-            raise
+                raise
+            staged = 0
+            try:
+                async with view.lock:
+                    staged, self._staged = self._staged, 0
+                    commit = await trio.to_thread.run_sync(
+                        fs.begin_commit, command, frozenset(self._held), limiter=view.limiter)
+                if commit is None:
+                    if durable:
+                        await view.thread(fs.store.sync)
+                    return None
+                await view.thread(commit.store, durable)
+            except BaseException as exc:
+                self._staged += staged
+                if isinstance(exc, FsError):
+                    self.error = exc
+                raise
+            finally:
+                await view.thread(lock.close)
         async with view.lock:
             txn = commit.finish()  # folds rows into memory: no persistence, no await
         self.error = None

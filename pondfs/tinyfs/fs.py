@@ -34,6 +34,7 @@ import logging
 import stat as st
 import time
 from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 from . import paths
@@ -111,7 +112,9 @@ class FS(FileContent):
     """A pond's filesystem as of transaction ``at`` (read-only) or the newest one (writable).
 
     ``cache`` keeps derived content (merged series, dynamic files); ``factories`` validates
-    and builds dynamic nodes by the factory name they store (none without it).
+    and builds dynamic nodes by the factory name they store (none without it). A writable
+    view takes the store's writer lock for each commit only, describing itself as
+    ``holder`` and waiting up to ``lock_wait`` seconds for another writer's commit.
     """
 
     # ------------------------------------------------------------------ transactions
@@ -124,23 +127,40 @@ class FS(FileContent):
 
     def commit(self, command: str) -> int | None:
         """Commit the pending changes (and any rows a failed commit left) as one transaction;
-        its number, or None if there was nothing. Other threads may use the view meanwhile
-        (see :class:`Commit`); commits from several threads run one after the other."""
+        its number, or None if there was nothing. The writer lock is held for the commit
+        alone (:meth:`writer_lock`). Other threads may use the view meanwhile (see
+        :class:`Commit`); commits from several threads run one after the other."""
         with self._commit_lock:
-            commit = self.begin_commit(command)
-            return None if commit is None else commit.complete()
+            if not self.dirty:
+                return None
+            with self.writer_lock(command):
+                commit = self.begin_commit(command)
+                return None if commit is None else commit.complete()
+
+    def writer_lock(self, command: str) -> AbstractContextManager[None]:
+        """The store's writer lock for one commit of this view (described by its holder, or
+        else ``command``), which :meth:`begin_commit` and the commit's store need held:
+        PondLocked naming the holder once another writer has held it ``lock_wait`` seconds."""
+        return self.store.writer_lock(self.holder or command, self.lock_wait)
 
     @locked
     def begin_commit(self, command: str, hold: Collection[str] = ()) -> Commit | None:
         """Phase one of a commit: number and stamp the pending versions and move them to the
         in-flight set; the :class:`Commit` that finishes the job, or None if nothing is to be
-        committed. EBUSY while another commit is in flight.
+        committed. EBUSY while another commit is in flight. The caller holds the writer lock
+        (:meth:`writer_lock`) until the commit is stored.
 
         ``hold`` names new nodes whose changes stay pending, out of this commit: their own
         versions, the directory entries naming them and the removal of an entry one of them
         replaced (a file created and not yet closed is not committed half-written)."""
         if self._commit is not None:
             raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
+        if not self.dirty:
+            return None
+        newest = self.store.last_txn()
+        if newest != self.as_of:
+            raise FsError(errno.EAGAIN, f"the pond moved on to transaction {newest} since "
+                          f"this view's {self.as_of}")
         held = self._set_aside(set(hold))
         if not self.dirty:
             self._stage_again(held)

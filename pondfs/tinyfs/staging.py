@@ -66,6 +66,8 @@ class StagedView:
         at: int | None = None,
         cache: DerivedCache | None = None,
         factories: Factories | None = None,
+        holder: str = "",
+        lock_wait: float = 0.0,
     ):
         last = store.last_txn()
         if at is not None and not 1 <= at <= last:
@@ -73,6 +75,10 @@ class StagedView:
         self.store = store
         self.as_of = last if at is None else at
         self.read_only = at is not None
+        #: How this writer describes itself in the writer lock (default: the command it
+        #: commits), and how many seconds it waits for the lock (see FS.commit).
+        self.holder = holder
+        self.lock_wait = lock_wait
         self.cache = cache or DerivedCache()
         self.factories = factories if factories is not None else FactoryRegistry()
         self._mutex = threading.RLock()
