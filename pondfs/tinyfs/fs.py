@@ -44,6 +44,7 @@ from .dynamic import DynamicDirectory, DynamicFile, DynamicNode
 from .errors import FsError
 from .hashing import EMPTY_HASH, content_hash
 from .paths import require_utf8, validate_name
+from .rebase import rebase
 from .records import (
     BLOCK_DEVICE,
     CHAR_DEVICE,
@@ -148,7 +149,8 @@ class FS(FileContent):
         """Phase one of a commit: number and stamp the pending versions and move them to the
         in-flight set; the :class:`Commit` that finishes the job, or None if nothing is to be
         committed. EBUSY while another commit is in flight. The caller holds the writer lock
-        (:meth:`writer_lock`) until the commit is stored.
+        (:meth:`writer_lock`) until the commit is stored; changes made against an older
+        transaction than the newest are first rebased onto it (:meth:`follow`).
 
         ``hold`` names new nodes whose changes stay pending, out of this commit: their own
         versions, the directory entries naming them and the removal of an entry one of them
@@ -157,10 +159,7 @@ class FS(FileContent):
             raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
         if not self.dirty:
             return None
-        newest = self.store.last_txn()
-        if newest != self.as_of:
-            raise FsError(errno.EAGAIN, f"the pond moved on to transaction {newest} since "
-                          f"this view's {self.as_of}")
+        followed = self.follow()
         held = self._set_aside(set(hold))
         if not self.dirty:
             self._stage_again(held)
@@ -171,12 +170,28 @@ class FS(FileContent):
             self._inflight.setdefault(v.node_id, []).append(v)
         self._inflight_listings.update(self._pending_listings)
         self._inflight_parents.update(self._pending_parents)
+        for dir_id, ops in self._pending_ops.items():
+            self._inflight_ops.setdefault(dir_id, []).extend(ops)
         self._clear_pending()
         self._stage_again(held)
         rows = [v if v.timestamp_ns == now else v.evolve(timestamp_ns=now)
                 for versions in self._inflight.values() for v in versions]
-        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows)
+        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows, followed)
         return self._commit
+
+    @locked
+    def follow(self) -> list[NodeVersion]:
+        """Move a writable view to the store's newest transaction (refresh the store first
+        to see other writers' commits), its staged changes replayed on top of theirs
+        (:func:`~pondfs.tinyfs.rebase.rebase`: the README's rules for several writers);
+        the versions the other writers committed since. Nothing while a commit is in
+        flight, or for a read-only view."""
+        if self.read_only or self._commit is not None:
+            return []
+        newest = self.store.last_txn()
+        if newest <= self.as_of:
+            return []
+        return rebase(self, newest)
 
     def _set_aside(self, hold: set[str]) -> HeldChanges | None:
         """Take the pending changes of the nodes in ``hold`` out of the pending set (see

@@ -98,6 +98,7 @@ class StagedView:
         # first, and the listings and directory parents they make.
         self._inflight: dict[str, list[NodeVersion]] = {}
         self._inflight_listings: dict[str, dict[str, DirOp]] = {}
+        self._inflight_ops: dict[str, list[DirOp]] = {}  # the entry changes they made
         self._inflight_parents: dict[str, str] = {}
         self._commit: Commit | None = None
         self._commit_lock = threading.Lock()
@@ -118,6 +119,7 @@ class StagedView:
     def _clear_inflight(self) -> None:
         self._inflight.clear()
         self._inflight_listings.clear()
+        self._inflight_ops.clear()
         self._inflight_parents.clear()
 
     # ------------------------------------------------------------------ rows
