@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 
 import trio
@@ -27,11 +28,16 @@ class GroupCommitter:
     messages.
 
     Files created and not yet closed or synced are *held* (:meth:`hold`): commits leave
-    them out, so a crash never leaves a state nobody closed.
+    them out, so a crash never leaves a state nobody closed. Each commit holds the pond's
+    writer lock for itself alone and, holding it, first calls ``follow`` (the mount's
+    :meth:`PondFollower.follow`), so other writers' commits are shown before this one's
+    changes are rebased onto them.
     """
 
-    def __init__(self, view: ServedView, mountpoint: str, interval: float = COMMIT_INTERVAL):
+    def __init__(self, view: ServedView, mountpoint: str, interval: float = COMMIT_INTERVAL,
+                 follow: Callable[[], Awaitable[object]] | None = None):
         self.view = view
+        self.follow = follow
         self.mountpoint = mountpoint
         self.interval = interval
         #: Transactions committed, and the error of the last commit if it failed.
@@ -100,6 +106,10 @@ class GroupCommitter:
                 raise
             staged = 0
             try:
+                if self.follow is not None:
+                    # Other writers' commits first, with the kernel told (begin_commit
+                    # would rebase onto them too, silently).
+                    await self.follow()
                 async with view.lock:
                     staged, self._staged = self._staged, 0
                     commit = await trio.to_thread.run_sync(

@@ -180,15 +180,15 @@ class FS(FileContent):
         return self._commit
 
     @locked
-    def follow(self) -> list[NodeVersion]:
-        """Move a writable view to the store's newest transaction (refresh the store first
-        to see other writers' commits), its staged changes replayed on top of theirs
-        (:func:`~pondfs.tinyfs.rebase.rebase`: the README's rules for several writers);
-        the versions the other writers committed since. Nothing while a commit is in
-        flight, or for a read-only view."""
+    def follow(self, newest: int | None = None) -> list[NodeVersion]:
+        """Move a writable view to transaction ``newest`` (default: the store's newest;
+        refresh the store first to see other writers' commits), its staged changes
+        replayed on top of theirs (:func:`~pondfs.tinyfs.rebase.rebase`: the README's rules
+        for several writers); the versions the other writers committed since. Nothing
+        while a commit is in flight, or for a read-only view."""
         if self.read_only or self._commit is not None:
             return []
-        newest = self.store.last_txn()
+        newest = self.store.last_txn() if newest is None else newest
         if newest <= self.as_of:
             return []
         return rebase(self, newest)
