@@ -173,7 +173,6 @@ class PondOperations(pyfuse3.Operations):
         self.statfs_path = statfs_path
         self.inodes = InodeTable()
         self.kernel = KernelCaches()
-        self.committer = GroupCommitter(self.view, mountpoint, commit_interval)
         #: Requests served, per handler (logged at unmount).
         self.operations = OperationCounts()
         self._files: dict[int, OpenFile] = {}
@@ -186,9 +185,13 @@ class PondOperations(pyfuse3.Operations):
         #: Removed directories the kernel still holds (open, or a process' cwd): what
         #: getattr answers for them (no names left), as a local filesystem does.
         self._gone_dirs: dict[int, Stat] = {}
-        #: A read-only mount of the newest transaction shows newer ones as they come.
+        #: A mount of the newest transaction shows other writers' ones as they come (a
+        #: read-write mount with its own uncommitted changes on top).
         self.follower = (PondFollower(self.view, self.inodes, self.kernel, self._parent_dirs)
-                         if self.read_only and not fs.read_only else None)
+                         if not fs.read_only else None)
+        self.committer = GroupCommitter(self.view, mountpoint, commit_interval,
+                                        follow=None if self.follower is None
+                                        else self.follower.follow)
 
     @property
     def fs(self) -> FS:

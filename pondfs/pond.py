@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from .kinds import KINDS
 from .oplog import create_pond, open_pond
 from .oplog import maintain as maintain_oplog
+from .oplog.lock import DEFAULT_WAIT
 from .tinyfs import FS, DerivedCache, FsError, Persistence
 
 
@@ -35,23 +36,25 @@ def init(location: str) -> int:
     """Create a new pond with an empty root directory; the first transaction's number."""
     store = create_pond(location)
     try:
-        with store.writer_lock("pond init"):
-            fs = FS(store, cache=_cache(store), factories=KINDS)
-            fs.init_root(uid=os.getuid(), gid=os.getgid())
-            txn = fs.commit("init")
-            assert txn is not None
-            return txn
+        fs = FS(store, cache=_cache(store), factories=KINDS, holder="pond init")
+        fs.init_root(uid=os.getuid(), gid=os.getgid())
+        txn = fs.commit("init")
+        assert txn is not None
+        return txn
     finally:
         store.close()
 
 
 @contextmanager
 def open_fs(location: str, *, write: bool = False, at: int | None = None,
-            holder: str | None = None, durable: bool = False) -> Iterator[FS]:
+            holder: str | None = None, durable: bool = False,
+            lock_wait: float = DEFAULT_WAIT) -> Iterator[FS]:
     """A view of the pond at ``location``: as of ``at``, or the newest, writable if ``write``.
 
-    A writable view holds the single-writer lock until the context ends; changes not
-    committed by then are dropped. ``durable`` commits fsync what they wrote.
+    A writable view takes the single-writer lock for each commit only (described by
+    ``holder``, default the command line; waiting up to ``lock_wait`` seconds for another
+    writer's commit); changes not committed when the context ends are dropped. ``durable``
+    commits fsync what they wrote.
     """
     if write and at is not None:
         raise FsError(errno.EROFS, f"cannot write to the pond as of transaction {at}")
@@ -60,22 +63,23 @@ def open_fs(location: str, *, write: bool = False, at: int | None = None,
         if not write:
             yield FS(store, at=at, cache=_cache(store), factories=KINDS)
             return
-        with store.writer_lock(holder or " ".join(sys.argv)):
-            store.refresh()
-            fs = FS(store, cache=_cache(store), factories=KINDS)
-            try:
-                yield fs
-            finally:
-                fs.abort()
+        fs = FS(store, cache=_cache(store), factories=KINDS,
+                holder=holder or " ".join(sys.argv), lock_wait=lock_wait)
+        try:
+            yield fs
+        finally:
+            fs.abort()
     finally:
         store.close()
 
 
-def maintain(location: str, *, retention_hours: float, holder: str) -> dict:
-    """Checkpoint, compact and vacuum the pond's oplog; remove unreferenced old objects."""
+def maintain(location: str, *, retention_hours: float, holder: str,
+             lock_wait: float = DEFAULT_WAIT) -> dict:
+    """Checkpoint, compact and vacuum the pond's oplog; remove unreferenced old objects
+    (holding the writer lock, waited for up to ``lock_wait`` seconds)."""
     store = open_pond(location)
     try:
-        with store.writer_lock(holder):
+        with store.writer_lock(holder, lock_wait):
             return maintain_oplog(store, retention_hours=retention_hours)
     finally:
         store.close()

@@ -529,32 +529,59 @@ def test_bad_input_leaves_the_pond_as_it_was(pond: Pond, tmp_path: Path) -> None
 
 HOLD_LOCK = """
 import sys, time
-from pondfs import pond
-with pond.open_fs(sys.argv[1], write=True, holder="test holder"):
+from pondfs.oplog import open_pond
+with open_pond(sys.argv[1]).writer_lock("test holder"):
     print("holding", flush=True)
-    time.sleep(120)
+    time.sleep(float(sys.argv[2]))
 """
 
 
-def test_second_writer_is_refused(pond: Pond, tmp_path: Path) -> None:
+def hold_lock(pond: Pond, seconds: float) -> subprocess.Popen:
+    """A process holding the pond's writer lock for ``seconds`` (as a commit does)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(pond.location),
+                               str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    return holder
+
+
+def test_a_writer_waits_for_the_lock_then_fails_naming_the_holder(pond: Pond) -> None:
     pond.out("mkdir", "/a")
     txns = pond.txns()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(pond.location)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(pond, 120)
     try:
-        assert holder.stdout.readline() == "holding\n"
-        line, _, listing = side_by_side(
-            lambda: refuse(pond, "mkdir", "/b", mentions="locked by another writer"),
-            lambda: refuse(pond, "maintain", mentions=f"pid {holder.pid}"),
+        before = stored_state(pond)
+        started = time.monotonic()
+        done, maintain, listing = side_by_side(
+            lambda: pond.run("--wait", "1", "mkdir", "/b"),
+            lambda: pond.run("--wait", "0", "maintain"),
             lambda: pond.text("ls", "/"))
-        assert f"pid {holder.pid}" in line and "test holder" in line
+        assert time.monotonic() - started >= 1  # it waited
+        for process, command in ((done, "mkdir"), (maintain, "maintain")):
+            err = process.stderr.decode()
+            assert process.returncode == 1 and err.count("\n") == 1, err
+            assert err.startswith(f"pond {command}: pond is locked by another writer: "
+                                  f"pid {holder.pid}") and "test holder" in err, err
         assert listing == "a\n"  # readers need no lock
+        assert stored_state(pond) == before
     finally:
         holder.kill()
         holder.wait()
     assert_untouched(pond, txns)
     pond.out("mkdir", "/b")
     assert pond.text("ls", "/").split() == ["a", "b"]
+
+
+def test_a_writer_waits_for_another_writers_commit(pond: Pond) -> None:
+    """The lock is held per commit: a writer that finds it taken waits (default 30 s)."""
+    holder = hold_lock(pond, 1.5)
+    try:
+        pond.out("mkdir", "/b")  # waits for the holder, then commits
+    finally:
+        holder.kill()
+        holder.wait()
+    assert pond.text("ls", "/").split() == ["b"]
+    bad = pond.run("--wait", "soon", "mkdir", "/c")
+    assert bad.returncode == 2 and b"not a number of seconds: 'soon'" in bad.stderr
 
 
 # ---------------------------------------------------------------------- crash atomicity

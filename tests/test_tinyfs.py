@@ -1833,14 +1833,244 @@ def test_directory_churn_is_snapshotted(store, fs):
     assert sum(r.snapshot for r in rows) >= 2  # mkdir's, then one forced by the churn
 
 
-def test_a_second_view_cannot_commit_over_a_newer_one(store, fs):
-    stale = FS(store)
-    make_file(fs, ROOT_ID, "a")
-    fs.commit("a")
-    make_file(stale, ROOT_ID, "b")
-    with pytest.raises(FsError):
-        stale.commit("b")
-    assert sorted(FS(store).listdir(ROOT_ID)) == ["a"]
+# ---------------------------------------------------------------- several writers (rebase)
+# Two views of one store stand for two writers: ``early`` commits first, ``late`` was made
+# against the same transaction and commits after it (its changes are rebased). The rules
+# are the README's "Several writers" section.
+
+
+@pytest.fixture
+def writers(store) -> tuple[FS, FS]:
+    """Two writable views of ``store``, made against its newest transaction."""
+    return FS(store), FS(store)
+
+
+def names(store, path: str = "/") -> list[str]:
+    fs = FS(store)
+    return sorted(fs.listdir(fs.resolve(path)))
+
+
+def test_writers_merge_directories_name_by_name(store, writers):
+    early, late = writers
+    make_file(early, ROOT_ID, "a", b"A")
+    make_file(late, ROOT_ID, "b", b"B")
+    assert early.commit("a") == 2
+    assert late.commit("b") == 3
+    assert names(store) == ["a", "b"]
+    assert cat(FS(store), "/a") == b"A" and cat(FS(store), "/b") == b"B"
+    assert late.as_of == 3 and sorted(late.listdir(ROOT_ID)) == ["a", "b"]
+    assert_consistent(store)
+
+
+def test_a_file_both_wrote_holds_the_later_content_the_earlier_in_history(store, fs):
+    f = make_file(fs, ROOT_ID, "f", b"zero")
+    fs.commit("f")
+    early, late = FS(store), FS(store)
+    late.write_content(f, [b"late"])
+    early.write_content(f, [b"early"])
+    early.commit("early")
+    late.commit("late")
+    assert cat(FS(store), "/f") == b"late"
+    versions = FS(store).versions(f)
+    assert [v.version for v in versions] == [1, 2, 3]  # made, early's, late's
+    assert read_all(FS(store, at=3), f) == b"early"
+    assert_consistent(store)
+
+
+def test_changes_of_different_fields_of_one_file_both_stand(store, fs):
+    f = make_file(fs, ROOT_ID, "f", b"zero")
+    fs.commit("f")
+    early, late = FS(store), FS(store)
+    early.write_content(f, [b"early"])
+    late.setattr(f, mode=0o600)
+    early.commit("write")
+    late.commit("chmod")
+    assert cat(FS(store), "/f") == b"early"
+    assert FS(store).stat(f).mode & 0o777 == 0o600
+    assert_consistent(store)
+
+
+def test_a_file_the_earlier_commit_removed_stays_removed(store, fs):
+    f = make_file(fs, ROOT_ID, "f", b"zero")
+    fs.commit("f")
+    early, late = FS(store), FS(store)
+    early.unlink(ROOT_ID, "f")
+    late.write_content(f, [b"late"])
+    late.link(f, ROOT_ID, "g")  # a new name of the removed file: dropped too
+    early.commit("rm")
+    late.commit("write")
+    assert names(store) == []
+    assert FS(store).versions(f)[-1].deleted
+    assert_consistent(store)
+
+
+def test_a_file_the_later_commit_removes_is_removed(store, fs):
+    f = make_file(fs, ROOT_ID, "f", b"zero")
+    fs.commit("f")
+    early, late = FS(store), FS(store)
+    early.write_content(f, [b"early"])
+    late.unlink(ROOT_ID, "f")
+    early.commit("write")
+    late.commit("rm")
+    assert names(store) == []
+    assert read_all(FS(store, at=3), f) == b"early"
+    assert_consistent(store)
+
+
+def test_a_file_both_removed_is_removed_once(store, fs):
+    f = make_file(fs, ROOT_ID, "f", b"zero")
+    fs.commit("f")
+    early, late = FS(store), FS(store)
+    early.unlink(ROOT_ID, "f")
+    late.unlink(ROOT_ID, "f")
+    early.commit("rm")
+    late.commit("rm again")
+    assert names(store) == []
+    assert sum(v.deleted for v in FS(store).versions(f)) == 1
+    assert_consistent(store)
+
+
+def test_entries_made_in_a_directory_the_earlier_commit_removed_are_dropped(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("d")
+    early, late = FS(store), FS(store)
+    early.rmdir(ROOT_ID, "d")
+    sub = late.mkdir(d, "sub")
+    make_file(late, sub, "deep", b"x")
+    make_file(late, d, "f", b"y")
+    make_file(late, ROOT_ID, "kept", b"z")
+    early.commit("rmdir")
+    late.commit("files in d")
+    assert names(store) == ["kept"]
+    assert FS(store).versions(sub) == []  # never committed
+    assert_consistent(store)
+
+
+def test_a_name_both_created_as_files_holds_the_later_one(store, writers):
+    early, late = writers
+    first = make_file(early, ROOT_ID, "f", b"early")
+    second = make_file(late, ROOT_ID, "f", b"late")
+    early.commit("early f")
+    late.commit("late f")
+    fs = FS(store)
+    assert fs.lookup(ROOT_ID, "f") == second and cat(fs, "/f") == b"late"
+    assert fs.versions(first)[-1].deleted  # replaced, as by rename(2); kept in history
+    assert read_all(FS(store, at=2), first) == b"early"
+    assert_consistent(store)
+
+
+def test_a_name_both_created_as_different_kinds(store, fs):
+    # The earlier one a directory with entries: the later file is dropped.
+    early, late = FS(store), FS(store)
+    d = early.mkdir(ROOT_ID, "x")
+    make_file(early, d, "inside", b"i")
+    make_file(late, ROOT_ID, "x", b"file")
+    early.commit("dir x")
+    late.commit("file x")
+    assert FS(store).kind(FS(store).resolve("/x")) == "directory"
+    assert names(store, "/x") == ["inside"]
+    # The earlier one a file (or an empty directory): the later directory replaces it.
+    early, late = FS(store), FS(store)
+    make_file(early, ROOT_ID, "y", b"file")
+    e = early.mkdir(ROOT_ID, "z")
+    y = late.mkdir(ROOT_ID, "y")
+    make_file(late, y, "in-y", b"1")
+    make_file(late, ROOT_ID, "z", b"file z")
+    early.commit("file y, empty dir z")
+    late.commit("dir y, file z")
+    fs = FS(store)
+    assert fs.kind(fs.resolve("/y")) == "directory" and names(store, "/y") == ["in-y"]
+    assert cat(fs, "/z") == b"file z" and fs.versions(e)[-1].deleted
+    assert_consistent(store)
+
+
+def test_a_directory_both_made_with_entries_merges(store, writers):
+    early, late = writers
+    a = early.mkdir(ROOT_ID, "d")
+    make_file(early, a, "from-early", b"e")
+    b = late.mkdir(ROOT_ID, "d")
+    make_file(late, b, "from-late", b"l")
+    sub = late.mkdir(b, "sub")
+    make_file(late, sub, "deep", b"deep")
+    early.commit("early d")
+    late.commit("late d")
+    fs = FS(store)
+    assert fs.resolve("/d") == a
+    assert names(store, "/d") == ["from-early", "from-late", "sub"]
+    assert cat(fs, "/d/from-late") == b"l" and cat(fs, "/d/sub/deep") == b"deep"
+    assert_consistent(store)
+
+
+def test_a_rename_of_a_name_the_earlier_commit_moved_is_dropped(store, fs):
+    f = make_file(fs, ROOT_ID, "f", b"f")
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.mkdir(ROOT_ID, "e")
+    fs.commit("f, d, e")
+    early, late = FS(store), FS(store)
+    early.rename(ROOT_ID, "f", d, "moved")
+    late.rename(ROOT_ID, "f", ROOT_ID, "renamed")
+    late.rename(ROOT_ID, "e", d, "e")  # a move nobody else made stands
+    early.commit("mv f d/moved")
+    late.commit("mv f renamed; mv e d/e")
+    fs = FS(store)
+    assert names(store) == ["d"] and names(store, "/d") == ["e", "moved"]
+    assert fs.resolve("/d/moved") == f and fs.stat(f).nlink == 1
+    assert_consistent(store)
+
+
+def test_a_rename_into_a_directory_the_earlier_commit_removed_is_undone(store, fs):
+    fs.mkdir(ROOT_ID, "d")
+    f = make_file(fs, ROOT_ID, "f", b"f")
+    fs.commit("d, f")
+    early, late = FS(store), FS(store)
+    early.rmdir(ROOT_ID, "d")
+    late.rename(ROOT_ID, "f", late.resolve("/d"), "f")
+    early.commit("rmdir d")
+    late.commit("mv f d/")
+    assert names(store) == ["f"] and FS(store).resolve("/f") == f
+    assert_consistent(store)
+
+
+def test_a_directory_the_earlier_commit_put_entries_in_is_not_removed(store, fs):
+    d = fs.mkdir(ROOT_ID, "d")
+    fs.commit("d")
+    early, late = FS(store), FS(store)
+    make_file(early, d, "new", b"n")
+    late.rmdir(ROOT_ID, "d")
+    early.commit("d/new")
+    late.commit("rmdir d")
+    assert names(store) == ["d"] and names(store, "/d") == ["new"]
+    assert_consistent(store)
+
+
+def test_a_series_both_appended_to_holds_both_batches(store, fs):
+    s = fs.create(ROOT_ID, "s.series", fmt="series")
+    fs.append_series(s, pa.table({"timestamp": pa.array([1], pa.timestamp("ms")),
+                                  "v": [1.0]}))
+    fs.commit("series")
+    early, late = FS(store), FS(store)
+    early.append_series(s, pa.table({"timestamp": pa.array([2], pa.timestamp("ms")),
+                                     "v": [2.0]}))
+    late.append_series(s, pa.table({"timestamp": pa.array([3], pa.timestamp("ms")),
+                                    "v": [3.0]}))
+    early.commit("early rows")
+    late.commit("late rows")
+    assert FS(store).read_series(s).column("v").to_pylist() == [1.0, 2.0, 3.0]
+    assert_consistent(store)
+
+
+def test_a_view_follows_other_writers_with_its_changes_on_top(store, writers):
+    early, late = writers
+    make_file(early, ROOT_ID, "theirs", b"t")
+    early.commit("theirs")
+    mine = make_file(late, ROOT_ID, "mine", b"m")
+    followed = late.follow()
+    assert {v.node_id for v in followed} >= {early.resolve("/theirs"), ROOT_ID}
+    assert sorted(late.listdir(ROOT_ID)) == ["mine", "theirs"]  # uncommitted, on top
+    assert names(store) == ["theirs"]
+    late.commit("mine")
+    assert names(store) == ["mine", "theirs"] and FS(store).resolve("/mine") == mine
+    assert_consistent(store)
 
 
 def test_large_series_batches_are_objects_and_time_travel(store, fs):

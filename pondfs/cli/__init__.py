@@ -41,12 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
                "accept --at TXN.")
     parser.add_argument("--pond", metavar="PATH",
                         help="the pond: a directory or s3://bucket/prefix (default: $POND)")
+    parser.add_argument("--wait", type=_seconds, default=pond.DEFAULT_WAIT, metavar="SECONDS",
+                        help="how long a command that changes the pond waits for another "
+                             "writer's commit (the writer lock) before it fails naming it "
+                             f"(default: {pond.DEFAULT_WAIT:.0f})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"pondfs {__version__}")
     commands = Commands(parser)
     for group in GROUPS:
         group.add_commands(commands)
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A ``--wait`` value: a number of seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return seconds
 
 
 def _refuse_empty_paths(args: argparse.Namespace) -> None:

@@ -47,7 +47,7 @@ def writing(args: argparse.Namespace) -> Iterator[FS]:
     command = "pond " + " ".join(args.argv)
     # Only cp takes --at (to copy out of the past); copying in as of it is refused.
     with pond.open_fs(args.location, write=True, at=getattr(args, "at", None),
-                      holder=command) as fs:
+                      holder=command, lock_wait=args.wait) as fs:
         yield fs
         with _ignoring_ctrl_c():
             args.txn = fs.commit(command)

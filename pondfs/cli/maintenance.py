@@ -41,7 +41,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_maintain(args: argparse.Namespace) -> int:
     """pond maintain: checkpoint, compact, remove unreferenced old data."""
     report = pond.maintain(args.location, retention_hours=args.retention_hours,
-                           holder="pond maintain")
+                           holder="pond maintain", lock_wait=args.wait)
     for key, value in report.items():
         print(f"{key}: {value}")
     return 0

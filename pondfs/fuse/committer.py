@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 
 import trio
 
@@ -26,11 +28,16 @@ class GroupCommitter:
     messages.
 
     Files created and not yet closed or synced are *held* (:meth:`hold`): commits leave
-    them out, so a crash never leaves a state nobody closed.
+    them out, so a crash never leaves a state nobody closed. Each commit holds the pond's
+    writer lock for itself alone and, holding it, first calls ``follow`` (the mount's
+    :meth:`PondFollower.follow`), so other writers' commits are shown before this one's
+    changes are rebased onto them.
     """
 
-    def __init__(self, view: ServedView, mountpoint: str, interval: float = COMMIT_INTERVAL):
+    def __init__(self, view: ServedView, mountpoint: str, interval: float = COMMIT_INTERVAL,
+                 follow: Callable[[], Awaitable[object]] | None = None):
         self.view = view
+        self.follow = follow
         self.mountpoint = mountpoint
         self.interval = interval
         #: Transactions committed, and the error of the last commit if it failed.
@@ -86,23 +93,39 @@ class GroupCommitter:
     async def _commit(self, command: str, durable: bool) -> int | None:
         view = self.view
         fs = view.fs
-        commit = None
-        async with view.lock:
-            if fs.dirty:
-                staged, self._staged = self._staged, 0
-                commit = await trio.to_thread.run_sync(
-                    fs.begin_commit, command, frozenset(self._held), limiter=view.limiter)
-        if commit is None:
+        if not fs.dirty:
             if durable:
                 await view.thread(fs.store.sync)
             return None
-        try:
-            await view.thread(commit.store, durable)
-        except BaseException as exc:
-            self._staged += staged
-            if isinstance(exc, FsError):
+        with ExitStack() as lock:
+            # Waiting for another writer's commit blocks no call into the view.
+            try:
+                await view.thread(lock.enter_context, fs.writer_lock(command))
+            except FsError as exc:
                 self.error = exc
-            raise
+                raise
+            staged = 0
+            try:
+                if self.follow is not None:
+                    # Other writers' commits first, with the kernel told (begin_commit
+                    # would rebase onto them too, silently).
+                    await self.follow()
+                async with view.lock:
+                    staged, self._staged = self._staged, 0
+                    commit = await trio.to_thread.run_sync(
+                        fs.begin_commit, command, frozenset(self._held), limiter=view.limiter)
+                if commit is None:
+                    if durable:
+                        await view.thread(fs.store.sync)
+                    return None
+                await view.thread(commit.store, durable)
+            except BaseException as exc:
+                self._staged += staged
+                if isinstance(exc, FsError):
+                    self.error = exc
+                raise
+            finally:
+                await view.thread(lock.close)
         async with view.lock:
             txn = commit.finish()  # folds rows into memory: no persistence, no await
         self.error = None

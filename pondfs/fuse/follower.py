@@ -1,4 +1,4 @@
-"""The pond follower of a read-only mount: it shows other writers' new transactions."""
+"""The pond follower of a mount: it shows other writers' new transactions."""
 
 from __future__ import annotations
 
@@ -47,40 +47,48 @@ class PondFollower:
                               self.view.fs.as_of)
 
     async def follow(self) -> int | None:
-        """Switch to a view of the newest transaction if there is a newer one, and have the
-        kernel forget what changed; the new transaction number, or None.
+        """Move the view to the newest transaction if there is a newer one, its own
+        uncommitted changes on top (:meth:`FS.follow`), and have the kernel forget what
+        changed; the new transaction number, or None.
 
         Handles already open keep reading the version they opened; inode numbers stay (they
         belong to node ids, not views).
         """
         view = self.view
-        old = view.fs
-        store = old.store
-        newest = await view.thread(_newest_txn, store)
-        if newest <= old.as_of:
+        fs = view.fs
+        newest = await view.thread(_newest_txn, fs.store)
+        if newest <= fs.as_of:
             return None
-        new = await view.thread(lambda: FS(store, cache=old.cache, factories=old.factories))
-        changed = await view.thread(store.changes, old.as_of, new.as_of)
+        old = fs.as_of
+        changed = await view.thread(fs.store.changes, old, newest)
         # Directories the kernel knows whose entries changed: which names it must forget.
-        gone: list[tuple[int, str]] = []
-        for dir_id in {v.node_id for v in changed if v.kind == DIRECTORY}:
-            inode = self.inodes.inode_of(dir_id)
-            if inode is None:
-                continue
-            before = await view.thread(_listing_or_empty, old, dir_id)
-            after = await view.thread(_listing_or_empty, new, dir_id)
-            gone += [(inode, name) for name in before.keys() | after.keys()
-                     if before.get(name) != after.get(name)]
-        # Calls from here on use the new view; the kernel is told after, so an answer
-        # from the old view given meanwhile is forgotten too.
-        view.fs = new
+        known = {inode: v.node_id for v in changed if v.kind == DIRECTORY
+                 and (inode := self.inodes.inode_of(v.node_id)) is not None}
+        async with view.lock:
+            # One call: no other call sees the view between the listings and the move.
+            gone = await view.thread(_follow, fs, newest, known)
         inodes = {inode for v in changed if (inode := self.inodes.inode_of(v.node_id))}
         for node_id in {v.node_id for v in changed}:
             self.parent_dirs.pop(node_id, None)
         log.info("following the pond: transaction %d -> %d (%d nodes changed, %d known here)",
-                 old.as_of, new.as_of, len({v.node_id for v in changed}), len(inodes))
+                 old, fs.as_of, len({v.node_id for v in changed}), len(inodes))
+        # The kernel is told after the move, so an answer from the old view given
+        # meanwhile is forgotten too.
         await self.kernel.forget(inodes, gone)
-        return new.as_of
+        return fs.as_of
+
+
+def _follow(fs: FS, newest: int, known: dict[int, str]) -> list[tuple[int, str]]:
+    """Move ``fs`` to ``newest``; the (directory inode, name) pairs of ``known``
+    directories whose entries differ between before and after."""
+    before = {inode: _listing_or_empty(fs, dir_id) for inode, dir_id in known.items()}
+    fs.follow(newest)
+    gone = []
+    for inode, dir_id in known.items():
+        after = _listing_or_empty(fs, dir_id)
+        gone += [(inode, name) for name in before[inode].keys() | after.keys()
+                 if before[inode].get(name) != after.get(name)]
+    return gone
 
 
 def _newest_txn(store) -> int:

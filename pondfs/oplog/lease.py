@@ -35,7 +35,7 @@ from types import TracebackType
 from pondfs.s3 import Bucket, S3Error
 from pondfs.tinyfs import FsError, PondLocked
 
-from .lock import FINISHING_MARK, FINISHING_WAIT, holder_is_finishing, holder_line
+from .lock import FINISHING_MARK, Deadline, holder_line
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,15 @@ def _parse(data: bytes) -> tuple[str, float]:
 
 class S3Lease:
     """Holds the lease object ``key`` in ``bucket`` while the context is open, or raises
-    PondLocked naming the holder. Not reentrant, like :class:`~pondfs.oplog.lock.WriterLock`.
+    PondLocked naming the holder once it has waited ``wait`` seconds for it. Not reentrant,
+    like :class:`~pondfs.oplog.lock.WriterLock`.
     """
 
-    def __init__(self, bucket: Bucket, key: str, holder: str):
+    def __init__(self, bucket: Bucket, key: str, holder: str, wait: float = 0.0):
         self.bucket = bucket
         self.key = key
         self.holder = holder
+        self.wait = wait
         self.lease = lease_seconds()
         self._line = ""
         self._etag: str | None = None
@@ -90,7 +92,7 @@ class S3Lease:
 
     def __enter__(self) -> None:
         self._line = holder_line(self.holder)
-        deadline = None
+        deadline = Deadline(self.wait)
         while True:
             etag = self.bucket.put_new(self.key, self._body())
             if etag is not None:
@@ -108,10 +110,7 @@ class S3Lease:
                                 age - lease, text)
                     break
                 continue  # another writer took it over first: look again
-            if deadline is None and holder_is_finishing(text):
-                log.info("waiting up to %.0f s for %s to finish", FINISHING_WAIT, text)
-                deadline = time.monotonic() + FINISHING_WAIT
-            if deadline is None or time.monotonic() > deadline:
+            if deadline.passed(text):
                 log.debug("%s/%s is locked by %s", self.bucket.location, self.key, text)
                 raise PondLocked(text)
             time.sleep(_POLL)

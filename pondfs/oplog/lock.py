@@ -4,11 +4,13 @@
 however it exits. While holding it, the writer keeps a one-line description of itself in the
 file (pid, host, what it is, since when), which a refused writer and the CLI show to users.
 
-A second writer fails at once, except when the holder is *finishing*: it said so
+Writers hold the lock for one commit at a time (see :meth:`pondfs.tinyfs.fs.FS.commit`),
+so a writer that finds it taken waits for it, up to the ``wait`` seconds it was given
+(``pond --wait``, default :data:`DEFAULT_WAIT`), then fails naming the holder. It waits at
+least ``FINISHING_WAIT`` seconds when the holder is *finishing*: it said so
 (:meth:`WriterLock.finishing`; a mount does when it is unmounted, before its last commit),
 or it is a mount whose mount point is no longer mounted (``umount`` returns before the
-daemon notices). Then the writer waits up to ``FINISHING_WAIT`` seconds for the lock, so
-``umount /mnt/x && pond cp ...`` works.
+daemon notices), so ``umount /mnt/x && pond --wait 0 cp ...`` works too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from pondfs.tinyfs import PondLocked
 
 log = logging.getLogger(__name__)
 
-#: Seconds a writer waits for a finishing holder before giving up.
+#: Seconds a writer waits for the lock by default (``pond --wait``) before giving up.
+DEFAULT_WAIT = 30.0
+#: Seconds a writer waits at least for a finishing holder before giving up.
 FINISHING_WAIT = 5.0
 #: Added to its description by a holder that will release the lock shortly.
 FINISHING_MARK = " [finishing: releases the lock shortly]"
@@ -39,19 +43,21 @@ _POLL = 0.05
 class WriterLock:
     """Holds ``path`` exclusively while the context is open, or raises PondLocked.
 
-    ``holder`` says what this writer is, e.g. ``"pond copy"`` or ``"mount at /mnt/x"``.
-    Not reentrant: a second WriterLock on the same file is refused even in the same process.
+    ``holder`` says what this writer is, e.g. ``"pond copy"`` or ``"mount at /mnt/x"``;
+    ``wait`` is how many seconds it waits for another holder to release the lock. Not
+    reentrant: a second WriterLock on the same file waits even in the same process.
     """
 
-    def __init__(self, path: str | os.PathLike[str], holder: str):
+    def __init__(self, path: str | os.PathLike[str], holder: str, wait: float = 0.0):
         self.path = Path(path)
         self.holder = holder
+        self.wait = wait
         self._fd: int | None = None
         self._line = ""
 
     def __enter__(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = None
+        deadline = Deadline(self.wait)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,10 +67,7 @@ class WriterLock:
                     os.close(fd)
                     raise
             text = _read(self.path)
-            if deadline is None and holder_is_finishing(text):
-                log.info("waiting up to %.0f s for %s to finish", FINISHING_WAIT, text)
-                deadline = time.monotonic() + FINISHING_WAIT
-            if deadline is None or time.monotonic() > deadline:
+            if deadline.passed(text):
                 os.close(fd)
                 text = text or "another process (it has not described itself yet)"
                 log.debug("%s is locked by %s", self.path, text)
@@ -102,6 +105,25 @@ class WriterLock:
         finally:
             os.close(fd)  # closing the only descriptor releases the flock
         log.debug("released writer lock %s", self.path)
+
+
+class Deadline:
+    """How long a writer still waits for a lock another holds: ``wait`` seconds from now,
+    at least ``FINISHING_WAIT`` once the holder is seen finishing."""
+
+    def __init__(self, wait: float):
+        self.start = time.monotonic()
+        self.end = self.start + wait
+        self._extended = False
+
+    def passed(self, holder: str) -> bool:
+        """Whether to give up on the lock held by ``holder`` (its description) now."""
+        if not self._extended and holder_is_finishing(holder):
+            self._extended = True
+            if self.end < self.start + FINISHING_WAIT:
+                log.info("waiting up to %.0f s for %s to finish", FINISHING_WAIT, holder)
+                self.end = self.start + FINISHING_WAIT
+        return time.monotonic() > self.end
 
 
 def lock_holder(path: str | os.PathLike[str]) -> str | None:

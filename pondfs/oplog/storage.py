@@ -82,9 +82,10 @@ class PondStorage(ABC):
         """The pond's content objects (an ObjectStore, or one with its methods)."""
 
     @abstractmethod
-    def writer_lock(self, holder: str) -> PondLock:
+    def writer_lock(self, holder: str, wait: float = 0.0) -> PondLock:
         """The pond's single-writer lock for a writer described by ``holder``; a
-        :class:`PondLock` (a second writer gets PondLocked naming the holder)."""
+        :class:`PondLock` (a second writer waits up to ``wait`` seconds, then gets
+        PondLocked naming the holder)."""
 
     @abstractmethod
     def lock_holder(self) -> str | None:
@@ -134,9 +135,9 @@ class LocalStorage(PondStorage):
         assert self.local_dir is not None
         return ObjectStore(self.local_dir / OBJECTS)
 
-    def writer_lock(self, holder: str) -> WriterLock:
+    def writer_lock(self, holder: str, wait: float = 0.0) -> WriterLock:
         assert self.local_dir is not None
-        return WriterLock(self.local_dir / LOCK, holder)
+        return WriterLock(self.local_dir / LOCK, holder, wait)
 
     def lock_holder(self) -> str | None:
         assert self.local_dir is not None
@@ -192,10 +193,10 @@ class S3Storage(PondStorage):
         cache.mkdir(parents=True, exist_ok=True)
         return S3ObjectStore(self.bucket, ObjectStore(cache))
 
-    def writer_lock(self, holder: str) -> PondLock:
+    def writer_lock(self, holder: str, wait: float = 0.0) -> PondLock:
         from .lease import S3Lease
 
-        return S3Lease(self.bucket, LOCK, holder)
+        return S3Lease(self.bucket, LOCK, holder, wait)
 
     def lock_holder(self) -> str | None:
         from .lease import lease_holder

@@ -366,10 +366,10 @@ class OplogPersistence(Persistence):
         return found
 
     @contextmanager
-    def writer_lock(self, holder: str) -> Iterator[None]:
-        """Hold the pond's single-writer lock; on taking it, move to the newest snapshot so
-        the next transaction number is right."""
-        lock = self.storage.writer_lock(holder)
+    def writer_lock(self, holder: str, wait: float = 0.0) -> Iterator[None]:
+        """Hold the pond's single-writer lock (waiting up to ``wait`` seconds for it); on
+        taking it, move to the newest snapshot so the next transaction number is right."""
+        lock = self.storage.writer_lock(holder, wait)
         with lock:
             self._writer_lock = lock
             try:

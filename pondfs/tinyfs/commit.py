@@ -70,10 +70,13 @@ class Commit:
     the next commit writes them again (see the module docstring).
     """
 
-    def __init__(self, fs: CommittingView, info: TxnInfo, rows: list[NodeVersion]):
+    def __init__(self, fs: CommittingView, info: TxnInfo, rows: list[NodeVersion],
+                 followed: list[NodeVersion] | None = None):
         self.fs = fs
         self.info = info
         self.rows = rows
+        #: Versions other writers committed that the view was rebased onto first.
+        self.followed = followed or []
         self._stored = False
 
     @property

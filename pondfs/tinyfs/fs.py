@@ -34,6 +34,7 @@ import logging
 import stat as st
 import time
 from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 
 from . import paths
@@ -43,6 +44,7 @@ from .dynamic import DynamicDirectory, DynamicFile, DynamicNode
 from .errors import FsError
 from .hashing import EMPTY_HASH, content_hash
 from .paths import require_utf8, validate_name
+from .rebase import rebase
 from .records import (
     BLOCK_DEVICE,
     CHAR_DEVICE,
@@ -111,7 +113,9 @@ class FS(FileContent):
     """A pond's filesystem as of transaction ``at`` (read-only) or the newest one (writable).
 
     ``cache`` keeps derived content (merged series, dynamic files); ``factories`` validates
-    and builds dynamic nodes by the factory name they store (none without it).
+    and builds dynamic nodes by the factory name they store (none without it). A writable
+    view takes the store's writer lock for each commit only, describing itself as
+    ``holder`` and waiting up to ``lock_wait`` seconds for another writer's commit.
     """
 
     # ------------------------------------------------------------------ transactions
@@ -124,23 +128,38 @@ class FS(FileContent):
 
     def commit(self, command: str) -> int | None:
         """Commit the pending changes (and any rows a failed commit left) as one transaction;
-        its number, or None if there was nothing. Other threads may use the view meanwhile
-        (see :class:`Commit`); commits from several threads run one after the other."""
+        its number, or None if there was nothing. The writer lock is held for the commit
+        alone (:meth:`writer_lock`). Other threads may use the view meanwhile (see
+        :class:`Commit`); commits from several threads run one after the other."""
         with self._commit_lock:
-            commit = self.begin_commit(command)
-            return None if commit is None else commit.complete()
+            if not self.dirty:
+                return None
+            with self.writer_lock(command):
+                commit = self.begin_commit(command)
+                return None if commit is None else commit.complete()
+
+    def writer_lock(self, command: str) -> AbstractContextManager[None]:
+        """The store's writer lock for one commit of this view (described by its holder, or
+        else ``command``), which :meth:`begin_commit` and the commit's store need held:
+        PondLocked naming the holder once another writer has held it ``lock_wait`` seconds."""
+        return self.store.writer_lock(self.holder or command, self.lock_wait)
 
     @locked
     def begin_commit(self, command: str, hold: Collection[str] = ()) -> Commit | None:
         """Phase one of a commit: number and stamp the pending versions and move them to the
         in-flight set; the :class:`Commit` that finishes the job, or None if nothing is to be
-        committed. EBUSY while another commit is in flight.
+        committed. EBUSY while another commit is in flight. The caller holds the writer lock
+        (:meth:`writer_lock`) until the commit is stored; changes made against an older
+        transaction than the newest are first rebased onto it (:meth:`follow`).
 
         ``hold`` names new nodes whose changes stay pending, out of this commit: their own
         versions, the directory entries naming them and the removal of an entry one of them
         replaced (a file created and not yet closed is not committed half-written)."""
         if self._commit is not None:
             raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
+        if not self.dirty:
+            return None
+        followed = self.follow()
         held = self._set_aside(set(hold))
         if not self.dirty:
             self._stage_again(held)
@@ -151,12 +170,28 @@ class FS(FileContent):
             self._inflight.setdefault(v.node_id, []).append(v)
         self._inflight_listings.update(self._pending_listings)
         self._inflight_parents.update(self._pending_parents)
+        for dir_id, ops in self._pending_ops.items():
+            self._inflight_ops.setdefault(dir_id, []).extend(ops)
         self._clear_pending()
         self._stage_again(held)
         rows = [v if v.timestamp_ns == now else v.evolve(timestamp_ns=now)
                 for versions in self._inflight.values() for v in versions]
-        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows)
+        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows, followed)
         return self._commit
+
+    @locked
+    def follow(self, newest: int | None = None) -> list[NodeVersion]:
+        """Move a writable view to transaction ``newest`` (default: the store's newest;
+        refresh the store first to see other writers' commits), its staged changes
+        replayed on top of theirs (:func:`~pondfs.tinyfs.rebase.rebase`: the README's rules
+        for several writers); the versions the other writers committed since. Nothing
+        while a commit is in flight, or for a read-only view."""
+        if self.read_only or self._commit is not None:
+            return []
+        newest = self.store.last_txn() if newest is None else newest
+        if newest <= self.as_of:
+            return []
+        return rebase(self, newest)
 
     def _set_aside(self, hold: set[str]) -> HeldChanges | None:
         """Take the pending changes of the nodes in ``hold`` out of the pending set (see

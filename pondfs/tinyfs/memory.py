@@ -24,7 +24,7 @@ class MemoryPersistence(Persistence):
         self._objects: dict[str, bytes] = {}
         self._txns: list[TxnInfo] = []
         self._lock_holder: str | None = None
-        self._mutex = threading.Lock()
+        self._released = threading.Condition()
 
     def last_txn(self) -> int:
         return self._txns[-1].txn if self._txns else 0
@@ -82,15 +82,17 @@ class MemoryPersistence(Persistence):
         return [t for t in reversed(self._txns) if t.txn <= as_of]
 
     @contextmanager
-    def writer_lock(self, holder: str) -> Iterator[None]:
-        with self._mutex:
-            if self._lock_holder is not None:
-                raise PondLocked(self._lock_holder)
+    def writer_lock(self, holder: str, wait: float = 0.0) -> Iterator[None]:
+        with self._released:
+            if not self._released.wait_for(lambda: self._lock_holder is None, wait):
+                raise PondLocked(str(self._lock_holder))
             self._lock_holder = holder
         try:
             yield
         finally:
-            self._lock_holder = None
+            with self._released:
+                self._lock_holder = None
+                self._released.notify_all()
 
     def object_ids(self) -> Iterator[str]:
         return iter(list(self._objects))

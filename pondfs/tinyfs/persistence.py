@@ -135,9 +135,11 @@ class Persistence(ABC):
         """Committed transactions up to ``as_of``, newest first."""
 
     @abstractmethod
-    def writer_lock(self, holder: str) -> AbstractContextManager[None]:
-        """Hold the single-writer lock while the context is open; raise PondLocked naming the
-        current holder if another process has it. ``holder`` describes this writer."""
+    def writer_lock(self, holder: str, wait: float = 0.0) -> AbstractContextManager[None]:
+        """Hold the single-writer lock while the context is open, and move to the newest
+        committed transaction on taking it (as :meth:`refresh`). Another holder is waited
+        for up to ``wait`` seconds, then PondLocked names it. ``holder`` describes this
+        writer. Writers hold it for one commit at a time (:meth:`pondfs.tinyfs.fs.FS.commit`)."""
 
     def finishing(self) -> None:
         """Say that this writer releases the writer lock shortly (a mount being unmounted):

@@ -66,6 +66,8 @@ class StagedView:
         at: int | None = None,
         cache: DerivedCache | None = None,
         factories: Factories | None = None,
+        holder: str = "",
+        lock_wait: float = 0.0,
     ):
         last = store.last_txn()
         if at is not None and not 1 <= at <= last:
@@ -73,6 +75,10 @@ class StagedView:
         self.store = store
         self.as_of = last if at is None else at
         self.read_only = at is not None
+        #: How this writer describes itself in the writer lock (default: the command it
+        #: commits), and how many seconds it waits for the lock (see FS.commit).
+        self.holder = holder
+        self.lock_wait = lock_wait
         self.cache = cache or DerivedCache()
         self.factories = factories if factories is not None else FactoryRegistry()
         self._mutex = threading.RLock()
@@ -92,6 +98,7 @@ class StagedView:
         # first, and the listings and directory parents they make.
         self._inflight: dict[str, list[NodeVersion]] = {}
         self._inflight_listings: dict[str, dict[str, DirOp]] = {}
+        self._inflight_ops: dict[str, list[DirOp]] = {}  # the entry changes they made
         self._inflight_parents: dict[str, str] = {}
         self._commit: Commit | None = None
         self._commit_lock = threading.Lock()
@@ -112,6 +119,7 @@ class StagedView:
     def _clear_inflight(self) -> None:
         self._inflight.clear()
         self._inflight_listings.clear()
+        self._inflight_ops.clear()
         self._inflight_parents.clear()
 
     # ------------------------------------------------------------------ rows
