@@ -256,13 +256,22 @@ class FS(FileContent):
         """Phase three: the in-flight rows are committed; fold them into the committed state
         (the pending changes staged on top of them stay pending)."""
         with self._mutex:
+            self._listings.update(self._inflight_listings)
             for v in commit.rows:
                 self._part_of[v.node_id] = v.part_id
                 rows = self._rows.get(v.part_id)
-                if rows is not None:
-                    # Loaded during the commit (as of the transaction before), or earlier.
-                    rows.setdefault(v.node_id, []).append(v.evolve(content=None))
-            self._listings.update(self._inflight_listings)
+                if rows is None:
+                    continue
+                # Loaded during the commit (as of the transaction before), or earlier.
+                versions = rows.setdefault(v.node_id, [])
+                if versions and versions[-1].version + 1 == v.version and (
+                        v.format != SERIES if v.kind != DIRECTORY
+                        else v.node_id in self._listings):
+                    # Only the newest is read again (memory is bounded by the nodes, not
+                    # their versions): a directory's listing is cached, older versions
+                    # come from the store; a series keeps its batches.
+                    versions.clear()
+                versions.append(v.evolve(content=None))
             self._parent_of.update(self._inflight_parents)
             self._clear_inflight()
             self.as_of = commit.info.txn
