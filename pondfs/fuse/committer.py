@@ -44,7 +44,11 @@ class GroupCommitter:
         self.commits = 0
         self.error: FsError | None = None
         self._held: set[str] = set()
-        self._committing = trio.Lock()
+        self._committing = trio.Lock()  # fair: waiters take it in the order they came
+        #: Commits begun (numbered as they take the pending changes), and the number of the
+        #: last one that ended durable: what :meth:`sync` waits for.
+        self._begun = 0
+        self._durable_upto = 0
         self._staged = 0
         self._first_change = self._last_change = 0.0
         self._soon = trio.Event()
@@ -87,10 +91,36 @@ class GroupCommitter:
         """
         async with self._committing:
             with trio.CancelScope(shield=True):
-                txn = await self._commit(f"mount {self.mountpoint}: {why}".strip(), durable)
+                txn = await self._commit(why, durable)
             return txn
 
-    async def _commit(self, command: str, durable: bool) -> int | None:
+    async def sync(self, why: str) -> None:
+        """Return once everything staged before this call is committed durably (an fsync):
+        by the first durable commit begun after the call, whoever asked for it.
+
+        Concurrent syncs share commits (group commit): a sync arriving while a commit is in
+        flight waits for it to end; then the first of those that waited commits durably
+        for all of them, and the others return as soon as that commit has. A failed commit
+        leaves its waiters to try again in turn. Cancelling the caller does not stop a
+        commit once begun (see :meth:`commit`).
+        """
+        wanted = self._begun + 1  # anything earlier may have taken its changes already
+        async with self._committing:
+            if self._durable_upto >= wanted:
+                return
+            with trio.CancelScope(shield=True):
+                await self._commit(why, durable=True)
+
+    async def _commit(self, why: str, durable: bool) -> int | None:
+        # From here on, every change staged before is either in this commit or held.
+        self._begun += 1
+        begun = self._begun
+        txn = await self._commit_begun(f"mount {self.mountpoint}: {why}".strip(), durable)
+        if durable:
+            self._durable_upto = begun
+        return txn
+
+    async def _commit_begun(self, command: str, durable: bool) -> int | None:
         view = self.view
         fs = view.fs
         if not fs.dirty:
