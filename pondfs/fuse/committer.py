@@ -8,7 +8,7 @@ from contextlib import ExitStack
 
 import trio
 
-from ..tinyfs import FsError
+from ..tinyfs import FS, FsError
 from .view import ServedView
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,13 @@ class GroupCommitter:
         with ExitStack() as lock:
             # Waiting for another writer's commit blocks no call into the view.
             try:
-                await view.thread(lock.enter_context, fs.writer_lock(command))
+                newest = await view.thread(_take_writer_lock, lock, fs, command)
             except FsError as exc:
                 self.error = exc
                 raise
             staged = 0
             try:
-                if self.follow is not None:
+                if self.follow is not None and newest > fs.as_of:
                     # Other writers' commits first, with the kernel told (begin_commit
                     # would rebase onto them too, silently).
                     await self.follow()
@@ -179,3 +179,10 @@ class GroupCommitter:
                 await self.commit("group commit")
             except Exception:
                 log.exception("group commit failed; retrying in %s s", self.interval)
+
+
+def _take_writer_lock(lock: ExitStack, fs: FS, command: str) -> int:
+    """Take ``fs``'s writer lock for one commit (into ``lock``); the newest transaction then
+    (taking it refreshes the store: nobody else committed if it is ``fs.as_of``)."""
+    lock.enter_context(fs.writer_lock(command))
+    return fs.store.last_txn()
