@@ -19,6 +19,12 @@ COMMIT_INTERVAL = 0.5
 MAX_DELAY_INTERVALS = 10
 COMMIT_AFTER_CHANGES = 5000
 
+#: A sync that commits for others first waits for as many syncs as were under way when the
+#: last durable commit ended, up to this share of that commit's duration: the fsyncs that
+#: commit released come back (threads writing and syncing in a loop), and share the next
+#: commit instead of missing it by a few ms and waiting for one more.
+GATHER_SHARE = 0.5
+
 
 class GroupCommitter:
     """Commits what the mount staged in ``view`` as few transactions: once no
@@ -30,8 +36,9 @@ class GroupCommitter:
     Files created and not yet closed or synced are *held* (:meth:`hold`): commits leave
     them out, so a crash never leaves a state nobody closed. Each commit holds the pond's
     writer lock for itself alone and, holding it, first calls ``follow`` (the mount's
-    :meth:`PondFollower.follow`), so other writers' commits are shown before this one's
-    changes are rebased onto them.
+    :meth:`PondFollower.follow`) if another writer committed meanwhile, so their commits
+    are shown before this one's changes are rebased onto them. fsyncs call :meth:`sync`,
+    which commits durably and shares one commit among concurrent callers.
     """
 
     def __init__(self, view: ServedView, mountpoint: str, interval: float = COMMIT_INTERVAL,
@@ -49,6 +56,12 @@ class GroupCommitter:
         #: last one that ended durable: what :meth:`sync` waits for.
         self._begun = 0
         self._durable_upto = 0
+        #: Syncs under way now; how many were when the last durable commit ended, and
+        #: its seconds (see :data:`GATHER_SHARE`).
+        self._syncing = 0
+        self._syncing_at_end = 0
+        self._last_seconds = 0.0
+        self._sync_came = trio.Event()
         self._staged = 0
         self._first_change = self._last_change = 0.0
         self._soon = trio.Event()
@@ -100,24 +113,42 @@ class GroupCommitter:
 
         Concurrent syncs share commits (group commit): a sync arriving while a commit is in
         flight waits for it to end; then the first of those that waited commits durably
-        for all of them, and the others return as soon as that commit has. A failed commit
-        leaves its waiters to try again in turn. Cancelling the caller does not stop a
-        commit once begun (see :meth:`commit`).
+        for all of them (after gathering a few more: :data:`GATHER_SHARE`), and the others
+        return as soon as that commit has. A failed commit leaves its waiters to try again
+        in turn. Cancelling the caller does not stop a commit once begun (see
+        :meth:`commit`).
         """
         wanted = self._begun + 1  # anything earlier may have taken its changes already
-        async with self._committing:
-            if self._durable_upto >= wanted:
-                return
-            with trio.CancelScope(shield=True):
-                await self._commit(why, durable=True)
+        self._syncing += 1
+        self._sync_came.set()
+        try:
+            async with self._committing:
+                if self._durable_upto >= wanted:
+                    return
+                await self._gather()
+                with trio.CancelScope(shield=True):
+                    await self._commit(why, durable=True)
+        finally:
+            self._syncing -= 1
+
+    async def _gather(self) -> None:
+        """Wait for as many syncs as were under way when the last durable commit ended, up
+        to :data:`GATHER_SHARE` of its duration; a lone fsync never waits."""
+        with trio.move_on_after(self._last_seconds * GATHER_SHARE):
+            while self._syncing < self._syncing_at_end:
+                self._sync_came = trio.Event()
+                await self._sync_came.wait()
 
     async def _commit(self, why: str, durable: bool) -> int | None:
         # From here on, every change staged before is either in this commit or held.
         self._begun += 1
         begun = self._begun
+        start = trio.current_time()
         txn = await self._commit_begun(f"mount {self.mountpoint}: {why}".strip(), durable)
         if durable:
             self._durable_upto = begun
+            self._syncing_at_end = self._syncing
+            self._last_seconds = trio.current_time() - start
         return txn
 
     async def _commit_begun(self, command: str, durable: bool) -> int | None:
