@@ -639,8 +639,9 @@ class OplogPersistence(Persistence):
     def _sync_written(self) -> None:
         """fsync what the table versions in ``_unsynced`` wrote: their data files, log
         entries and checkpoints, oldest first, then the directories that name them (local
-        Delta commits do not fsync). In S3 a PUT is durable once it returns: nothing to do."""
-        if self.root is None:
+        Delta commits do not fsync). In S3 a PUT is durable once it returns: nothing to do;
+        nor when nothing was written since the last sync."""
+        if self.root is None or not (self._unsynced or self._unsynced_objects):
             self._unsynced.clear()
             self._unsynced_objects.clear()
             return
