@@ -388,7 +388,7 @@ class PondOperations(pyfuse3.Operations):
 
     @_handler
     async def fsyncdir(self, fh: FileHandleT, datasync: bool) -> None:
-        await self.committer.commit("fsync", durable=True)
+        await self.committer.sync("fsync")
 
     def _owner(self, parent: Stat, ctx) -> tuple[int, int]:
         """uid and gid of a new node: a set-group-ID directory passes its group on."""
@@ -686,7 +686,7 @@ class PondOperations(pyfuse3.Operations):
     @_handler
     async def fsync(self, fh: FileHandleT, datasync: bool) -> None:
         await self._closed(self._file_handle(fh).file)
-        await self.committer.commit("fsync", durable=True)
+        await self.committer.sync("fsync")
 
     # ------------------------------------------------------------------ files: content
 
