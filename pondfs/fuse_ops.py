@@ -82,6 +82,13 @@ from pyfuse3 import (
     XAttrNameT,
 )
 
+from .fuse.attributes import (
+    BLOCK_SIZE,
+    ENTRY_TIMEOUT,
+    changed_stat,
+    entry_attributes,
+    precise_time,
+)
 from .fuse.committer import COMMIT_INTERVAL, GroupCommitter
 from .fuse.files import DirHandle, Handle, OpenFile, holding, local_fd
 from .fuse.follower import PondFollower
@@ -94,16 +101,8 @@ from .tinyfs import DIRECTORY, FS, NAME_MAX, SERIES, FsError, Stat
 
 log = logging.getLogger(__name__)
 
-#: Seconds the kernel may keep a name -> inode answer, and an inode's attributes.
-ENTRY_TIMEOUT = 60.0
-ATTR_TIMEOUT = 60.0
-#: Computed (dynamic) nodes change when their inputs do, which the kernel is never told:
-#: their entries and attributes are not cached, so a new size is seen at once.
-DYNAMIC_TIMEOUT = 0.0
 #: Files are stored densely (a hole costs its size in the store): larger ones are EFBIG.
 MAX_FILE_SIZE = 16 * 1024**3
-#: Reported as st_blksize: tools like cp size their reads and writes by it.
-BLOCK_SIZE = 128 * 1024
 #: Longest symlink target (PATH_MAX).
 PATH_MAX = 4096
 #: Entries whose attributes a readdir computes per trip to a worker thread.
@@ -205,32 +204,9 @@ class PondOperations(pyfuse3.Operations):
     # ------------------------------------------------------------------ attributes
 
     def _attributes(self, inode: int, s: Stat) -> EntryAttributes:
-        attr = EntryAttributes()
-        attr.st_ino = inode
-        attr.generation = 0
         # A pinned view (at=) never changes, so even computed nodes may be cached.
-        timeout = DYNAMIC_TIMEOUT if s.dynamic and not self.fs.read_only else None
-        attr.entry_timeout = ENTRY_TIMEOUT if timeout is None else timeout
-        attr.attr_timeout = ATTR_TIMEOUT if timeout is None else timeout
-        attr.st_mode = s.mode
-        attr.st_nlink = s.nlink
-        attr.st_uid = s.uid
-        attr.st_gid = s.gid
-        attr.st_rdev = s.rdev
-        attr.st_size = s.size
-        attr.st_blksize = BLOCK_SIZE
-        attr.st_blocks = (s.size + 511) // 512
-        attr.st_atime_ns = s.atime_ns
-        attr.st_mtime_ns = s.mtime_ns
-        attr.st_ctime_ns = s.ctime_ns
-        of = self._files.get(inode)
-        if of is not None and of.spool is not None:
-            attr.st_size = of.size
-            attr.st_blocks = (of.size + 511) // 512
-            if of.dirty:  # changed since it was stored: the time of the last change
-                attr.st_mtime_ns = of.mtime_ns
-                attr.st_ctime_ns = max(s.ctime_ns, of.changed_ns)
-        return attr
+        return entry_attributes(inode, s, self._files.get(inode),
+                                cached=not s.dynamic or self.fs.read_only)
 
     async def _entry(self, node_id: str) -> EntryAttributes:
         """Attributes of ``node_id`` for a reply that gives the kernel a reference."""
@@ -315,16 +291,16 @@ class PondOperations(pyfuse3.Operations):
         if fields.update_gid:
             changes["gid"] = attr.st_gid
         if fields.update_atime:
-            changes["atime_ns"] = _precise(attr.st_atime_ns)
+            changes["atime_ns"] = precise_time(attr.st_atime_ns)
         if fields.update_mtime:
-            changes["mtime_ns"] = _precise(attr.st_mtime_ns)
+            changes["mtime_ns"] = precise_time(attr.st_mtime_ns)
             of = self._files.get(inode)
             if of is not None and of.dirty:
                 of.mtime_ns = changes["mtime_ns"]  # what its write-back at close will keep
         of = self._files.get(inode)
         if of is not None and of.removed_stat is not None:
             # Removed while open: nothing left to stage, but fstat must see the change.
-            of.removed_stat = _changed_stat(of.removed_stat, changes)
+            of.removed_stat = changed_stat(of.removed_stat, changes)
             return self._attributes(inode, of.removed_stat)
         if changes or not fields.update_size:  # chown(f, -1, -1) changes the ctime alone
             await self.view.call(partial(self.fs.setattr, node_id, **changes))
@@ -926,28 +902,3 @@ async def serve(ops: PondOperations, serving: Callable[[], None] | None = None) 
         await ops.write_back_all()
         await ops.committer.commit("unmount", durable=True)
     return signalled
-
-
-def _changed_stat(s: Stat, changes: dict[str, int]) -> Stat:
-    """``s`` with a setattr's ``changes`` (permission bits of ``mode`` only) and ctime now."""
-    mode = changes.get("mode")
-    return replace(s, mode=s.mode if mode is None else st.S_IFMT(s.mode) | (mode & 0o7777),
-                   uid=changes.get("uid", s.uid), gid=changes.get("gid", s.gid),
-                   atime_ns=changes.get("atime_ns", s.atime_ns),
-                   mtime_ns=changes.get("mtime_ns", s.mtime_ns), ctime_ns=time.time_ns())
-
-
-def _precise(time_ns: int) -> int:
-    """``time_ns`` as the mount stamps it: the kernel sends "now" (``touch``, ``utime(None)``)
-    as its coarse clock, up to a tick behind the fine clock the mount stamps changes with,
-    so a time within the last tick of the coarse clock is taken for "now" and read again
-    finely (else a file touched after a write would go back in time)."""
-    coarse = time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
-    if 0 <= coarse - time_ns <= _COARSE_TICK_NS:
-        return max(time.time_ns(), time_ns)
-    return time_ns
-
-
-#: Linux's clock id of the kernel's coarse clock (the time module has no name for it).
-_CLOCK_REALTIME_COARSE = 5
-_COARSE_TICK_NS = int(time.clock_getres(_CLOCK_REALTIME_COARSE) * 1e9)
