@@ -364,7 +364,7 @@ class PondOperations(pyfuse3.Operations):
 
     @_handler
     async def fsyncdir(self, fh: FileHandleT, datasync: bool) -> None:
-        await self.committer.sync("fsync")
+        await self.committer.commit("fsync", durable=True)
 
     def _owner(self, parent: Stat, ctx) -> tuple[int, int]:
         """uid and gid of a new node: a set-group-ID directory passes its group on."""
@@ -662,7 +662,7 @@ class PondOperations(pyfuse3.Operations):
     @_handler
     async def fsync(self, fh: FileHandleT, datasync: bool) -> None:
         await self._closed(self._file_handle(fh).file)
-        await self.committer.sync("fsync")
+        await self.committer.commit("fsync", durable=True)
 
     # ------------------------------------------------------------------ files: content
 

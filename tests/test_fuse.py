@@ -30,7 +30,7 @@ from shapes import make_linked_source, shape
 
 from pondfs import pond
 from pondfs.fuse.stats import counts_in_log
-from pondfs.tinyfs import ROOT_ID, FsError, read_all
+from pondfs.tinyfs import ROOT_ID, read_all
 
 pytestmark = pytest.mark.fuse
 
@@ -330,79 +330,6 @@ def test_fsync_returns_after_its_data_is_committed(tmp_path: Path, pond_path: Pa
         os.close(fd)
     finally:
         assert m.stop() == 0
-    assert m.problems() == []
-
-
-def _in_threads(threads: int, work: Callable[[int], None]) -> None:
-    """Run ``work(k)`` in ``threads`` threads at once, k = 0 .. threads - 1; wait for all,
-    and raise the first exception one of them raised."""
-    errors: list[BaseException] = []
-
-    def run(k: int) -> None:
-        try:
-            work(k)
-        except BaseException as exc:
-            errors.append(exc)
-
-    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if errors:
-        raise errors[0]
-
-
-def test_concurrent_fsyncs_share_durable_commits(tmp_path: Path, pond_path: Path) -> None:
-    """8 threads each writing and fsyncing files in a loop make far fewer commits than
-    fsyncs (one commit covers the fsyncs that came while another was in flight), and each
-    fsync returns only once another reader of the pond sees its bytes."""
-    m = Mount(pond_path, tmp_path / "mnt", options="commit_interval=3600").start()
-    threads, files = 8, 24
-    unseen: list[str] = []
-    start = threading.Barrier(threads, timeout=60)  # broken if one of them fails
-
-    def write(name: str) -> int:
-        """A new file ``name`` with its content (its name, 100 times), still open."""
-        fd = os.open(m.path(name), os.O_CREAT | os.O_WRONLY, 0o644)
-        os.write(fd, name.encode() * 100)
-        return fd
-
-    def in_a_loop(k: int) -> None:
-        for i in range(files):
-            fd = write(f"loop/t{k}-{i}")
-            os.fsync(fd)
-            os.close(fd)
-
-    def at_once_then_read(k: int) -> None:
-        for i in range(3):
-            name = f"checked/t{k}-{i}"
-            fd = write(name)
-            start.wait()
-            os.fsync(fd)
-            with pond.open_fs(str(pond_path)) as fs:
-                try:
-                    seen = read_all(fs, fs.resolve(name))
-                except FsError:
-                    seen = None
-            if seen != name.encode() * 100:
-                unseen.append(name)
-            os.close(fd)
-
-    try:
-        m.path("loop").mkdir()
-        m.path("checked").mkdir()
-        before = len(transactions(pond_path))
-        _in_threads(threads, in_a_loop)
-        made = len(transactions(pond_path)) - before
-        _in_threads(threads, at_once_then_read)
-        tree = pond_tree(pond_path, "/loop")  # still mounted: what the fsyncs committed
-    finally:
-        assert m.stop() == 0
-    assert 1 <= made <= threads * files // 3, f"{made} commits for {threads * files} fsyncs"
-    assert tree == {f"t{k}-{i}": f"loop/t{k}-{i}".encode() * 100
-                    for k in range(threads) for i in range(files)}
-    assert unseen == []
     assert m.problems() == []
 
 

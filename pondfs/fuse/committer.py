@@ -8,7 +8,7 @@ from contextlib import ExitStack
 
 import trio
 
-from ..tinyfs import FS, FsError
+from ..tinyfs import FsError
 from .view import ServedView
 
 log = logging.getLogger(__name__)
@@ -18,12 +18,6 @@ log = logging.getLogger(__name__)
 COMMIT_INTERVAL = 0.5
 MAX_DELAY_INTERVALS = 10
 COMMIT_AFTER_CHANGES = 5000
-
-#: A sync that commits for others first waits for as many syncs as were under way when the
-#: last durable commit ended, up to this share of that commit's duration: the fsyncs that
-#: commit released come back (threads writing and syncing in a loop), and share the next
-#: commit instead of missing it by a few ms and waiting for one more.
-GATHER_SHARE = 0.5
 
 
 class GroupCommitter:
@@ -36,9 +30,8 @@ class GroupCommitter:
     Files created and not yet closed or synced are *held* (:meth:`hold`): commits leave
     them out, so a crash never leaves a state nobody closed. Each commit holds the pond's
     writer lock for itself alone and, holding it, first calls ``follow`` (the mount's
-    :meth:`PondFollower.follow`) if another writer committed meanwhile, so their commits
-    are shown before this one's changes are rebased onto them. fsyncs call :meth:`sync`,
-    which commits durably and shares one commit among concurrent callers.
+    :meth:`PondFollower.follow`), so other writers' commits are shown before this one's
+    changes are rebased onto them.
     """
 
     def __init__(self, view: ServedView, mountpoint: str, interval: float = COMMIT_INTERVAL,
@@ -51,17 +44,7 @@ class GroupCommitter:
         self.commits = 0
         self.error: FsError | None = None
         self._held: set[str] = set()
-        self._committing = trio.Lock()  # fair: waiters take it in the order they came
-        #: Commits begun (numbered as they take the pending changes), and the number of the
-        #: last one that ended durable: what :meth:`sync` waits for.
-        self._begun = 0
-        self._durable_upto = 0
-        #: Syncs under way now; how many were when the last durable commit ended, and
-        #: its seconds (see :data:`GATHER_SHARE`).
-        self._syncing = 0
-        self._syncing_at_end = 0
-        self._last_seconds = 0.0
-        self._sync_came = trio.Event()
+        self._committing = trio.Lock()
         self._staged = 0
         self._first_change = self._last_change = 0.0
         self._soon = trio.Event()
@@ -104,54 +87,10 @@ class GroupCommitter:
         """
         async with self._committing:
             with trio.CancelScope(shield=True):
-                txn = await self._commit(why, durable)
+                txn = await self._commit(f"mount {self.mountpoint}: {why}".strip(), durable)
             return txn
 
-    async def sync(self, why: str) -> None:
-        """Return once everything staged before this call is committed durably (an fsync):
-        by the first durable commit begun after the call, whoever asked for it.
-
-        Concurrent syncs share commits (group commit): a sync arriving while a commit is in
-        flight waits for it to end; then the first of those that waited commits durably
-        for all of them (after gathering a few more: :data:`GATHER_SHARE`), and the others
-        return as soon as that commit has. A failed commit leaves its waiters to try again
-        in turn. Cancelling the caller does not stop a commit once begun (see
-        :meth:`commit`).
-        """
-        wanted = self._begun + 1  # anything earlier may have taken its changes already
-        self._syncing += 1
-        self._sync_came.set()
-        try:
-            async with self._committing:
-                if self._durable_upto >= wanted:
-                    return
-                await self._gather()
-                with trio.CancelScope(shield=True):
-                    await self._commit(why, durable=True)
-        finally:
-            self._syncing -= 1
-
-    async def _gather(self) -> None:
-        """Wait for as many syncs as were under way when the last durable commit ended, up
-        to :data:`GATHER_SHARE` of its duration; a lone fsync never waits."""
-        with trio.move_on_after(self._last_seconds * GATHER_SHARE):
-            while self._syncing < self._syncing_at_end:
-                self._sync_came = trio.Event()
-                await self._sync_came.wait()
-
-    async def _commit(self, why: str, durable: bool) -> int | None:
-        # From here on, every change staged before is either in this commit or held.
-        self._begun += 1
-        begun = self._begun
-        start = trio.current_time()
-        txn = await self._commit_begun(f"mount {self.mountpoint}: {why}".strip(), durable)
-        if durable:
-            self._durable_upto = begun
-            self._syncing_at_end = self._syncing
-            self._last_seconds = trio.current_time() - start
-        return txn
-
-    async def _commit_begun(self, command: str, durable: bool) -> int | None:
+    async def _commit(self, command: str, durable: bool) -> int | None:
         view = self.view
         fs = view.fs
         if not fs.dirty:
@@ -161,13 +100,13 @@ class GroupCommitter:
         with ExitStack() as lock:
             # Waiting for another writer's commit blocks no call into the view.
             try:
-                newest = await view.thread(_take_writer_lock, lock, fs, command)
+                await view.thread(lock.enter_context, fs.writer_lock(command))
             except FsError as exc:
                 self.error = exc
                 raise
             staged = 0
             try:
-                if self.follow is not None and newest > fs.as_of:
+                if self.follow is not None:
                     # Other writers' commits first, with the kernel told (begin_commit
                     # would rebase onto them too, silently).
                     await self.follow()
@@ -210,10 +149,3 @@ class GroupCommitter:
                 await self.commit("group commit")
             except Exception:
                 log.exception("group commit failed; retrying in %s s", self.interval)
-
-
-def _take_writer_lock(lock: ExitStack, fs: FS, command: str) -> int:
-    """Take ``fs``'s writer lock for one commit (into ``lock``); the newest transaction then
-    (taking it refreshes the store: nobody else committed if it is ``fs.as_of``)."""
-    lock.enter_context(fs.writer_lock(command))
-    return fs.store.last_txn()

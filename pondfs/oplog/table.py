@@ -185,11 +185,7 @@ class OplogPersistence(Persistence):
         #: Data files per partition right after its last compaction (one, or more for a
         #: partition beyond Delta's target file size).
         self._files_after_compaction: dict[str, int] = {}
-        #: Data files per partition now, counted on from the file index by this instance's
-        #: commits (None: count them in the index again, after another writer's commit).
-        self._file_counts: dict[str, int] | None = None
         self._index: _FileIndex | None = None
-        self._last_txn = (-1, 0)  # (table version, its last transaction)
         schema = pa.schema(self._table.schema().to_arrow())
         if HASH_COLUMN not in schema.names:
             raise FsError(errno.EINVAL, f"{self.root}: a pond of an older pondfs (content named "
@@ -212,12 +208,8 @@ class OplogPersistence(Persistence):
     # -- transactions --------------------------------------------------------------------
 
     def last_txn(self) -> int:
-        """Looked up once per table version (a lookup costs ~1 ms; a commit asks often)."""
         with self._mutex:
-            version = self._table.version()
-            if self._last_txn[0] != version:
-                self._last_txn = (version, self._table.transaction_version(APP_ID) or 0)
-            return self._last_txn[1]
+            return self._table.transaction_version(APP_ID) or 0
 
     def table_version(self) -> int:
         """The Delta version of the pinned snapshot."""
@@ -226,26 +218,12 @@ class OplogPersistence(Persistence):
 
     def refresh(self) -> None:
         """Move to the newest committed snapshot (cheap when there is none newer: the file
-        index is kept, and a local pond only looks for the log entry after its own)."""
+        index is kept)."""
         with self._mutex:
             before = self._table.version()
-            if self._is_newest(before):
-                return
             self._table.update_incremental()
             if self._table.version() != before:
                 self._index = None
-                self._file_counts = None
-
-    def _is_newest(self, version: int) -> bool:
-        """Whether table ``version`` is certainly the newest: in a local pond, its log entry
-        is there and the next one is not (two stats instead of a listing of the log, which
-        costs ~1 ms). Log cleanup removes the oldest entries first, so a present entry has
-        no removed successor. In S3, never certain."""
-        if self.root is None:
-            return False
-        log_dir = Path(self.table_uri) / LOG_DIR
-        return (log_dir / log_entry_name(version)).exists() and \
-            not (log_dir / log_entry_name(version + 1)).exists()
 
     def commit(self, versions: Sequence[NodeVersion], info: TxnInfo) -> None:
         """Append ``versions`` as pond transaction ``info.txn``: one Delta commit.
@@ -276,7 +254,6 @@ class OplogPersistence(Persistence):
                     f"with txn {wrong[0].txn}",
                 )
             info = dataclasses.replace(info, rows=len(versions))
-            before = self._table.version()
             metadata = {
                 "pond.txn": str(info.txn),
                 "pond.command": info.command,
@@ -299,27 +276,22 @@ class OplogPersistence(Persistence):
                     ),
                 )
             except Exception as exc:
-                self._file_counts = None  # it may have written some
                 raise FsError(
                     errno.EIO, f"commit of transaction {info.txn} failed: {_first_line(exc)}"
                 ) from exc
             finally:
                 self._index = None
-            if self._file_counts is not None:  # one data file per partition written
-                for part in {v.part_id for v in versions} | {TXN_PARTITION}:
-                    self._file_counts[part] = self._file_counts.get(part, 0) + 1
             if self._missing_columns:
                 log.info("added columns %s to the oplog of an older pond",
                          ", ".join(self._missing_columns))
                 self._missing_columns = []
-            version = self._table.version()
-            if version != before + 1:  # no retries: it can only be the version after
+            committed = self.last_txn()
+            if committed != info.txn:
                 raise FsError(
                     errno.EIO,
-                    f"commit of transaction {info.txn} made table version {version}, not "
-                    f"{before + 1}",
+                    f"commit of transaction {info.txn} recorded transaction {committed}",
                 )
-            self._last_txn = (version, info.txn)  # its app transaction says so
+            version = self._table.version()
             log.debug(
                 "committed transaction %d (%d rows) as table version %d",
                 info.txn, len(versions), version,
@@ -336,9 +308,7 @@ class OplogPersistence(Persistence):
         The transaction is committed already, so a failed compaction only costs speed: it
         is logged, not raised (the next commit or ``pond maintain`` tries again).
         """
-        if self._file_counts is None:
-            self._file_counts = self._files().files_per_partition()
-        counts = self._file_counts
+        counts = self._files().files_per_partition()
         crowded = sorted(part for part, count in counts.items()
                          if count - self._files_after_compaction.get(part, 1)
                          >= self.compact_after_files)
@@ -580,12 +550,8 @@ class OplogPersistence(Persistence):
         with self._mutex:
             before = self._table.version()
             only = None if partitions is None else [(PARTITION_COLUMN, "in", partitions)]
-            txn = self.last_txn()
             metrics = self._table.optimize.compact(partition_filters=only)
             self._index = None
-            self._file_counts = None
-            if self._writer_lock is not None:  # no other writer: compactions add no txn
-                self._last_txn = (self._table.version(), txn)
             self._unsynced.update(range(before + 1, self._table.version() + 1))
             log.info(
                 "compaction replaced %s data files with %s",
@@ -639,9 +605,8 @@ class OplogPersistence(Persistence):
     def _sync_written(self) -> None:
         """fsync what the table versions in ``_unsynced`` wrote: their data files, log
         entries and checkpoints, oldest first, then the directories that name them (local
-        Delta commits do not fsync). In S3 a PUT is durable once it returns: nothing to do;
-        nor when nothing was written since the last sync."""
-        if self.root is None or not (self._unsynced or self._unsynced_objects):
+        Delta commits do not fsync). In S3 a PUT is durable once it returns: nothing to do."""
+        if self.root is None:
             self._unsynced.clear()
             self._unsynced_objects.clear()
             return
