@@ -484,9 +484,9 @@ class PondOperations(pyfuse3.Operations):
         src_name = self._check_name(name_old)
         dst_name = self._check_name(name_new)
 
-        target = await self.view.call(self.fs.lookup, dst_dir, dst_name,
-                                      inline=self.view.loaded(dst_dir))
-        await self._keep_if_open(target)
+        if self._files:  # a replaced file still open keeps its content (no lookup else)
+            await self._keep_if_open(await self.view.call(
+                self.fs.lookup, dst_dir, dst_name, inline=self.view.loaded(dst_dir)))
 
         def move() -> tuple[str | None, str | None, Stat | None]:
             replaced = self.fs.lookup(dst_dir, dst_name)
