@@ -4,8 +4,9 @@
 
 POND is a directory or ``s3://bucket/prefix`` (a pond that lives in S3, read-only or
 read-write: the AWS settings of the environment apply, see :mod:`pondfs.s3`).
-Options (comma-separated after ``-o``): ``ro``; ``at=TXN`` (read-only, the pond as of
-transaction TXN); ``allow_other``; ``fg`` (stay in the foreground, like ``-f``); ``debug``
+Options (comma-separated after ``-o``): ``ro``; ``at=TXN|TAG|TIME`` (read-only, the pond as of
+the transaction it names, see :func:`pondfs.tinyfs.resolve_at`); ``allow_other``; ``fg``
+(stay in the foreground, like ``-f``); ``debug``
 (log every request); ``commit_interval=SECONDS`` (group commit period, default 0.5);
 ``log=PATH`` (where the background daemon logs; default ``~/.cache/pondfs/mount.log``);
 ``spool=DIR`` (where open files are spooled; default the system temporary directory);
@@ -71,7 +72,7 @@ class MountOptions:
     """What ``-o`` and the flags asked for."""
 
     read_only: bool = False
-    at: int | None = None
+    at: str | None = None  # a transaction number, tag or ISO time (resolve_at)
     allow_other: bool = False
     foreground: bool = False
     debug: bool = False
@@ -105,11 +106,10 @@ def parse_options(text: str, options: MountOptions) -> None:
         elif key == "rw":
             options.read_only = False
         elif key == "at":
-            try:
-                options.at = int(value)
-            except ValueError:
-                raise MountError(f"at= needs a transaction number, not {value!r}",
-                                 EXIT_USAGE) from None
+            if not value:
+                raise MountError("at= needs a transaction number, a tag or an ISO time",
+                                 EXIT_USAGE)
+            options.at = value
             options.read_only = True
         elif key in ("allow_other", "debug", "nonempty"):
             setattr(options, key, True)

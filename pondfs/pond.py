@@ -15,7 +15,7 @@ from .kinds import KINDS
 from .oplog import create_pond, open_pond
 from .oplog import maintain as maintain_oplog
 from .oplog.lock import DEFAULT_WAIT
-from .tinyfs import FS, DerivedCache, FsError, Persistence
+from .tinyfs import FS, DerivedCache, FsError, Persistence, resolve_at
 
 
 def pond_location(explicit: str | None) -> str:
@@ -46,10 +46,11 @@ def init(location: str) -> int:
 
 
 @contextmanager
-def open_fs(location: str, *, write: bool = False, at: int | None = None,
+def open_fs(location: str, *, write: bool = False, at: int | str | None = None,
             holder: str | None = None, durable: bool = False,
             lock_wait: float = DEFAULT_WAIT) -> Iterator[FS]:
-    """A view of the pond at ``location``: as of ``at``, or the newest, writable if ``write``.
+    """A view of the pond at ``location``: as of ``at`` (a transaction number, a tag or an
+    ISO time: :func:`~pondfs.tinyfs.resolve_at`), or the newest, writable if ``write``.
 
     A writable view takes the single-writer lock for each commit only (described by
     ``holder``, default the command line; waiting up to ``lock_wait`` seconds for another
@@ -61,7 +62,8 @@ def open_fs(location: str, *, write: bool = False, at: int | None = None,
     store = open_pond(location, durable=durable)
     try:
         if not write:
-            yield FS(store, at=at, cache=_cache(store), factories=KINDS)
+            txn = None if at is None else resolve_at(store, at)
+            yield FS(store, at=txn, cache=_cache(store), factories=KINDS)
             return
         fs = FS(store, cache=_cache(store), factories=KINDS,
                 holder=holder or " ".join(sys.argv), lock_wait=lock_wait)

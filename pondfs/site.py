@@ -59,7 +59,7 @@ class Built:
 
 
 def build(output: str | os.PathLike, *, pond: str | None = None, from_dir: str | None = None,
-          at: int | None = None, pages: str = DEFAULT_PAGES,
+          at: int | str | None = None, pages: str = DEFAULT_PAGES,
           data: Sequence[str] = DEFAULT_DATA, project: str | os.PathLike = DEFAULT_PROJECT,
           title: str | None = None) -> Built:
     """Build the site of ``pond`` (mounted read-only, as of transaction ``at`` if given) or
@@ -128,7 +128,7 @@ def _run_node(command: list[str], cwd: Path, what: str) -> str:
 # ---------------------------------------------------------------------- the pond
 
 @contextmanager
-def _mounted(pond: str, at: int | None, work: Path) -> Iterator[Path]:
+def _mounted(pond: str, at: int | str | None, work: Path) -> Iterator[Path]:
     """The pond as of transaction ``at`` (default: the newest) mounted read-only at a
     fresh directory under ``work``, unmounted after.
 

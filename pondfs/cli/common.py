@@ -36,9 +36,10 @@ class Commands:
 
 
 def add_at(p: argparse.ArgumentParser) -> None:
-    """The ``--at TXN`` option of a command that reads the pond."""
-    p.add_argument("--at", type=int, metavar="TXN",
-                   help="read the pond as of transaction TXN (time travel)")
+    """The ``--at TXN|TAG|TIME`` option of a command that reads the pond."""
+    p.add_argument("--at", metavar="TXN|TAG|TIME",
+                   help="read the pond as of a transaction: its number, a tag, or an ISO "
+                        "time (the newest transaction at or before it)")
 
 
 @contextmanager

@@ -17,6 +17,18 @@ from .formats import read_csv, read_parquet
 from .fs import FS, Stat, read_all
 from .glob import GlobError, GlobPattern, substitute
 from .hashing import HASH_RE, content_hash, hasher, stream_hash
+from .history import (
+    Change,
+    check_tag_name,
+    delete_tag,
+    diff,
+    normal_path,
+    resolve_at,
+    set_tag,
+    tags,
+    timeline,
+    view_at,
+)
 from .memory import MemoryPersistence
 from .paths import NAME_MAX, join_path, split_path, validate_name
 from .persistence import Persistence, Snapshot, SnapshotFile
@@ -44,6 +56,7 @@ from .records import (
     TxnInfo,
     new_node_id,
 )
+from .revert import revert, revert_to
 
 __all__ = [
     "BLOCK_DEVICE", "CHAR_DEVICE", "CHUNK_SIZE", "DATA", "DEVICE_KINDS", "DIRECTORY",
@@ -53,6 +66,8 @@ __all__ = [
     "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
     "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
     "SchemaConflict", "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
+    "Change", "check_tag_name", "delete_tag", "diff", "normal_path", "resolve_at", "revert",
+    "revert_to", "set_tag", "tags", "timeline", "view_at",
     "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
     "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]

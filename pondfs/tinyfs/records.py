@@ -136,13 +136,18 @@ class NodeVersion:
 
 @dataclass(frozen=True)
 class TxnInfo:
-    """What a pond transaction was: its number, when, who and which command."""
+    """What a pond transaction was: its number, when, who and which command.
+
+    ``tag`` is set on a transaction that only names another: ``{"name": NAME, "txn": N}``
+    tags transaction N, ``"txn": None`` removes the tag (see :mod:`pondfs.tinyfs.history`).
+    """
 
     txn: int
     timestamp_ns: int
     command: str
     user: str = field(default_factory=lambda: _user())
     rows: int = 0
+    tag: dict | None = None
 
 
 def _user() -> str:
