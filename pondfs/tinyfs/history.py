@@ -141,12 +141,14 @@ def _record(fs: FS, command: str, tag: dict) -> int:
 @dataclass(frozen=True)
 class Change:
     """One line of a diff: ``op`` is ``+`` (added), ``-`` (removed), ``M`` (modified), ``R``
-    (renamed: ``old_path`` -> ``path``) or ``T`` (kind or format changed). A series that
+    (renamed: ``old_path`` -> ``path``) or ``T`` (kind or format changed), of node
+    ``node_id`` (the new one, for a node in an old one's place). A series that
     gained rows says how many and their time range."""
 
     op: str
     path: str
     kind: str
+    node_id: str = ""
     old_path: str = ""
     rows: int | None = None
     min_time: int | None = None
@@ -187,16 +189,16 @@ def diff(fs: FS, a: int, b: int, paths: Iterable[str] = ()) -> list[Change]:
             continue
         if path_a is None:
             assert after is not None and path_b is not None
-            added[path_b] = Change("+", path_b, after.kind)
+            added[path_b] = Change("+", path_b, after.kind, node_id)
         elif path_b is None:
             assert before is not None
-            removed[path_a] = Change("-", path_a, before.kind)
+            removed[path_a] = Change("-", path_a, before.kind, node_id)
         else:
             assert before is not None and after is not None
             out.extend(_compared(newer, before, after, path_a, path_b))
     for path in sorted(added.keys() & removed.keys()):  # a new node in an old one's place
         old, new = removed.pop(path), added.pop(path)
-        out.append(Change("T" if old.kind != new.kind else "M", path, new.kind))
+        out.append(Change("T" if old.kind != new.kind else "M", path, new.kind, new.node_id))
     out.extend([*added.values(), *removed.values()])
     return sorted(out, key=lambda c: (c.path, c.op))
 
@@ -205,10 +207,11 @@ def _compared(newer: FS, before: NodeVersion, after: NodeVersion, path_a: str,
               path_b: str) -> list[Change]:
     """The changes of one node present in both views."""
     out = []
+    node_id = after.node_id
     if path_a != path_b:
-        out.append(Change("R", path_b, after.kind, old_path=path_a))
+        out.append(Change("R", path_b, after.kind, node_id, old_path=path_a))
     if (before.kind, before.format) != (after.kind, after.format):
-        return [*out, Change("T", path_b, after.kind)]
+        return [*out, Change("T", path_b, after.kind, node_id)]
     fields: tuple[str, ...]
     if after.kind == DIRECTORY:
         fields = _COMPARED_DIR
@@ -219,13 +222,13 @@ def _compared(newer: FS, before: NodeVersion, after: NodeVersion, path_a: str,
             rows = sum(_batch_rows(newer, v) for v in appended)
             low = min(v.min_time for v in appended if v.min_time is not None)
             high = max(v.max_time for v in appended if v.max_time is not None)
-            return [*out, Change("M", path_b, after.kind, rows=rows, min_time=low,
+            return [*out, Change("M", path_b, after.kind, node_id, rows=rows, min_time=low,
                                  max_time=high)]
         fields = tuple(f for f in _COMPARED if f not in ("blake3", "size"))
     else:
         fields = _COMPARED
     if any(getattr(before, f) != getattr(after, f) for f in fields):
-        out.append(Change("M", path_b, after.kind))
+        out.append(Change("M", path_b, after.kind, node_id))
     return out
 
 

@@ -43,22 +43,35 @@ def revert(fs: FS, txn: int, paths: Iterable[str] = (), *, force: bool = False) 
                       "the pond)")
     paths = list(paths)
     undone = diff(fs, txn - 1, txn, paths)
-    touched = sorted({p for c in undone for p in (c.path, c.old_path) if p})
     if not undone:
         return []
-    if fs.as_of > txn and not force:
-        later = diff(fs, txn, fs.as_of, touched)
-        if later:
-            shown = ", ".join(sorted({c.path for c in later})[:10])
+    if not force:
+        again = _changed_again(fs, txn, {c.node_id for c in undone})
+        if again:
+            shown = ", ".join(sorted({c.path for c in undone if c.node_id in again})[:10])
             raise FsError(errno.EBUSY, f"a later transaction changed {shown} again "
-                          f"(pond diff {txn}; --force reverts anyway)")
+                          f"(pond diff {txn} {fs.as_of}; --force reverts anyway)")
     before = view_at(fs, txn - 1)
-    for change in undone:
+    # Renames first: a name a moved node took from another comes back to the other after.
+    for change in sorted(undone, key=lambda c: c.op != "R"):
         if change.op == "R" and _moved_back(fs, change):
             continue
         for path in (change.old_path, change.path) if change.op == "R" else (change.path,):
             _put_back(fs, before, path, recursive=change.op in ("+", "-", "T"))
     return undone
+
+
+def _changed_again(fs: FS, txn: int, nodes: set[str]) -> set[str]:
+    """Which of ``nodes`` (changed by ``txn``) a later transaction changed again: any row
+    of a node other than a directory; a directory's row that does more than change its
+    entries (the entries' own nodes speak for them)."""
+    if fs.as_of <= txn:
+        return set()
+    again = set()
+    for v in fs.store.changes(txn, fs.as_of):
+        if v.node_id in nodes and (v.kind != DIRECTORY or v.deleted or v.version == 1):
+            again.add(v.node_id)
+    return again
 
 
 def revert_to(fs: FS, txn: int, paths: Iterable[str]) -> None:
