@@ -69,7 +69,7 @@ from .backup_manifests import (
 from .locations import is_s3_url
 from .progress import progress_bar
 from .s3 import DEFAULT_JOBS, MULTIPART_THRESHOLD, Bucket, S3Error, S3Location, Stored
-from .tinyfs import Snapshot, SnapshotFile, content_hash, hasher, stream_hash
+from .tinyfs import Snapshot, SnapshotFile, content_hash, hasher, iso_time_ns, stream_hash
 
 log = logging.getLogger(__name__)
 
@@ -600,10 +600,11 @@ class RestoreResult:
                 f"({human_bytes(rate)}/s); pond check ok")
 
 
-def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
+def restore(url: str, target: str | os.PathLike[str], *, at: int | str | None = None,
             jobs: int = DEFAULT_JOBS, progress: bool = True) -> RestoreResult:
     """Make a new pond at ``target`` from the backup at ``url``, as of its newest restore
-    point or of transaction ``at`` (which must be one: see ``list_backups``)."""
+    point or of transaction ``at`` (which must be one: see ``list_backups``; an ISO time
+    picks the newest restore point of a transaction at or before it)."""
     from .oplog.snapshot import finish_copy, prepare_copy
 
     started = time.monotonic()
@@ -614,7 +615,8 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
     bucket = Bucket(location, jobs)
     listing = bucket.listing()
     check_identity(bucket, listing)
-    manifest = load_manifest(bucket, _choose(location, manifest_txns(listing), at))
+    manifest = load_manifest(bucket, _choose(location, manifest_txns(listing),
+                                             _point_at(url, at)))
     problems = [p for p in (_listed_problem(listing, f) for f in manifest.files) if p]
     if problems:
         raise _restore_failed(problems)
@@ -643,6 +645,22 @@ def restore(url: str, target: str | os.PathLike[str], *, at: int | None = None,
                            manifest.total_bytes, time.monotonic() - started)
     log.info("%s", result.describe())
     return result
+
+
+def _point_at(url: str, at: int | str | None) -> int | None:
+    """The transaction ``at`` names: a number as it is, an ISO time the newest restore
+    point's transaction at or before it (tags live inside the pond: BackupError)."""
+    if at is None or isinstance(at, int) or at.isdigit():
+        return None if at is None else int(at)
+    ns = iso_time_ns(at)
+    if ns is None:
+        raise BackupError(f"--at {at!r}: a restore point's transaction number or an ISO time "
+                          "(a tag is read inside the pond: restore, then pond cat --at TAG)",
+                          errno.EINVAL)
+    before = [p.txn for p in list_backups(url) if p.txn_time_ns <= ns]
+    if not before:
+        raise BackupError(f"no restore point at or before {at}", errno.ENOENT)
+    return before[-1]
 
 
 def _choose(location: S3Location, txns: list[int], at: int | None) -> int:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -269,8 +270,11 @@ def test_mount_at_a_tag(tmp_path: Path) -> None:
     finally:
         assert m.stop() == 0
     assert m.problems() == []
-    done = subprocess.run(["python", "-m", "pondfs.mount", str(pond_path), str(tmp_path / "m2"),
-                           "-o", "at=nosuch"], capture_output=True, text=True, timeout=60)
+    (tmp_path / "m2").mkdir()
+    done = subprocess.run([sys.executable, "-m", "pondfs.mount", str(pond_path),
+                           str(tmp_path / "m2"), "-o", "at=nosuch"], capture_output=True,
+                          text=True, timeout=60)
+    assert not os.path.ismount(tmp_path / "m2")
     assert done.returncode != 0 and "no tag 'nosuch'" in done.stderr
 
 
@@ -299,3 +303,11 @@ def test_tags_travel_with_s3_and_backups(url: str, s3, tmp_path: Path) -> None:
     restored = Pond(tmp_path / "restored")
     assert restored.text("tag") == local.text("tag")
     assert restored.out("cat", "--at", "release", "/f") == b"two\n"
+    first = local.json("log")[0]["txn"]
+    local.out("cp", str(tmp_path / "f"), "/g")
+    local.out("backup", "push", backup)
+    when = local.json("log")[1]["time"].replace(" ", "T") + ".999999"
+    local.out("restore", "--at", when, backup, str(tmp_path / "by-time"))
+    assert Pond(tmp_path / "by-time").txns()[0] == first
+    local.fails("restore", "--at", "release", backup, str(tmp_path / "x"),
+                mentions="a tag is read inside the pond")

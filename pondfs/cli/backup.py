@@ -39,8 +39,9 @@ def add_commands(commands: Commands) -> None:
                             "every hash; DIR appears only once the pond is whole and checked.")
     p.add_argument("url", metavar="URL", help="s3://bucket/prefix")
     p.add_argument("dir", metavar="DIR", help="a directory that does not exist yet")
-    p.add_argument("--at", type=int, metavar="TXN",
-                   help="restore point (see pond backup list; default the newest)")
+    p.add_argument("--at", metavar="TXN|TIME",
+                   help="restore point (see pond backup list; default the newest), or an "
+                        "ISO time: the newest restore point at or before it")
     p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
     p.set_defaults(pond_optional=True)
 

@@ -22,6 +22,7 @@ from .history import (
     check_tag_name,
     delete_tag,
     diff,
+    iso_time_ns,
     normal_path,
     resolve_at,
     set_tag,
@@ -66,8 +67,8 @@ __all__ = [
     "DynamicFile", "DynamicNode", "Factories", "FactoryRegistry", "FsError", "GlobError",
     "GlobPattern", "MemoryPersistence", "NodeVersion", "Persistence", "PondLocked",
     "SchemaConflict", "Snapshot", "SnapshotFile", "Stat", "StoredContent", "TxnInfo",
-    "Change", "check_tag_name", "delete_tag", "diff", "normal_path", "resolve_at", "revert",
-    "revert_to", "set_tag", "tags", "timeline", "view_at",
+    "Change", "check_tag_name", "delete_tag", "diff", "iso_time_ns", "normal_path",
+    "resolve_at", "revert", "revert_to", "set_tag", "tags", "timeline", "view_at",
     "content_hash", "hasher", "join_path", "new_node_id", "read_all", "read_csv",
     "read_parquet", "split_path", "stream_hash", "substitute", "validate_name",
 ]

@@ -86,16 +86,24 @@ def resolve_at(store: Persistence, spec: str | int) -> int:
         if found is None:
             raise FsError(errno.ENOENT, f"no tag {text!r} (pond tag lists them)")
         return found
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+    ns = iso_time_ns(text)
+    if ns is None:
         raise FsError(errno.EINVAL, f"--at {text!r}: not a transaction number, a tag or an "
-                      "ISO time (2025-06-01T12:00)") from None
-    ns = int(when.timestamp() * 1_000_000_000)
+                      "ISO time (2025-06-01T12:00)")
     before = [txn for txn, stamp in timeline(store) if stamp <= ns]
     if not before:
         raise FsError(errno.ENOENT, f"no transaction at or before {text}")
     return before[-1]
+
+
+def iso_time_ns(text: str) -> int | None:
+    """The time ``text`` names as an ISO time (local without a zone) in nanoseconds since
+    the epoch, or None when it is not one."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return int(when.timestamp() * 1_000_000) * 1000
 
 
 def view_at(fs: FS, txn: int) -> FS:
@@ -113,8 +121,8 @@ def check_tag_name(name: str) -> str:
 
 
 def set_tag(fs: FS, name: str, txn: int | str, command: str) -> int:
-    """Tag transaction ``txn`` (a number, tag or time: :func:`resolve_at`) as ``name`` (moving the tag if it names another): a new
-    transaction, whose number is returned."""
+    """Tag transaction ``txn`` (a number, tag or time: :func:`resolve_at`) as ``name``
+    (moving the tag if it names another): a new transaction, whose number is returned."""
     check_tag_name(name)
     return _record(fs, command, {"name": name, "txn": resolve_at(fs.store, txn)})
 
