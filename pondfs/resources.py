@@ -119,6 +119,21 @@ class Fields:
             raise SpecError(self.field(key), f"must be at least {minimum}, not {value}")
         return value
 
+    def duration(self, key: str, default: float | None) -> float | None:
+        """A duration (``6h``, ``1d12h``, or a number of seconds) in seconds, above 0."""
+        from .durations import parse_duration
+
+        value = self.get(key, (str, int, float), default)
+        if value is None:
+            return None
+        try:
+            seconds = float(value) if isinstance(value, (int, float)) else parse_duration(value)
+        except ValueError as exc:
+            raise SpecError(self.field(key), str(exc)) from None
+        if seconds <= 0:
+            raise SpecError(self.field(key), f"must be above 0, not {value}")
+        return seconds
+
     def done(self) -> None:
         """Raise if the mapping holds a field that was never read."""
         unknown = sorted(str(k) for k in self.mapping if k not in self._read)

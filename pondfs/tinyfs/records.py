@@ -136,13 +136,16 @@ class NodeVersion:
 
 @dataclass(frozen=True)
 class TxnInfo:
-    """What a pond transaction was: its number, when, who and which command."""
+    """What a pond transaction was: its number, when, who and which command; ``runs`` are the
+    records of the runs it was (collectors', a pipeline's, a push's: :mod:`pondfs.runs`),
+    if it was any."""
 
     txn: int
     timestamp_ns: int
     command: str
     user: str = field(default_factory=lambda: _user())
     rows: int = 0
+    runs: list[dict] | None = None
 
 
 def _user() -> str:
