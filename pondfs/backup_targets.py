@@ -71,14 +71,16 @@ def declared(fs: FS) -> list[tuple[str, Target]]:
             for path, kind in resources.find(fs) if kind == KIND.name]
 
 
-def push(location: str, name: str, target: Target, *, jobs: int) -> tuple[str, dict[str, Any]]:
+def push(location: str, name: str, target: Target, *, jobs: int,
+         abort_uploads_after: float) -> tuple[str, dict[str, Any]]:
     """Push the pond to ``target`` (declared as ``name``), then apply its forget rules; one
     line saying what happened and the run's record (its ``error`` says why it failed)."""
     from . import backup
 
     started = time.time_ns()
     try:
-        result = backup.push(location, target.url, jobs=jobs, progress=False)
+        result = backup.push(location, target.url, jobs=jobs,
+                             abort_uploads_after=abort_uploads_after)
         line = result.describe()
         if target.forgets:
             forgot = backup.forget(target.url, keep_last=target.keep_last,
