@@ -65,10 +65,11 @@ def _validate(spec: dict) -> Target:
 KIND = Kind("backup", _validate, declared=True)
 
 
-def declared(fs: FS) -> list[tuple[str, Target]]:
-    """Every declared backup target in the pond: (its path, its settings), by path."""
+def declared(fs: FS, under: str = "/") -> list[tuple[str, Target]]:
+    """Every declared backup target in the pond (below ``under``): (its path, its
+    settings), by path."""
     return [(path, resources.stored(fs, path, KINDS).settings)
-            for path, kind in resources.find(fs) if kind == KIND.name]
+            for path, kind in resources.find(fs, under) if kind == KIND.name]
 
 
 def push(location: str, name: str, target: Target, *, jobs: int,

@@ -380,11 +380,18 @@ def make_node(fs: FS, kind: str, path: str, config: bytes, desc: str = "", uid: 
     return node_id
 
 
-def find(fs: FS) -> list[tuple[str, str]]:
-    """``(path, kind)`` of every resource (dynamic node) in the pond, sorted by path
-    (computed directories are not entered)."""
+def find(fs: FS, under: str = "/") -> list[tuple[str, str]]:
+    """``(path, kind)`` of every resource (dynamic node) in the pond (below ``under``, if
+    it is a directory; none if it is missing), sorted by path (computed directories are not
+    entered)."""
     found = []
-    stack = [("/", ROOT_ID)]
+    try:
+        top = fs.resolve(under)
+    except FsError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise
+    stack = [(fs.canonical(under), ROOT_ID if under == "/" else top)]
     while stack:
         here, dir_id = stack.pop()
         for name, op in fs.entries(dir_id).items():

@@ -68,8 +68,8 @@ import requests
 
 from ..kinds import Kind
 from ..resources import Fields, SpecError, env_reference, makedirs, resolve_env
-from ..tinyfs import FS, FsError, SchemaConflict, join_path, split_path, validate_name
 from ..runs import DEFAULT_SILENT_AFTER
+from ..tinyfs import FS, FsError, SchemaConflict, join_path, split_path, validate_name
 from . import CollectorError, Progress, RunReport, SourceReport
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ them to an older pond's table with its first commit (:func:`missing_columns`).
 
 Besides node versions, each pond transaction writes one *transaction row* in the reserved
 partition :data:`TXN_PARTITION` (kind ``transaction``, ``txn`` its number, ``content`` its
-:class:`TxnInfo` as compact JSON, with the records of the runs it was, if any), in the same Delta commit as its node versions: ``pond log``
-reads those rows, so the Delta log's own history is never needed and Delta may clean it up.
+:class:`TxnInfo` as compact JSON, with the records of the runs it was, if any), in the
+same Delta commit as its node versions: ``pond log`` reads those rows, so the Delta log's
+own history is never needed and Delta may clean it up.
 """
 
 from __future__ import annotations
