@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _is_pipeline(args: argparse.Namespace) -> bool:
     with reading(args) as fs:
         node_id = fs.resolve(args.path, follow=False)
-        return fs.kind(node_id) == DYNAMIC and fs.dynamic_config(node_id)[0] == "pipeline"
+        return fs.get(node_id).kind == DYNAMIC and fs.dynamic_config(node_id)[0] == "pipeline"
 
 
 def _run_pipeline(args: argparse.Namespace) -> int:
