@@ -172,9 +172,10 @@ def _apply(location: str, path: str, common: list[str]) -> tuple[int, str]:
     with tempfile.NamedTemporaryFile(suffix=".yaml", delete=False) as f:
         f.write(content)
     try:
-        return _capture(cli.run, common + ["apply", "-f", f.name])
+        code, line = _capture(cli.run, common + ["apply", "-f", f.name])
     finally:
         os.unlink(f.name)
+    return code, line.replace(f.name, path)
 
 
 def _capture(command: Callable[[list[str]], int], argv: list[str]) -> tuple[int, str]:

@@ -129,11 +129,13 @@ def run(fs: FS, path: str, progress: Progress | None = None) -> RunReport:
     assert run_kind is not None
     progress = progress or Progress()
     started = time.monotonic()
+    settings = None
     try:
         settings = KINDS.settings(kind, parse_spec(config, path))
         report = run_kind(fs, node_id, path, settings, progress)
     except (CollectorError, SpecError) as exc:
-        report = RunReport(path, error=str(exc))
+        report = RunReport(path, error=str(exc), silent_after=getattr(
+            settings, "silent_after", DEFAULT_SILENT_AFTER))
     finally:
         progress.close()
     report.seconds = time.monotonic() - started
