@@ -34,3 +34,18 @@ def parse_duration(text: str) -> float:
     if not terms:
         return float(text)
     return sum(float(number) * UNIT_SECONDS[unit] for number, unit in terms)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people, whole seconds, at most two terms that parse_duration reads back.
+
+    >>> format_duration(273600), format_duration(7500), format_duration(45.5)
+    ('3d4h', '2h5m', '45s')
+    """
+    seconds = int(seconds)
+    for unit, size, smaller, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60),
+                                            ("m", 60, "s", 1)):
+        if seconds >= size:
+            rest = (seconds % size) // small_size
+            return f"{seconds // size}{unit}" + (f"{rest}{smaller}" if rest else "")
+    return f"{seconds}s"

@@ -6,7 +6,7 @@ and the paths it makes, and, optionally, how it is checked against the pond as i
 (``verify``) and how it runs (``run``). Every hook but ``validate`` takes the settings, never
 the raw spec mapping.
 
-There are two sorts of kind, as in DuckPond's factory registry:
+There are three sorts of kind, the first two as in DuckPond's factory registry:
 
 *computed* kinds (:data:`COMPUTED`: ``glob``, ``timeseries-join``, ...)
     have ``build``: their node is a directory or file computed from what they read, and
@@ -14,7 +14,11 @@ There are two sorts of kind, as in DuckPond's factory registry:
 *executable* kinds (:data:`EXECUTABLE`: the ``HydroVu`` collector)
     have ``run`` (``pond run PATH``) and no ``build``: their node reads as its own
     configuration (secrets as ``${env:...}`` references), and ``makes`` names where a run
-    writes (``spec.output``).
+    writes (``spec.output``);
+*declared* kinds (:data:`DECLARED`: ``pipeline``, ``backup``)
+    have neither: their node reads as its configuration, which commands act on (``pond run
+    PIPELINE`` runs a pipeline's steps; ``pond backup push`` pushes to every declared
+    ``backup`` target).
 
 Each kind is the ``KIND`` of one module, named in those tables and imported the first time
 the kind is used (like fsspec's ``known_implementations``), so a ``pond`` command pays only
@@ -52,6 +56,11 @@ COMPUTED = {
 EXECUTABLE = {
     "HydroVu": "pondfs.collectors.hydrovu",
 }
+#: Declared kinds (configuration that commands act on) and the module whose ``KIND`` each is.
+DECLARED = {
+    "backup": "pondfs.backup_targets",
+    "pipeline": "pondfs.pipelines",
+}
 
 
 def _nothing(settings: Any) -> Sequence[str]:
@@ -80,6 +89,8 @@ class Kind:
     ``run(fs, node_id, path, settings, progress) -> RunReport``
         an executable kind's run: collect what is new into ``fs`` (pending; ``pond run``
         commits).
+
+    ``declared`` kinds have neither ``build`` nor ``run``.
     """
 
     name: str
@@ -89,11 +100,12 @@ class Kind:
     makes: Callable[[Any], Sequence[str]] = _nothing
     verify: Callable[[FS, Any], object] | None = None
     run: Callable[[FS, str, str, Any, Progress], RunReport] | None = None
+    declared: bool = False
 
     def __post_init__(self) -> None:
-        if (self.build is None) == (self.run is None):
-            raise TypeError(f"kind {self.name}: give build (a computed kind) or run (an "
-                            "executable kind), not both or neither")
+        if (self.build is not None) + (self.run is not None) + self.declared != 1:
+            raise TypeError(f"kind {self.name}: give build (a computed kind), run (an "
+                            "executable kind) or declared, one of them")
         if self.build is not None and self.makes is not _nothing:
             raise TypeError(f"kind {self.name}: a computed kind makes only its own node")
 
@@ -118,13 +130,15 @@ class ConfigFile(DynamicFile):
 class Kinds:
     """Kind names mapped to the module defining each; a module is imported on first use.
 
-    ``computed`` and ``executable`` map names to modules (see :data:`COMPUTED`); the module
-    must define ``KIND``, a :class:`Kind` of that name and sort.
+    ``computed``, ``executable`` and ``declared`` map names to modules (see
+    :data:`COMPUTED`); the module must define ``KIND``, a :class:`Kind` of that name and sort.
     """
 
-    def __init__(self, computed: Mapping[str, str], executable: Mapping[str, str]):
-        self._modules = {**computed, **executable}
+    def __init__(self, computed: Mapping[str, str], executable: Mapping[str, str],
+                 declared: Mapping[str, str] | None = None):
+        self._modules = {**computed, **executable, **(declared or {})}
         self._executable = frozenset(executable)
+        self._declared = frozenset(declared or ())
         self._loaded: dict[str, Kind] = {}
 
     def names(self) -> list[str]:
@@ -135,6 +149,11 @@ class Kinds:
         """Whether ``name`` is an executable kind (a collector); imports nothing."""
         return name in self._executable
 
+    def declared(self, name: str) -> bool:
+        """Whether ``name`` is a declared kind (a pipeline, a backup target); imports
+        nothing."""
+        return name in self._declared
+
     def get(self, name: str) -> Kind:
         """The kind called ``name`` (its module imported now if it was not yet)."""
         kind = self._loaded.get(name)
@@ -144,7 +163,8 @@ class Kinds:
             raise FsError(errno.EINVAL, f"unknown kind {name!r} (known: "
                           f"{', '.join(self.names())})")
         kind = importlib.import_module(self._modules[name]).KIND
-        if kind.name != name or (kind.run is not None) != self.executable(name):
+        if kind.name != name or (kind.run is not None) != self.executable(name) or \
+                kind.declared != self.declared(name):
             raise TypeError(f"{self._modules[name]}.KIND does not describe kind {name}")
         self._loaded[name] = kind
         return kind
@@ -195,4 +215,4 @@ class Kinds:
 
 
 #: The registry of every kind pondfs ships.
-KINDS = Kinds(COMPUTED, EXECUTABLE)
+KINDS = Kinds(COMPUTED, EXECUTABLE, DECLARED)

@@ -309,6 +309,7 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
     import pyfuse3
     import trio
 
+    from . import mounts
     from . import pond as pond_module
     from .fuse_ops import PondOperations, serve
     from .oplog.lock import MOUNT_HOLDER
@@ -341,6 +342,9 @@ def run_daemon(pond: str, mountpoint: str, options: MountOptions, ready_fd: int 
             report(f"could not mount {mountpoint}: {exc}")
             return EXIT_FAILURE
         log.info("mounted %s at %s (%s)", pond, mountpoint, options.to_text())
+        if disk is not None:
+            stack.callback(mounts.unregister, mounts.register(
+                disk, mountpoint, "ro" if options.read_only else "rw"))
         report("ok")
         os.chdir("/")
         unmount = True

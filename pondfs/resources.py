@@ -119,6 +119,21 @@ class Fields:
             raise SpecError(self.field(key), f"must be at least {minimum}, not {value}")
         return value
 
+    def duration(self, key: str, default: float | None) -> float | None:
+        """A duration (``6h``, ``1d12h``, or a number of seconds) in seconds, above 0."""
+        from .durations import parse_duration
+
+        value = self.get(key, (str, int, float), default)
+        if value is None:
+            return None
+        try:
+            seconds = float(value) if isinstance(value, (int, float)) else parse_duration(value)
+        except ValueError as exc:
+            raise SpecError(self.field(key), str(exc)) from None
+        if seconds <= 0:
+            raise SpecError(self.field(key), f"must be above 0, not {value}")
+        return seconds
+
     def done(self) -> None:
         """Raise if the mapping holds a field that was never read."""
         unknown = sorted(str(k) for k in self.mapping if k not in self._read)
@@ -365,11 +380,18 @@ def make_node(fs: FS, kind: str, path: str, config: bytes, desc: str = "", uid: 
     return node_id
 
 
-def find(fs: FS) -> list[tuple[str, str]]:
-    """``(path, kind)`` of every resource (dynamic node) in the pond, sorted by path
-    (computed directories are not entered)."""
+def find(fs: FS, under: str = "/") -> list[tuple[str, str]]:
+    """``(path, kind)`` of every resource (dynamic node) in the pond (below ``under``, if
+    it is a directory; none if it is missing), sorted by path (computed directories are not
+    entered)."""
     found = []
-    stack = [("/", ROOT_ID)]
+    try:
+        top = fs.resolve(under)
+    except FsError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise
+    stack = [(fs.canonical(under), ROOT_ID if under == "/" else top)]
     while stack:
         here, dir_id = stack.pop()
         for name, op in fs.entries(dir_id).items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import os
 import subprocess
 import sys
@@ -519,7 +520,7 @@ def test_cli_apply_run_describe_and_secrets(location: str, hydrovu: FakeHydroVu,
     quiet = run("run", "--all")
     assert quiet.stdout == f"{RESOURCE}: 4 devices, 0 with new data, 0 rows in 0 pages, " + \
         quiet.stdout.split(" pages, ")[1]
-    assert quiet.stdout.endswith("nothing new: no transaction\n")
+    assert re.search(r"nothing new: the run is recorded in transaction \d+\n$", quiet.stdout)
     assert quiet.stderr == ""  # not a terminal: no progress
     hydrovu.advance(2 * DAY)
     assert run("run", "-q", "--all").stdout == ""

@@ -10,8 +10,8 @@ bars, boto3 for backups) are imported by those commands.
 The commands live in groups, one module each, and each group adds its own sub-parsers:
 :mod:`.files` (init, ls, cat, stat, mkdir, rm, mv, ln), :mod:`.copy` (cp), :mod:`.history`
 (log, show, query), :mod:`.maintenance` (check, maintain), :mod:`.resources` (apply, mknod,
-describe, run), :mod:`.site` and :mod:`.backup` (backup, restore); :mod:`.common` holds what
-they share.
+describe, run), :mod:`.status` (status), :mod:`.schedule` (schedule), :mod:`.site` and
+:mod:`.backup` (backup, restore); :mod:`.common` holds what they share.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import os
 import sys
 
 from .. import __version__, pond
-from . import backup, copy, files, history, maintenance, resources, site
+from . import backup, copy, files, history, maintenance, resources, schedule, site, status
 from .common import Commands, split_side
 from .errors import CommandError, ending
 
 log = logging.getLogger("pondfs.cli")
 
 #: The command groups, in the order ``pond --help`` lists their commands.
-GROUPS = (files, copy, history, maintenance, resources, site, backup)
+GROUPS = (files, copy, history, maintenance, status, resources, schedule, site, backup)
 
 
 def build_parser() -> argparse.ArgumentParser:

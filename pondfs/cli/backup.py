@@ -18,7 +18,10 @@ def add_commands(commands: Commands) -> None:
                 "back up the pond to S3; list, verify and forget restore points",
                 description=BACKUP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["push", "list", "verify", "forget"])
-    p.add_argument("url", metavar="URL", help="s3://bucket/prefix")
+    p.add_argument("url", nargs="?", metavar="URL",
+                   help="s3://bucket/prefix (push: default every declared target)")
+    p.add_argument("--to", metavar="TARGET",
+                   help="push: to this declared target (kind: backup resource) only")
     p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
     p.add_argument("--quick", action="store_true", help="verify sizes only, download nothing")
     p.add_argument("--at", type=int, metavar="TXN", help="verify this restore point only")
@@ -50,7 +53,10 @@ BACKUP_HELP = """\
 Back up the pond to S3 (s3://bucket/prefix); list, verify and thin out backups.
 
   push    upload what the bucket lacks (data first, the log last), then a manifest of the
-          pond as of its newest transaction: a restore point. Interrupted pushes resume;
+          pond as of its newest transaction: a restore point. Without URL: to every
+          target the pond declares (kind: backup; --to TARGET: that one), each push
+          followed by the target's forget rules. Every push is recorded in the pond
+          (pond status shows it), failed or not. Interrupted pushes resume;
           multipart uploads a killed push left are aborted once idle for longer than
           --abort-uploads-after (default 1h: livelier ones may be another push's).
   list    the restore points: transactions, their times, files and sizes
@@ -68,7 +74,7 @@ settings (environment, profile, AWS_ENDPOINT_URL). Restore with pond restore URL
 #: The options of pond backup that only some actions take.
 _BACKUP_OPTIONS = {"quick": "verify", "at": "verify", "keep_last": "forget",
                    "keep_within": "forget", "dry_run": "forget",
-                   "abort_uploads_after": "push"}
+                   "abort_uploads_after": "push", "to": "push"}
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -80,12 +86,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             flag = "--" + option.replace("_", "-")
             raise CommandError(f"{flag} is an option of pond backup {action}")
     if args.action == "push":
-        location = pond.pond_location(args.pond)
-        after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
-                 else _seconds(args.abort_uploads_after, "--abort-uploads-after"))
-        print(backup.push(location, args.url, jobs=args.jobs,
-                          abort_uploads_after=after).describe())
-        return 0
+        return _push(args)
+    if args.url is None:
+        raise CommandError(f"pond backup {args.action} needs the backup's URL")
     if args.action == "list":
         points = backup.list_backups(args.url)
         print(f"{'txn':>6}  {'pond time':19}  {'pushed (UTC)':20}  {'files':>7}  "
@@ -109,6 +112,44 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print(report.describe())
     return 0 if report.ok else 1
+
+
+def _push(args: argparse.Namespace) -> int:
+    """pond backup push [URL | --to TARGET]: push, and record each push in the pond."""
+    from .. import backup, backup_targets, runs
+
+    location = pond.pond_location(args.pond)
+    if args.url is not None and args.to is not None:
+        raise CommandError("give a URL or --to TARGET, not both")
+    after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
+             else _seconds(args.abort_uploads_after, "--abort-uploads-after"))
+    if args.url is not None:
+        targets = [(args.url, backup_targets.Target(args.url, None, None,
+                                                    backup_targets.DEFAULT_MAX_AGE))]
+    else:
+        with pond.open_fs(location) as fs:
+            targets = backup_targets.declared(fs)
+        if args.to is not None:
+            targets = [(path, t) for path, t in targets if path == args.to]
+            if not targets:
+                raise CommandError(f"{args.to}: not a declared backup target (kind: backup)")
+        if not targets:
+            raise CommandError("no URL given and the pond declares no backup target "
+                               "(kind: backup)")
+    lines, records = [], []
+    for name, target in targets:
+        line, record = backup_targets.push(location, name, target, jobs=args.jobs,
+                                           abort_uploads_after=after)
+        lines.append(line)
+        records.append(record)
+    runs.commit_records(location, "pond " + " ".join(args.argv), records, lock_wait=args.wait)
+    failed = [r["error"] for r in records if not r["ok"]]
+    for line in lines:
+        if line not in failed:
+            print(line)
+    if failed:
+        raise CommandError("; ".join(failed))
+    return 0
 
 
 def _seconds(text: str, option: str) -> float:

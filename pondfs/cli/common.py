@@ -43,15 +43,17 @@ def add_at(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def writing(args: argparse.Namespace) -> Iterator[FS]:
-    """A writable view for one command; commits if the command finishes without error."""
+def writing(args: argparse.Namespace, runs: list[dict] | None = None) -> Iterator[FS]:
+    """A writable view for one command; commits if the command finishes without error.
+    ``runs`` (filled in by the command meanwhile) are the records of the runs it made
+    (:mod:`pondfs.runs`): with any, it commits even if nothing changed."""
     command = "pond " + " ".join(args.argv)
     # Only cp takes --at (to copy out of the past); copying in as of it is refused.
     with pond.open_fs(args.location, write=True, at=getattr(args, "at", None),
                       holder=command, lock_wait=args.wait) as fs:
         yield fs
         with _ignoring_ctrl_c():
-            args.txn = fs.commit(command)
+            args.txn = fs.commit(command, runs=runs or None)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from .. import pond
 from ..progress import progress_bar
@@ -39,9 +40,23 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
-    """pond maintain: checkpoint, compact, remove unreferenced old data."""
-    report = pond.maintain(args.location, retention_hours=args.retention_hours,
-                           holder="pond maintain", lock_wait=args.wait)
+    """pond maintain: checkpoint, compact, remove unreferenced old data; the run is
+    recorded in the pond (pond status says when maintain last ran)."""
+    from .. import runs
+
+    started = time.time_ns()
+    error = None
+    try:
+        report = pond.maintain(args.location, retention_hours=args.retention_hours,
+                               holder="pond maintain", lock_wait=args.wait)
+    except OSError as exc:  # recorded, then reported as any command's error
+        error = str(exc)
+        raise
+    finally:
+        record = runs.record(runs.MAINTAIN, "maintain", started_ns=started, error=error,
+                             retention_hours=args.retention_hours)
+        runs.commit_records(args.location, "pond " + " ".join(args.argv), [record],
+                            lock_wait=args.wait)
     for key, value in report.items():
         print(f"{key}: {value}")
     return 0

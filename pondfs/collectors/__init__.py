@@ -21,6 +21,7 @@ from typing import TextIO
 from .. import resources
 from ..kinds import KINDS
 from ..resources import SpecError, parse_spec
+from ..runs import DEFAULT_SILENT_AFTER
 from ..tinyfs import DYNAMIC, FS, FsError
 
 
@@ -30,25 +31,29 @@ class CollectorError(Exception):
 
 @dataclass
 class SourceReport:
-    """What a run did for one source (a device): rows appended, or why it failed."""
+    """What a run did for one source (a device): rows appended, or why it failed;
+    ``newest`` is the time of its newest reading in the pond after the run."""
 
     name: str
     pages: int = 0
     rows: int = 0
     first: int | None = None
     last: int | None = None
+    newest: int | None = None
     limited: bool = False
     error: str | None = None
 
 
 @dataclass
 class RunReport:
-    """What one run of one collector did."""
+    """What one run of one collector did; ``silent_after`` is how long its sources may go
+    without a new reading before ``pond status`` reports them (the collector's spec)."""
 
     path: str
     sources: list[SourceReport] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    silent_after: float = DEFAULT_SILENT_AFTER
 
     @property
     def rows(self) -> int:
@@ -124,11 +129,13 @@ def run(fs: FS, path: str, progress: Progress | None = None) -> RunReport:
     assert run_kind is not None
     progress = progress or Progress()
     started = time.monotonic()
+    settings = None
     try:
         settings = KINDS.settings(kind, parse_spec(config, path))
         report = run_kind(fs, node_id, path, settings, progress)
     except (CollectorError, SpecError) as exc:
-        report = RunReport(path, error=str(exc))
+        report = RunReport(path, error=str(exc), silent_after=getattr(
+            settings, "silent_after", DEFAULT_SILENT_AFTER))
     finally:
         progress.close()
     report.seconds = time.monotonic() - started

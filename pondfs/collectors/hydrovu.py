@@ -11,6 +11,7 @@ A resource of kind ``HydroVu`` (see :mod:`pondfs.resources`)::
       client_secret: ${env:HYDROVU_CLIENT_SECRET}
       output: /hydrovu                  # the default
       floor: 2000-01-01                 # readings before it are dropped (clock glitches)
+      silent_after: 6h                  # pond status reports a device without newer readings
       devices:                          # optional: without it, every location of the account
         - {id: 4918173950304032, name: AT500_1, active: true, comment: "north dock sonde"}
       limits:                           # all optional; the defaults are shown
@@ -67,6 +68,7 @@ import requests
 
 from ..kinds import Kind
 from ..resources import Fields, SpecError, env_reference, makedirs, resolve_env
+from ..runs import DEFAULT_SILENT_AFTER
 from ..tinyfs import FS, FsError, SchemaConflict, join_path, split_path, validate_name
 from . import CollectorError, Progress, RunReport, SourceReport
 
@@ -112,6 +114,7 @@ class Settings:
     floor: int
     devices: tuple[Device, ...]
     limits: Limits
+    silent_after: float = DEFAULT_SILENT_AFTER
 
     @classmethod
     def parse(cls, spec: dict) -> Settings:
@@ -134,9 +137,11 @@ class Settings:
             if ids.index(device.id) != i:
                 raise SpecError(f"spec.devices[{i}].id", f"{device.id} is listed twice")
         limits = _limits(Fields(fields.get("limits", dict, {}), "spec.limits"))
+        silent_after = fields.duration("silent_after", DEFAULT_SILENT_AFTER)
+        assert silent_after is not None
         fields.done()
         return cls(base_url, client_id, client_secret, "/" + "/".join(split_path(output)),
-                   floor, devices, limits)
+                   floor, devices, limits, silent_after)
 
 
 def _epoch(fields: Fields, key: str) -> int:
@@ -471,7 +476,7 @@ class _Run:
             devices = [d for d in self.settings.devices if d.active]
         else:
             devices = [Device(i) for i in sorted(locations, key=lambda i: (locations[i], i))]
-        report = RunReport(self.path)
+        report = RunReport(self.path, silent_after=self.settings.silent_after)
         for device in devices:
             name = device.name or _file_name(locations.get(device.id, ""), device.id)
             source = SourceReport(name)
@@ -493,6 +498,7 @@ class _Run:
         start = self.settings.floor
         if existing is not None:
             last = _last_time(self.fs, existing[1])
+            source.newest = last
             if last is not None:
                 start = max(start, last + 1)
         readings = Readings(start, parameters, units)
@@ -532,6 +538,7 @@ class _Run:
         source.rows = table.num_rows
         times = table.column("timestamp")
         source.first, source.last = times[0].as_py(), times[-1].as_py()
+        source.newest = source.last
         log.info("%s: %d rows in %d pages, %d..%d", name, source.rows, source.pages,
                  source.first, source.last)
 

@@ -11,8 +11,9 @@ them to an older pond's table with its first commit (:func:`missing_columns`).
 
 Besides node versions, each pond transaction writes one *transaction row* in the reserved
 partition :data:`TXN_PARTITION` (kind ``transaction``, ``txn`` its number, ``content`` its
-:class:`TxnInfo` as compact JSON), in the same Delta commit as its node versions: ``pond log``
-reads those rows, so the Delta log's own history is never needed and Delta may clean it up.
+:class:`TxnInfo` as compact JSON, with the records of the runs it was, if any), in the
+same Delta commit as its node versions: ``pond log`` reads those rows, so the Delta log's
+own history is never needed and Delta may clean it up.
 """
 
 from __future__ import annotations
@@ -154,7 +155,11 @@ def from_table(table: pa.Table) -> list[NodeVersion]:
 
 def txn_row(info: TxnInfo) -> NodeVersion:
     """The transaction row that records ``info`` in :data:`TXN_PARTITION`."""
-    content = json.dumps(dataclasses.asdict(info), separators=(",", ":")).encode()
+    fields = dataclasses.asdict(info)
+    for optional in ("runs", "tag"):  # most transactions are neither: their rows stay small
+        if fields[optional] is None:
+            del fields[optional]
+    content = json.dumps(fields, separators=(",", ":")).encode()
     return NodeVersion(
         part_id=TXN_PARTITION, node_id=TXN_PARTITION, version=info.txn, txn=info.txn,
         kind=TXN_KIND, size=len(content), content=content, timestamp_ns=info.timestamp_ns,

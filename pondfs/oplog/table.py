@@ -586,6 +586,24 @@ class OplogPersistence(Persistence):
         with self._mutex:
             return len(self._files())
 
+    def table_summary(self) -> dict[str, int]:
+        """From the Delta log alone: rows, data files and their bytes, files beyond one per
+        partition (what compaction would merge), log entries since the last checkpoint."""
+        with self._mutex:
+            actions = self._files()._actions
+            version = self._table.version()
+            rows = pc.sum(actions.column("num_records")).as_py() if actions.num_rows else 0
+            size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
+            try:
+                with self._reader._fs.open_input_stream(
+                        f"{LOG_DIR}/{LAST_CHECKPOINT}") as f:
+                    checkpoint = int(json.loads(f.read())["version"])
+            except (OSError, ValueError, KeyError):
+                checkpoint = -1
+            return {"rows": rows or 0, "data_files": actions.num_rows, "data_bytes": size or 0,
+                    "extra_files": actions.num_rows - len(self._files().files_per_partition()),
+                    "log_entries_since_checkpoint": version - checkpoint}
+
     def close(self) -> None:
         with self._mutex:
             self._index = None

@@ -126,16 +126,18 @@ class FS(FileContent):
         failed commit wait to be committed again."""
         return bool(self._pending) or (bool(self._inflight) and self._commit is None)
 
-    def commit(self, command: str) -> int | None:
+    def commit(self, command: str, runs: list[dict] | None = None) -> int | None:
         """Commit the pending changes (and any rows a failed commit left) as one transaction;
-        its number, or None if there was nothing. The writer lock is held for the commit
+        its number, or None if there was nothing. ``runs`` are the records of the runs the
+        transaction is (:attr:`TxnInfo.runs`); with them, a transaction is committed even if
+        nothing changed (a failed run is recorded too). The writer lock is held for the commit
         alone (:meth:`writer_lock`). Other threads may use the view meanwhile (see
         :class:`Commit`); commits from several threads run one after the other."""
         with self._commit_lock:
-            if not self.dirty:
+            if not self.dirty and runs is None:
                 return None
             with self.writer_lock(command):
-                commit = self.begin_commit(command)
+                commit = self.begin_commit(command, runs=runs)
                 return None if commit is None else commit.complete()
 
     def writer_lock(self, command: str) -> AbstractContextManager[None]:
@@ -145,7 +147,8 @@ class FS(FileContent):
         return self.store.writer_lock(self.holder or command, self.lock_wait)
 
     @locked
-    def begin_commit(self, command: str, hold: Collection[str] = ()) -> Commit | None:
+    def begin_commit(self, command: str, hold: Collection[str] = (),
+                     runs: list[dict] | None = None) -> Commit | None:
         """Phase one of a commit: number and stamp the pending versions and move them to the
         in-flight set; the :class:`Commit` that finishes the job, or None if nothing is to be
         committed. EBUSY while another commit is in flight. The caller holds the writer lock
@@ -157,11 +160,11 @@ class FS(FileContent):
         replaced (a file created and not yet closed is not committed half-written)."""
         if self._commit is not None:
             raise FsError(errno.EBUSY, f"transaction {self._commit.txn} is being committed")
-        if not self.dirty:
+        if not self.dirty and runs is None:
             return None
         followed = self.follow()
         held = self._set_aside(set(hold))
-        if not self.dirty:
+        if not self.dirty and runs is None:
             self._stage_again(held)
             return None
         txn = self.as_of + 1
@@ -176,7 +179,8 @@ class FS(FileContent):
         self._stage_again(held)
         rows = [v if v.timestamp_ns == now else v.evolve(timestamp_ns=now)
                 for versions in self._inflight.values() for v in versions]
-        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows)), rows, followed)
+        self._commit = Commit(self, TxnInfo(txn, now, command, rows=len(rows), runs=runs),
+                              rows, followed)
         return self._commit
 
     @locked

@@ -140,6 +140,8 @@ class TxnInfo:
 
     ``tag`` is set on a transaction that only names another: ``{"name": NAME, "txn": N}``
     tags transaction N, ``"txn": None`` removes the tag (see :mod:`pondfs.tinyfs.history`).
+    ``runs`` are the records of the runs it was (collectors', a pipeline's, a push's:
+    :mod:`pondfs.runs`), if it was any.
     """
 
     txn: int
@@ -148,6 +150,7 @@ class TxnInfo:
     user: str = field(default_factory=lambda: _user())
     rows: int = 0
     tag: dict | None = None
+    runs: list[dict] | None = None
 
 
 def _user() -> str:
