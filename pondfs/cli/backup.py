@@ -17,24 +17,33 @@ def add_commands(commands: Commands) -> None:
     p = command("backup", cmd_backup,
                 "back up the pond to S3; list, verify and forget restore points",
                 description=BACKUP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["push", "list", "verify", "forget"])
-    p.add_argument("url", nargs="?", metavar="URL",
-                   help="s3://bucket/prefix (push: default every declared target)")
-    p.add_argument("--to", metavar="TARGET",
-                   help="push: to this declared target (kind: backup resource) only")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
-    p.add_argument("--quick", action="store_true", help="verify sizes only, download nothing")
-    p.add_argument("--at", type=int, metavar="TXN", help="verify this restore point only")
-    p.add_argument("--keep-last", type=int, metavar="N",
-                   help="forget: keep the N newest restore points")
-    p.add_argument("--keep-within", metavar="DURATION",
-                   help="forget: keep the restore points pushed within DURATION of the "
-                        "newest (90s, 30m, 12h, 7d, 2w, 1d12h)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="forget: list what would be deleted, delete nothing")
-    p.add_argument("--abort-uploads-after", metavar="DURATION",
-                   help="push: abort unfinished multipart uploads idle for this long "
-                        "(default 1h; 0 aborts every one)")
+    # Each action is a subcommand of its own, so options may come before the optional URL
+    # (`push -j 1 URL`: one parser with an optional positional after the action takes
+    # the URL for an unknown argument).
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("url", nargs="?", metavar="URL",
+                         help="s3://bucket/prefix (push: default every declared target)")
+    options.add_argument("--to", metavar="TARGET",
+                         help="push: to this declared target (kind: backup resource) only")
+    options.add_argument("-j", "--jobs", type=int, default=16,
+                         help="transfers at once (default 16)")
+    options.add_argument("--quick", action="store_true",
+                         help="verify sizes only, download nothing")
+    options.add_argument("--at", type=int, metavar="TXN",
+                         help="verify this restore point only")
+    options.add_argument("--keep-last", type=int, metavar="N",
+                         help="forget: keep the N newest restore points")
+    options.add_argument("--keep-within", metavar="DURATION",
+                         help="forget: keep the restore points pushed within DURATION of the "
+                              "newest (90s, 30m, 12h, 7d, 2w, 1d12h)")
+    options.add_argument("--dry-run", action="store_true",
+                         help="forget: list what would be deleted, delete nothing")
+    options.add_argument("--abort-uploads-after", metavar="DURATION",
+                         help="push: abort unfinished multipart uploads idle for this long "
+                              "(default 1h; 0 aborts every one)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action in ("push", "list", "verify", "forget"):
+        actions.add_parser(action, parents=[options], help="see pond backup --help")
     p.set_defaults(pond_optional=True, names_action=True)
 
     p = command("restore", cmd_restore, "make a new pond from an S3 backup",
@@ -43,7 +52,7 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("url", metavar="URL", help="s3://bucket/prefix")
     p.add_argument("dir", metavar="DIR", help="a directory that does not exist yet")
     p.add_argument("--at", metavar="TXN|TIME",
-                   help="restore point (see pond backup list; default the newest), or an "
+                         help="restore point (see pond backup list; default the newest), or an "
                         "ISO time: the newest restore point at or before it")
     p.add_argument("-j", "--jobs", type=int, default=16, help="transfers at once (default 16)")
     p.set_defaults(pond_optional=True)
