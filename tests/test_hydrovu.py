@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import os
+import re
 import subprocess
 import sys
 import time
