@@ -89,13 +89,15 @@ def cat(fs: FS, path: str) -> bytes:
 
 
 def test_every_kind_is_one_descriptor_of_its_sort() -> None:
-    assert KINDS.names() == ["HydroVu", "glob", "sql-derived", "template", "temporal-reduce",
-                             "timeseries-join"]
+    assert KINDS.names() == ["HydroVu", "backup", "glob", "pipeline", "sql-derived",
+                             "template", "temporal-reduce", "timeseries-join"]
     for name in KINDS.names():
         kind = KINDS.get(name)
         assert kind.name == name
-        assert (kind.run is not None) == KINDS.executable(name) == (kind.build is None)
-    with pytest.raises(TypeError, match="not both or neither"):
+        assert (kind.run is not None) == KINDS.executable(name)
+        assert kind.declared == KINDS.declared(name)
+        assert (kind.build is None) == (KINDS.executable(name) or KINDS.declared(name))
+    with pytest.raises(TypeError, match="one of them"):
         Kind("both", validate=dict, build=lambda fs, s, n: None, run=lambda *a: None)
     with pytest.raises(TypeError, match="makes only its own node"):
         Kind("computed", validate=dict, build=lambda fs, s, n: None, makes=lambda s: ["/x"])
@@ -104,8 +106,9 @@ def test_every_kind_is_one_descriptor_of_its_sort() -> None:
 def test_an_unknown_kind_is_refused_naming_the_known_ones(location: str) -> None:
     with pond.open_fs(location, write=True) as fs, pytest.raises(FsError) as caught:
         resources.make_node(fs, "nope", "/x", b"{}")
-    assert str(caught.value) == ("unknown kind 'nope' (known: HydroVu, glob, sql-derived, "
-                                 "template, temporal-reduce, timeseries-join)")
+    assert str(caught.value) == ("unknown kind 'nope' (known: HydroVu, backup, glob, "
+                                 "pipeline, sql-derived, template, temporal-reduce, "
+                                 "timeseries-join)")
 
 
 def test_a_kinds_module_is_imported_only_when_the_kind_is_used(location: str,
