@@ -75,7 +75,8 @@ def declared(fs: FS, under: str = "/") -> list[tuple[str, Target]]:
 def push(location: str, name: str, target: Target, *, jobs: int,
          abort_uploads_after: float) -> tuple[str, dict[str, Any]]:
     """Push the pond to ``target`` (declared as ``name``), then apply its forget rules; one
-    line saying what happened and the run's record (its ``error`` says why it failed)."""
+    line saying what happened (or the error) and the run's record (its ``error`` says why
+    it failed)."""
     from . import backup
 
     started = time.time_ns()
@@ -88,8 +89,8 @@ def push(location: str, name: str, target: Target, *, jobs: int,
                                    keep_within=target.keep_within, jobs=jobs)
             line += "; " + forgot.describe()
     except OSError as exc:  # BackupError, S3 and file errors
-        error = f"{name}: {exc.strerror or exc}"
+        error = str(exc.strerror or exc)
         return error, record(BACKUP, name, started_ns=started, error=error, url=target.url,
                              max_age=target.max_age)
-    return f"{name}: {line}", record(BACKUP, name, started_ns=started, url=target.url,
-                                     pushed_txn=result.txn, max_age=target.max_age)
+    return line, record(BACKUP, name, started_ns=started, url=target.url,
+                        pushed_txn=result.txn, max_age=target.max_age)

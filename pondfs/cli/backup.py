@@ -152,10 +152,12 @@ def _push(args: argparse.Namespace) -> int:
         lines.append(line)
         records.append(record)
     runs.commit_records(location, "pond " + " ".join(args.argv), records, lock_wait=args.wait)
-    failed = [r["error"] for r in records if not r["ok"]]
-    for line in lines:
-        if line not in failed:
+    named = [line if args.url is not None else f"{name}: {line}"  # a URL given needs no name
+             for (name, _), line in zip(targets, lines, strict=True)]
+    for line, run in zip(named, records, strict=True):
+        if run["ok"]:
             print(line)
+    failed = [line for line, run in zip(named, records, strict=True) if not run["ok"]]
     if failed:
         raise CommandError("; ".join(failed))
     return 0
