@@ -135,6 +135,14 @@ class PushResult:
                 f"({human_bytes(rate)}/s){aborted}")
 
 
+def check_pushable(pond_dir: str | os.PathLike[str]) -> None:
+    """Raise :class:`BackupError` if the pond at ``pond_dir`` is not one a push copies."""
+    if is_s3_url(os.fspath(pond_dir)):
+        raise BackupError(f"{pond_dir} is a pond in S3: pond backup push copies a pond on a "
+                          "local disk (copy a bucket with the store's own replication)",
+                          errno.EINVAL)
+
+
 def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS,
          progress: bool = True, abort_uploads_after: float = ABORT_UPLOADS_AFTER) -> PushResult:
     """Back up the pond at ``pond_dir`` to ``url``: upload what the bucket lacks, then a
@@ -144,10 +152,7 @@ def push(pond_dir: str | os.PathLike[str], url: str, *, jobs: int = DEFAULT_JOBS
     uploads below ``url`` idle for ``abort_uploads_after`` seconds: pushes killed mid-way
     leave them, and the store keeps (and bills) their parts until they are aborted."""
     started = time.monotonic()
-    if is_s3_url(os.fspath(pond_dir)):
-        raise BackupError(f"{pond_dir} is a pond in S3: pond backup push copies a pond on a "
-                          "local disk (copy a bucket with the store's own replication)",
-                          errno.EINVAL)
+    check_pushable(pond_dir)
     root = Path(pond_dir)
     location = S3Location.parse(url)
     snapshot = _snapshot(root)

@@ -303,10 +303,11 @@ def test_tags_travel_with_s3_and_backups(url: str, s3, tmp_path: Path) -> None:
     restored = Pond(tmp_path / "restored")
     assert restored.text("tag") == local.text("tag")
     assert restored.out("cat", "--at", "release", "/f") == b"two\n"
-    first = local.json("log")[0]["txn"]
+    pushed = local.json("log")  # newest first: the push's run record, then what it pushed
+    first = pushed[1]["txn"]
     local.out("cp", str(tmp_path / "f"), "/g")
     local.out("backup", "push", backup)
-    when = local.json("log")[1]["time"].replace(" ", "T") + ".999999"
+    when = pushed[0]["time"].replace(" ", "T") + ".999999"  # after point 1, before the cp
     local.out("restore", "--at", when, backup, str(tmp_path / "by-time"))
     assert Pond(tmp_path / "by-time").txns()[0] == first
     local.fails("restore", "--at", "release", backup, str(tmp_path / "x"),

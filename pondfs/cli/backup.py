@@ -128,6 +128,7 @@ def _push(args: argparse.Namespace) -> int:
     from .. import backup, backup_targets, runs
 
     location = pond.pond_location(args.pond)
+    backup.check_pushable(location)  # bad input: refused before any push is recorded
     if args.url is not None and args.to is not None:
         raise CommandError("give a URL or --to TARGET, not both")
     after = (backup.ABORT_UPLOADS_AFTER if args.abort_uploads_after is None
